@@ -1,0 +1,356 @@
+"""`filingcontrast` command line: a thin shell over the library.
+
+Every stage command reads one `RunConfig` (from `--config FILE`, defaults otherwise) plus dotted
+overrides (`train.lr=1e-4`), and calls the stage function. User mistakes (`UserError`) print one
+line and exit 1; config mistakes (`ConfigError`) exit 2. Heavy libraries are imported inside the
+command that needs them, so `--help` and config errors answer instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from filingcontrast import __version__
+from filingcontrast.config import RunConfig, load_config
+from filingcontrast.errors import UserError
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def _config(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
+    """The run config from --config, the command's own flags (as overrides) and key=value args."""
+    overrides = list(extra or []) + list(getattr(args, "overrides", []) or [])
+    return load_config(getattr(args, "config", None), overrides)
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML run config (see configs/); defaults otherwise")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted config overrides, e.g. train.lr=1e-4 pairs.window=0_3",
+    )
+
+
+def _store_override(args: argparse.Namespace) -> list[str]:
+    return [f'store="{args.store}"'] if getattr(args, "store", None) else []
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------------------------
+# Commands. Each imports its stage lazily.
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    extra = _store_override(args)
+    if args.filings is not None:
+        extra.append(f"simulate.filings={args.filings}")
+    if args.seed is not None:
+        extra.append(f"seed={args.seed}")
+    if args.preset is not None:
+        extra.append(f'simulate.preset="{args.preset}"')
+    cfg = _config(args, extra)
+    from filingcontrast.corpus.simulate import simulate_to_store
+
+    summary = simulate_to_store(cfg)
+    _print_json(summary)
+    return 0
+
+
+def cmd_ingest_edgar(args: argparse.Namespace) -> int:
+    from filingcontrast.corpus.edgar import ingest_edgar
+
+    cfg = _config(args, _store_override(args))
+    summary = ingest_edgar(
+        store_path=cfg.store,
+        tickers=[t.strip().upper() for t in args.tickers.split(",") if t.strip()],
+        since=args.since,
+        until=args.until,
+        identity=args.identity,
+        cache_dir=args.http_cache,
+        with_prices=not args.no_prices,
+    )
+    _print_json(summary)
+    return 0
+
+
+def cmd_ingest_files(args: argparse.Namespace) -> int:
+    from filingcontrast.corpus.files import ingest_files
+
+    cfg = _config(args, _store_override(args))
+    summary = ingest_files(cfg.store, Path(args.path), prices_csv=args.prices)
+    _print_json(summary)
+    return 0
+
+
+def cmd_ingest_prices(args: argparse.Namespace) -> int:
+    from filingcontrast.corpus.prices import ingest_prices
+
+    cfg = _config(args, _store_override(args))
+    summary = ingest_prices(
+        cfg.store, csv_path=args.csv, tickers=args.tickers, since=args.since, source=args.source
+    )
+    _print_json(summary)
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from filingcontrast.corpus.events import compute_events_in_store
+
+    cfg = _config(args, _store_override(args))
+    _print_json(compute_events_in_store(cfg.store))
+    return 0
+
+
+def cmd_corpus_stats(args: argparse.Namespace) -> int:
+    from filingcontrast.corpus.events import corpus_stats
+
+    cfg = _config(args, _store_override(args))
+    print(corpus_stats(cfg.store))
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from filingcontrast.corpus.parse import parse_8k_file
+
+    parsed = parse_8k_file(Path(args.file))
+    if args.json:
+        _print_json(parsed.to_dict())
+    else:
+        print(parsed.summary())
+    return 0
+
+
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from filingcontrast.pairs import build_pairs
+
+    cfg = _config(args, _store_override(args))
+    summary = build_pairs(cfg, Path(args.out))
+    _print_json(summary)
+    return 0
+
+
+def cmd_pairs_stats(args: argparse.Namespace) -> int:
+    from filingcontrast.pairs import pairs_stats
+
+    print(pairs_stats(Path(args.dir)))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    extra = []
+    if args.out:
+        out = Path(args.out)
+        extra += [f'runs_dir="{out.parent.as_posix()}"', f'name="{out.name}"']
+    cfg = _config(args, extra)
+    from filingcontrast.train import train
+
+    result = train(cfg, Path(args.pairs), resume=args.resume)
+    _print_json(result)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from filingcontrast.predict import compare_cli
+
+    result = compare_cli(
+        args.a,
+        args.b,
+        adapter=args.adapter,
+        base=args.base,
+        store=args.store,
+        explain=args.explain,
+    )
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"{result['choice']} (P(A better) = {result['p_a']:.3f}, confidence {result['confidence']})"
+        )
+        if result.get("analysis"):
+            print(result["analysis"])
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from filingcontrast.predict import rank_cli
+
+    result = rank_cli(args.files, adapter=args.adapter, base=args.base, k=args.k, store=args.store)
+    if args.json:
+        _print_json(result)
+    else:
+        for row in result["ranking"]:
+            print(
+                f"{row['rank']:>3}  {row['score']:+.3f}  [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]  {row['id']}"
+            )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    extra = [f'evaluate.split="{args.split}"'] if args.split else []
+    cfg = _config(args, extra)
+    from filingcontrast.evaluate import evaluate_run
+
+    metrics = evaluate_run(Path(args.adapter), Path(args.pairs), cfg)
+    _print_json(
+        {k: metrics[k] for k in ("split", "n_pairs", "accuracy", "accuracy_ci") if k in metrics}
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from filingcontrast.report import write_report
+
+    path = write_report(Path(args.run))
+    print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from filingcontrast.demo import run_demo
+
+    return run_demo(config_path=args.config, overrides=args.overrides, quick=args.quick)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="filingcontrast",
+        description="Contrastive instruction fine-tuning on SEC 8-K filings.",
+    )
+    parser.add_argument("--version", action="version", version=f"filingcontrast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("simulate", cmd_simulate, "Generate a simulated market of 8-K filings into the store.")
+    p.add_argument("--filings", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--preset", choices=["demo", "realistic"])
+    p.add_argument("--store")
+    _add_config_args(p)
+
+    ingest = add("ingest", None, "Ingest real filings into the store.")
+    isub = ingest.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    p = add("edgar", cmd_ingest_edgar, "8-K filings from SEC EDGAR (needs an identity).", isub)
+    p.add_argument("--tickers", required=True, help="comma-separated tickers, e.g. AAPL,MSFT")
+    p.add_argument("--since", required=True, help="first filing date (YYYY-MM-DD)")
+    p.add_argument("--until", help="last filing date (YYYY-MM-DD)")
+    p.add_argument(
+        "--identity", help='"Name email@example.com" for the SEC User-Agent (or $SEC_IDENTITY)'
+    )
+    p.add_argument("--http-cache", help="directory for cached raw EDGAR responses")
+    p.add_argument("--no-prices", action="store_true", help="skip the price download")
+    p.add_argument("--store")
+    _add_config_args(p)
+    p = add("files", cmd_ingest_files, "Your own filings: JSONL/CSV manifest or a directory.", isub)
+    p.add_argument("path", help="manifest (.jsonl/.csv) or directory of .htm/.txt 8-K files")
+    p.add_argument("--prices", help="prices CSV (ticker,date,close[,adj_close])")
+    p.add_argument("--store")
+    _add_config_args(p)
+    p = add("prices", cmd_ingest_prices, "Daily prices from a CSV file or yfinance.", isub)
+    p.add_argument("--csv", help="prices CSV (ticker,date,close[,adj_close])")
+    p.add_argument("--tickers", help="comma-separated tickers for yfinance")
+    p.add_argument("--since", help="first date for yfinance")
+    p.add_argument("--source", choices=["csv", "yfinance"], default="csv")
+    p.add_argument("--store")
+    _add_config_args(p)
+
+    p = add("events", cmd_events, "Compute day 0 and event-window abnormal returns in the store.")
+    p.add_argument("--store")
+    _add_config_args(p)
+
+    corpus = add("corpus", None, "Inspect the corpus store.")
+    csub = corpus.add_subparsers(dest="what", required=True, metavar="WHAT")
+    p = add("stats", cmd_corpus_stats, "Counts by source, item and skip reason.", csub)
+    p.add_argument("--store")
+    _add_config_args(p)
+
+    p = add("parse", cmd_parse, "Parse one 8-K file and show items, sections, exhibits.")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+
+    p = add("pairs", cmd_pairs, "Build contrastive pairs with time splits from the store.")
+    p.add_argument("--out", required=True, help="output directory for {train,valid,test}.jsonl")
+    p.add_argument("--store")
+    _add_config_args(p)
+    # `pairs stats DIR` is dispatched in main() to keep `pairs --out` flat.
+
+    p = add("train", cmd_train, "LoRA fine-tuning on a pairs directory.")
+    p.add_argument("--pairs", required=True, help="pairs directory (train.jsonl, valid.jsonl)")
+    p.add_argument("--out", help="run directory (default runs/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    _add_config_args(p)
+
+    p = add("compare", cmd_compare, "Compare two filings: which had the better abnormal return?")
+    p.add_argument("a", help="filing A: .htm/.txt file or store accession")
+    p.add_argument("b", help="filing B: .htm/.txt file or store accession")
+    p.add_argument("--adapter", help="run directory or adapter dir (omit for zero-shot)")
+    p.add_argument("--base", help="base model spec when no adapter is given")
+    p.add_argument("--store", help="store to resolve accession numbers")
+    p.add_argument("--explain", action="store_true", help="also generate an analysis")
+    p.add_argument("--json", action="store_true")
+
+    p = add("rank", cmd_rank, "Rank many filings by pairwise verdicts (Bradley-Terry).")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--adapter")
+    p.add_argument("--base")
+    p.add_argument("--store")
+    p.add_argument("-k", type=int, default=4, help="comparisons per filing")
+    p.add_argument("--json", action="store_true")
+
+    p = add("evaluate", cmd_evaluate, "Evaluate an adapter on pairs against baselines.")
+    p.add_argument("--adapter", required=True, help="run directory (runs/NAME)")
+    p.add_argument("--pairs", required=True)
+    p.add_argument("--split", choices=["train", "valid", "test"])
+    _add_config_args(p)
+
+    p = add("report", cmd_report, "Write the self-contained HTML report of a run.")
+    p.add_argument("run", help="run directory (runs/NAME)")
+
+    p = add("demo", cmd_demo, "The whole pipeline offline on the simulated market.")
+    p.add_argument("--quick", action="store_true", help="small smoke-test version (~2 min)")
+    _add_config_args(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["pairs", "stats"]:
+        stats = argparse.ArgumentParser(prog="filingcontrast pairs stats")
+        stats.add_argument("dir")
+        args = stats.parse_args(argv[2:])
+        args.handler = cmd_pairs_stats
+    else:
+        args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("filingcontrast."):
+            raise
+        print(f"error: `{args.command}` is not built yet ({exc.name} missing)", file=sys.stderr)
+        return 3
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

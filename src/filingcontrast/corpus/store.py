@@ -1,0 +1,247 @@
+"""The corpus store: one DuckDB file with the tables every source writes and every stage reads.
+
+Tables (key in brackets), as in DESIGN.md: `companies` [cik], `filings` [accession],
+`documents` [accession, name], `prices` [ticker, date], `events` [accession, window, method],
+`truth` [accession] (simulated data only), `meta` (schema_version).
+
+Writes are upserts keyed by the table's key, and every public write runs in one transaction, so an
+ingest killed at any point and rerun ends with the same rows as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from filingcontrast.errors import UserError
+
+SCHEMA_VERSION = 1
+
+# Column lists double as the documented schema; the first `key` columns form the primary key.
+TABLES: dict[str, tuple[list[str], list[str]]] = {
+    "companies": (
+        ["cik"],
+        [
+            "cik VARCHAR",
+            "ticker VARCHAR",
+            "name VARCHAR",
+            "sector VARCHAR",
+            "size VARCHAR",
+            "source VARCHAR",
+        ],
+    ),
+    "filings": (
+        ["accession"],
+        [
+            "accession VARCHAR",
+            "cik VARCHAR",
+            "ticker VARCHAR",
+            "form VARCHAR",
+            "accepted_at TIMESTAMPTZ",
+            "filing_date DATE",
+            "items VARCHAR[]",
+            "source VARCHAR",
+            "url VARCHAR",
+        ],
+    ),
+    "documents": (
+        ["accession", "name"],
+        [
+            "accession VARCHAR",
+            "name VARCHAR",
+            "kind VARCHAR",
+            "exhibit_type VARCHAR",
+            "text VARCHAR",
+            "sha256 VARCHAR",
+        ],
+    ),
+    "prices": (
+        ["ticker", "date"],
+        ["ticker VARCHAR", "date DATE", "close DOUBLE", "adj_close DOUBLE"],
+    ),
+    "events": (
+        ["accession", "window", "method"],
+        [
+            "accession VARCHAR",
+            "window VARCHAR",
+            "method VARCHAR",
+            "day0 DATE",
+            "ret DOUBLE",
+            "index_ret DOUBLE",
+            "abnormal_ret DOUBLE",
+            "skip_reason VARCHAR",
+        ],
+    ),
+    "truth": (
+        ["accession"],
+        [
+            "accession VARCHAR",
+            "expected_abnormal_ret DOUBLE",
+            "noise_scale DOUBLE",
+            "noise_df DOUBLE",
+            "drivers VARCHAR",
+        ],
+    ),
+}
+
+# Ticker under which the market index series is stored in `prices`.
+INDEX_TICKER = "^INDEX"
+
+# migrations[v] upgrades a store at schema version v to v + 1.
+MIGRATIONS: dict[int, list[str]] = {}
+
+
+def sha256_text(text: str | bytes) -> str:
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+class Store:
+    """A DuckDB corpus store. Use as a context manager or call `close()`.
+
+    >>> with Store("data/x.duckdb") as store:
+    ...     store.upsert("filings", rows)
+    """
+
+    def __init__(self, path: str | Path, read_only: bool = False, create: bool = True):
+        self.path = Path(path)
+        if not self.path.exists():
+            if read_only or not create:
+                raise UserError(
+                    f"{self.path}: store not found (run `filingcontrast simulate` or `ingest` first)"
+                )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise UserError(f"{self.path}: cannot open store: {str(exc).splitlines()[0]}") from None
+        if not read_only:
+            self._ensure_schema()
+        else:
+            self._check_version()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All writes inside commit together or not at all."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- schema ---------------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        with self.transaction() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version == 0:
+                for table, (key, cols) in TABLES.items():
+                    con.execute(
+                        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)}, "
+                        f"PRIMARY KEY ({', '.join(key)}))"
+                    )
+                version = SCHEMA_VERSION
+            while version < SCHEMA_VERSION:
+                for stmt in MIGRATIONS[version]:
+                    con.execute(stmt)
+                version += 1
+            if version > SCHEMA_VERSION:
+                raise UserError(
+                    f"{self.path}: store schema version {version} is newer than this "
+                    f"filingcontrast ({SCHEMA_VERSION}); upgrade filingcontrast"
+                )
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
+
+    def _check_version(self) -> None:
+        row = (
+            self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if self._has_table("meta")
+            else None
+        )
+        if row is None:
+            raise UserError(f"{self.path}: not a filingcontrast store (no schema version)")
+        if int(row[0]) != SCHEMA_VERSION:
+            raise UserError(
+                f"{self.path}: store schema version {row[0]}, expected {SCHEMA_VERSION}; "
+                "open it once without read_only to migrate"
+            )
+
+    def _has_table(self, name: str) -> bool:
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+            ).fetchone()[0]
+        )
+
+    @property
+    def schema_version(self) -> int:
+        return int(
+            self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        )
+
+    # -- writes ---------------------------------------------------------------------------
+    def upsert(self, table: str, rows: Iterable[dict[str, Any]] | Sequence[dict[str, Any]]) -> int:
+        """Insert or replace `rows` (dicts keyed by column name) in one transaction."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table}")
+        cols = [c.split()[0] for c in TABLES[table][1]]
+        rows = list(rows)
+        if not rows:
+            return 0
+        values = [[row.get(c) for c in cols] for row in rows]
+        placeholders = ", ".join("?" for _ in cols)
+        with self.transaction() as con:
+            con.executemany(
+                f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({placeholders})",
+                values,
+            )
+        return len(rows)
+
+    def upsert_frame(self, table: str, frame: Any) -> int:
+        """Bulk upsert from a pandas DataFrame whose columns are a subset of the table's."""
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table}")
+        if len(frame) == 0:
+            return 0
+        cols = list(frame.columns)
+        with self.transaction() as con:
+            con.register("_frame", frame)
+            try:
+                con.execute(
+                    f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) "
+                    f"SELECT {', '.join(cols)} FROM _frame"
+                )
+            finally:
+                con.unregister("_frame")
+        return len(frame)
+
+    # -- reads ----------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def frame(self, sql: str, params: list[Any] | None = None) -> Any:
+        """Query result as a pandas DataFrame."""
+        return self.con.execute(sql, params or []).df()
+
+    def count(self, table: str) -> int:
+        return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])

@@ -1,0 +1,79 @@
+"""Run directories, seeding, logging and thread settings: the one place each is done."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from filingcontrast.config import RunConfig, dump_toml
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (when imported) from one number."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % (2**32))
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def set_threads(threads: int = 0) -> int:
+    """Torch intra-op threads: physical cores by default (hyper-threads slow fp32 matmuls)."""
+    import torch
+
+    if threads <= 0:
+        threads = max(1, (os.cpu_count() or 2))
+    torch.set_num_threads(threads)
+    return threads
+
+
+class RunDir:
+    """`runs/<name>/`: resolved `config.toml`, `log.txt`, `metrics.jsonl` and the stage artifacts."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def create(cls, config: RunConfig) -> RunDir:
+        run = cls(config.run_dir)
+        run.write_config(config)
+        return run
+
+    def write_config(self, config: Any) -> None:
+        atomic_write_text(self.path / "config.toml", dump_toml(config))
+
+    def log(self, message: str, echo: bool = False) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        with (self.path / "log.txt").open("a") as fh:
+            fh.write(line + "\n")
+        if echo:
+            print(message, file=sys.stderr)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with (self.path / "metrics.jsonl").open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temp file and rename, so a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
