@@ -1,0 +1,38 @@
+"""NYSE trading calendar (exchange_calendars' XNYS), shared by the simulator and the event study."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+CALENDAR = "XNYS"
+# exchange_calendars needs explicit bounds; these cover the oldest EDGAR 8-Ks and a year ahead.
+FIRST_DAY = "1993-01-04"
+
+
+@functools.lru_cache(maxsize=1)
+def xnys() -> Any:
+    import exchange_calendars as xcals
+
+    last = (dt.date.today() + dt.timedelta(days=365)).isoformat()
+    return xcals.get_calendar(CALENDAR, start=FIRST_DAY, end=last)
+
+
+def sessions(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
+    """Trading days in [start, end], as dates."""
+    return [ts.date() for ts in xnys().sessions_in_range(str(start), str(end))]
+
+
+def is_session(day: dt.date) -> bool:
+    return bool(xnys().is_session(str(day)))
+
+
+def next_session(day: dt.date, include: bool = True) -> dt.date:
+    """The first trading day on or after `day` (strictly after when include=False)."""
+    cal = xnys()
+    if include and cal.is_session(str(day)):
+        return day
+    return cal.date_to_session(str(day), direction="next").date() if not cal.is_session(
+        str(day)
+    ) else cal.next_session(str(day)).date()

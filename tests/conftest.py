@@ -1,0 +1,34 @@
+"""Shared fixtures: paths, the real SmolLM2 tokenizer and the tiny random Llama."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+EDGAR_8K = SHARED / "data" / "edgar-8k"
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+@pytest.fixture(scope="session")
+def edgar_8k() -> Path:
+    """The real filings in ../shared; tests that need them skip in a fresh clone."""
+    if not (EDGAR_8K / "index.jsonl").exists():
+        pytest.skip("../shared/data/edgar-8k not present")
+    return EDGAR_8K
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from filingcontrast.model import load_tokenizer
+
+    return load_tokenizer("tiny-llama")
+
+
+@pytest.fixture
+def tiny_model_and_tokenizer():
+    from filingcontrast.model import load_base
+
+    return load_base("tiny-llama", device="cpu")
