@@ -1,0 +1,230 @@
+"""GPU check: one prepared script for one short device call (<= 8 minutes on one H100/H200).
+
+(a) the `gpu` tests (`pytest -m gpu`); (b) LoRA training steps on a 7B-shaped Llama built from a
+config with random weights (32 layers, hidden 4096, MLP 11008, vocab 32000; no download), r 16 on
+all linear projections, bf16, 2048-token rows: tokens/s and `torch.cuda.max_memory_allocated`
+with and without gradient checkpointing, answer-only logits (our `loss_step`) vs full logits (the
+plain Hugging Face loss); (c) decision-token scoring throughput (pairs/s, both orders) at the same
+scale. Writes one JSON file (`--out`, default `$OUT/gpu_check.json`) and prints a table.
+
+    PYTHONPATH=src python bench/gpu_check.py --out $OUT/gpu_check.json
+
+MFU: useful FLOPs of a LoRA step per token = 2N (forward) + 2N (input gradients; the frozen base
+has no weight gradients) + attention (4 * layers * seq * hidden per token forward, twice that
+backward), against the card's bf16 matmul rate measured here (8192^3 products).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def matmul_tflops(n: int = 8192, reps: int = 10) -> float:
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e12
+
+
+def run_gpu_tests() -> dict:
+    start = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+    return {"returncode": proc.returncode, "seconds": round(time.time() - start, 1), "tail": tail}
+
+
+def build_7b(layers: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=32000,
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=layers,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    return model
+
+
+def add_lora(model):
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
+                     task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+def make_batch(batch: int, seq: int, answer: int) -> dict:
+    """Random 2048-token rows whose last `answer` tokens carry labels (prompt masked with -100)."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    ids = torch.randint(0, 32000, (batch, seq), generator=g)
+    labels = ids.clone()
+    labels[:, : seq - answer] = -100
+    return {
+        "input_ids": ids.cuda(),
+        "labels": labels.cuda(),
+        "attention_mask": torch.ones_like(ids).cuda(),
+    }
+
+
+def full_logits_loss(model, batch):
+    """What a plain HF setup does: full-vocabulary logits at every position, then the loss."""
+    return model(**batch).loss
+
+
+def answer_only_loss(model, batch):
+    from filingcontrast.dataset import loss_step
+
+    loss, _ = loss_step(model, batch)
+    return loss
+
+
+def time_training(model, batch, loss_fn, checkpointing: bool, steps: int, warmup: int) -> dict:
+    if checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    else:
+        model.gradient_checkpointing_disable()
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    for i in range(warmup + steps):
+        if i == warmup:
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+        loss = loss_fn(model, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    tokens = batch["input_ids"].numel() * steps
+    del opt
+    return {
+        "tokens_per_s": tokens / seconds,
+        "max_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "loss": float(loss),
+    }
+
+
+@torch.inference_mode()
+def time_scoring(model, rows: int, seq: int, reps: int) -> dict:
+    """Decision scoring: one forward per (pair, order), the head only at the last position."""
+    model.eval()
+    base = model.get_base_model()
+    ids = torch.randint(0, 32000, (rows, seq), device="cuda")
+    for i in range(reps + 1):
+        if i == 1:
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+        hidden = base.model(input_ids=ids).last_hidden_state  # [rows, seq, H]
+        logits = base.lm_head(hidden[:, -1])  # [rows, V]
+        logits[:, :2].softmax(-1)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"pairs_per_s": rows * reps / 2 / seconds, "rows": rows, "seq": seq}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "gpu_check.json"))
+    parser.add_argument("--layers", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=2048)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--answer", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--skip-tests", action="store_true")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA device", file=sys.stderr)
+        return 1
+    result: dict = {
+        "bench": "gpu_check",
+        "device": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+    }
+    result["bf16_matmul_tflops"] = matmul_tflops()
+    if not args.skip_tests:
+        result["gpu_tests"] = run_gpu_tests()
+        print("\n".join(result["gpu_tests"]["tail"]))
+
+    model = add_lora(build_7b(args.layers))
+    n_params = sum(p.numel() for p in model.parameters())
+    batch = make_batch(args.batch, args.seq, args.answer)
+    rows = []
+    for ckpt in (True, False):
+        for name, fn in (("answer_only", answer_only_loss), ("full_logits", full_logits_loss)):
+            try:
+                r = time_training(model, batch, fn, ckpt, args.steps, warmup=2)
+            except torch.OutOfMemoryError:
+                r = {"tokens_per_s": None, "max_memory_gib": None, "error": "out of memory"}
+            r.update(checkpointing=ckpt, logits=name, batch=args.batch, seq=args.seq)
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    result["train_rows"] = rows
+    cfg = model.config
+    attn = 4 * cfg.num_hidden_layers * args.seq * cfg.hidden_size  # forward, per token
+    for r in rows:
+        if r.get("tokens_per_s"):
+            flops_per_token = 4 * n_params + 3 * attn + (2 * n_params + attn if r["checkpointing"] else 0)
+            useful = (4 * n_params + 3 * attn) * r["tokens_per_s"]
+            r["achieved_tflops"] = flops_per_token * r["tokens_per_s"] / 1e12
+            r["mfu"] = useful / 1e12 / result["bf16_matmul_tflops"]
+    result["params"] = n_params
+    result["scoring"] = time_scoring(model, rows=8, seq=args.seq, reps=5)
+
+    torchtune = {"tokens_per_s": 3083, "memory_gib": 16.2, "card": "RTX 4090", "model": "Llama-3.1-8B"}
+    result["torchtune_reference"] = torchtune
+    print()
+    print(f"{result['device']}  bf16 matmul {result['bf16_matmul_tflops']:.0f} TFLOP/s  params {n_params/1e9:.2f} B")
+    print(f"{'ckpt':<6}{'logits':<13}{'tokens/s':>10}{'x torchtune':>13}{'max mem GiB':>13}{'MFU':>7}")
+    for r in rows:
+        tps = r.get("tokens_per_s")
+        print(
+            f"{str(r['checkpointing']):<6}{r['logits']:<13}"
+            f"{(f'{tps:.0f}' if tps else 'OOM'):>10}"
+            f"{(f'{tps / torchtune['tokens_per_s']:.2f}' if tps else '-'):>13}"
+            f"{(f'{r['max_memory_gib']:.1f}' if r.get('max_memory_gib') else '-'):>13}"
+            f"{(f'{r['mfu']:.0%}' if r.get('mfu') else '-'):>7}"
+        )
+    print(f"scoring: {result['scoring']['pairs_per_s']:.1f} pairs/s (both orders, {args.seq}-token rows)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "gpu_tests"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

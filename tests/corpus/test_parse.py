@@ -1,0 +1,451 @@
+"""Tests for corpus/parse.py and corpus/html.py on hand-made fixtures (tests/assets/parse) and,
+when present, the shared edgar-8k reference set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from filingcontrast.corpus.html import html_to_text
+from filingcontrast.corpus.parse import (
+    ITEM_TITLES,
+    Parsed8K,
+    measure_reference,
+    parse_8k,
+    parse_8k_file,
+)
+from filingcontrast.errors import UserError
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "parse"
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "edgar-8k"
+
+COVER = "FORM 8-K\n\nAcme Corp\n(Exact name of registrant as specified in its charter)\n\n"
+
+
+def _parse_body(body: str) -> Parsed8K:
+    return parse_8k(COVER + body, filename="inline.txt")
+
+
+# --------------------------------------------------------------------------------------------
+# Heading styles
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "Item 2.02 Results of Operations and Financial Condition.",
+        "Item 2.02. Results of Operations and Financial Condition",
+        "ITEM 2.02 RESULTS OF OPERATIONS AND FINANCIAL CONDITION",
+        "Item 2.02: Results of Operations and Financial Condition",
+        "Item 2.02 - Results of Operations and Financial Condition",
+        "Item 2.02 — Quarterly results",
+        "Item 2. 02 Results of Operations and Financial Condition",
+        "Item 2.02.",
+        "ITEM 2.02",
+        "Item 2.02 | Results of Operations and Financial Condition",
+        "Item No. 2.02 Results of Operations and Financial Condition",
+    ],
+)
+def test_heading_styles(heading: str) -> None:
+    p = _parse_body(
+        f"{heading}\n\nRevenue rose 10%.\n\nItem 9.01 Financial Statements and Exhibits\n"
+    )
+    assert p.items == ["2.02", "9.01"]
+    assert p.sections["2.02"].startswith(heading.split("|")[0].strip()[:8])
+    assert "Revenue rose 10%." in p.sections["2.02"]
+    assert "Revenue" not in p.sections["9.01"]
+
+
+def test_old_numbering() -> None:
+    p = parse_8k_file(ASSETS / "old_style.txt")
+    assert p.items == ["5", "7", "12"]
+    assert "widget division" in p.sections["5"]
+    assert p.sections["7"].startswith("Item 7.")
+    # "See Item 7 below" is a mention inside item 5, not a heading.
+    assert p.sections["5"].count("Item 7") == 1
+    assert ITEM_TITLES["12"] == "Results of Operations and Financial Condition"
+    assert ITEM_TITLES["5"].startswith("Other Events")
+
+
+def test_old_and_modern_titles_cover_all_codes() -> None:
+    modern = "1.01 1.02 1.03 1.04 1.05 2.01 2.02 2.03 2.04 2.05 2.06 3.01 3.02 3.03 4.01 4.02"
+    modern += " 5.01 5.02 5.03 5.04 5.05 5.06 5.07 5.08 7.01 8.01 9.01"
+    for code in modern.split() + [str(i) for i in range(1, 13)]:
+        assert ITEM_TITLES[code]
+
+
+def test_combined_heading_gives_both_items_the_same_section() -> None:
+    p = parse_8k_file(ASSETS / "toc_combined.htm")
+    assert p.form == "8-K/A"
+    assert p.items == ["1.01", "2.03", "5.02", "8.01", "9.01"]
+    assert p.sections["1.01"] == p.sections["2.03"]
+    assert "$50 million credit agreement" in p.sections["2.03"]
+    assert "dividend" in p.sections["8.01"] and "dividend" not in p.sections["5.02"]
+    assert p.sections["9.01"].startswith("Item 9. 01")
+
+
+@pytest.mark.parametrize(
+    ("heading", "codes"),
+    [
+        ("Items 2.02 and 9.01 Results of Operations; Exhibits", ["2.02", "9.01"]),
+        ("ITEMS 2.02 AND 9.01.", ["2.02", "9.01"]),
+        ("Item 2.02 and Item 7.01. Results; Regulation FD Disclosure", ["2.02", "7.01"]),
+        (
+            "Items 1.01, 2.03 & 3.02 Entry into a Material Definitive Agreement",
+            ["1.01", "2.03", "3.02"],
+        ),
+        (
+            "Items 1.01(a) and 5.02(e) Amendment of a Material Definitive Agreement",
+            ["1.01", "5.02"],
+        ),
+    ],
+)
+def test_combined_heading_variants(heading: str, codes: list[str]) -> None:
+    p = _parse_body(f"{heading}\n\nThe company did something.\n")
+    assert p.items == codes
+    assert all("did something" in p.sections[c] for c in codes)
+
+
+def test_unknown_item_number_is_a_warning_not_an_item() -> None:
+    p = parse_8k_file(ASSETS / "toc_combined.htm")
+    assert "2.09" not in p.items
+    assert any("2.09" in w for w in p.warnings)
+    # The unknown heading still ends the previous section.
+    assert "does not exist" not in p.sections["5.02"]
+
+
+# --------------------------------------------------------------------------------------------
+# Headings versus mentions, table of contents and exhibit lists
+
+
+def test_mentions_in_prose_are_not_headings() -> None:
+    p = parse_8k_file(ASSETS / "modern_full_submission.txt")
+    assert p.items == ["2.02", "9.01"]  # "Item 7.01 of Form 8-K ..." is prose
+    assert "As described in Item 2.02 above" in p.sections["2.02"]
+    assert "Item 7.01 of Form 8-K" in p.sections["2.02"]
+
+
+def test_prose_line_starting_with_item_is_not_a_heading() -> None:
+    body = (
+        "Item 8.01 Other Events\n\nThe board met.\n\n"
+        "Item 2.02 of Form 8-K is not applicable, as the company has no results to report.\n"
+    )
+    p = _parse_body(body)
+    assert p.items == ["8.01"]
+    assert "not applicable" in p.sections["8.01"]
+
+
+def test_toc_with_page_numbers_is_skipped() -> None:
+    p = parse_8k_file(ASSETS / "toc_combined.htm")
+    # the TOC row "Item 1.01 ... | 2" must not be the 1.01 heading
+    assert p.sections["1.01"].startswith("Items 1.01 and 2.03")
+    assert p.section_spans["1.01"][0] > p.text.index("Other Events | 3")
+
+
+def test_toc_without_page_numbers_picks_the_body_heading() -> None:
+    body = (
+        "Item 2.02 Results of Operations and Financial Condition\n"
+        "Item 9.01 Financial Statements and Exhibits\n\n"
+        "Item 2.02 Results of Operations and Financial Condition\n\nSales doubled this quarter.\n\n"
+        "Item 9.01 Financial Statements and Exhibits\n\n99.1 Press release\n"
+    )
+    p = _parse_body(body)
+    assert p.items == ["2.02", "9.01"]
+    assert "Sales doubled" in p.sections["2.02"]
+    assert "99.1 Press release" in p.sections["9.01"]
+
+
+def test_exhibit_list_mentions_do_not_create_items() -> None:
+    p = parse_8k_file(ASSETS / "modern_full_submission.txt")
+    assert "furnished under Item 2.02" in p.sections["9.01"]
+    assert p.items.count("2.02") == 1
+
+
+def test_old_numbers_ignored_in_a_modern_filing() -> None:
+    body = (
+        "Item 8.01 Other Events\n\nWe moved offices.\n\n"
+        "Item 7. Financial Statements and Exhibits\n\nnone\n"
+    )
+    assert _parse_body(body).items == ["8.01"]
+
+
+# --------------------------------------------------------------------------------------------
+# HTML to text
+
+
+def test_tables_flattened_one_row_per_line() -> None:
+    html = (
+        "<table><tr><td>Revenue</td><td>&nbsp;</td><td>$</td><td>12.5</td></tr>"
+        "<tr><td>Net loss</td><td>(</td><td>1.0</td><td>)</td></tr></table>"
+    )
+    assert html_to_text(html).split("\n") == ["Revenue | $12.5", "Net loss | (1.0)"]
+
+
+def test_html_block_structure_nbsp_hidden_and_ixbrl() -> None:
+    html = (
+        "<html><body><div>First&nbsp;block<br>second line</div>"
+        '<p>Para <b>bold</b>\nwrapped</p><div style="display: none">HIDDEN</div>'
+        "<ix:header><ix:hidden>XBRL</ix:hidden></ix:header>"
+        '<p>EPS <ix:nonFraction name="x">1.32</ix:nonFraction></p><script>var a;</script></body></html>'
+    )
+    text = html_to_text(html)
+    assert text == "First block\nsecond line\n\nPara bold wrapped\n\nEPS 1.32"
+
+
+def test_broken_html_is_repaired() -> None:
+    assert html_to_text("<p>one <b>two<p>three</td></table><table><tr><td>a<td>b") == (
+        "one two\n\nthree\n\na | b"
+    )
+
+
+def test_plain_text_table_columns_become_cells() -> None:
+    p = parse_8k_file(ASSETS / "old_style.txt")
+    assert "Net sales | $ 1,234 | $ 1,100" in p.sections["12"]
+
+
+# --------------------------------------------------------------------------------------------
+# Exhibits, form, company, boilerplate
+
+
+def test_exhibits_in_sgml_full_submission() -> None:
+    p = parse_8k_file(ASSETS / "modern_full_submission.txt")
+    assert p.form == "8-K" and p.company == "EXAMPLE WIDGETS INC"
+    ex = {e.type: e for e in p.exhibits}
+    assert ex["EX-99.1"].description == "PRESS RELEASE"
+    assert "Revenue | $12.5 | $11.2" in ex["EX-99.1"].text
+    assert "First Quarter Results" in p.text  # exhibit text is part of the full text
+    assert ex["EX-104"].text == ""  # named in the exhibit list only
+    assert "HIDDEN XBRL" not in p.text
+
+
+def test_exhibit_list_of_a_primary_document() -> None:
+    p = parse_8k_file(ASSETS / "toc_combined.htm")
+    assert [(e.type, e.description, e.text) for e in p.exhibits] == [
+        ("EX-10.1", "Credit Agreement dated June 1, 2019", "")
+    ]
+
+
+def test_boilerplate_spans() -> None:
+    p = parse_8k_file(ASSETS / "modern_full_submission.txt")
+    kinds = {s.kind: s for s in p.boilerplate}
+    assert set(kinds) == {"cover", "signature", "forward_looking"}
+    assert "FORM 8-K" in p.text[kinds["cover"].start : kinds["cover"].end]
+    assert p.text[kinds["signature"].start :].startswith("SIGNATURES")
+    assert "/s/ Jane Roe" in p.text[kinds["signature"].start : kinds["signature"].end]
+    fls = p.text[kinds["forward_looking"].start : kinds["forward_looking"].end]
+    assert fls.startswith("Forward-Looking Statements") and fls.endswith("Form 10-K.")
+    assert "Contact" not in fls
+
+
+def test_informative_sections_drop_boilerplate() -> None:
+    p = parse_8k_file(ASSETS / "simulated.txt")
+    assert p.items == ["2.02", "9.01"]
+    assert "forward-looking" in p.sections["9.01"]
+    info = p.informative_sections()
+    assert "forward-looking" not in info["9.01"]
+    assert "99.1 Press release" in info["9.01"]
+    assert info["2.02"] == p.sections["2.02"]
+
+
+def test_plain_text_simulated_filing() -> None:
+    p = parse_8k_file(ASSETS / "simulated.txt")
+    assert p.form == "8-K" and p.company == "Simco Industries Inc."
+    assert "raised its full-year guidance" in p.sections["2.02"]
+    assert [e.type for e in p.exhibits] == ["EX-99.1"]
+    assert not p.warnings
+
+
+def test_to_dict_and_summary() -> None:
+    p = parse_8k_file(ASSETS / "modern_full_submission.txt")
+    d = json.loads(json.dumps(p.to_dict()))
+    assert d["items"] == ["2.02", "9.01"]
+    assert d["exhibits"][0]["type"] == "EX-99.1"
+    assert d["boilerplate"][0]["kind"] == "cover"
+    s = p.summary()
+    assert "2.02  Results of Operations and Financial Condition" in s
+    assert "EX-99.1" in s and "forward_looking" in s
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_non_8k_form_is_rejected() -> None:
+    with pytest.raises(UserError, match=r"form_10k.htm: form 10-K is not an 8-K"):
+        parse_8k_file(ASSETS / "form_10k.htm")
+
+
+def test_non_8k_sgml_type_is_rejected() -> None:
+    raw = "<DOCUMENT>\n<TYPE>10-Q\n<TEXT>\nQuarterly report\n</TEXT>\n</DOCUMENT>"
+    with pytest.raises(UserError, match="x.txt: form 10-Q is not an 8-K"):
+        parse_8k(raw, filename="x.txt")
+
+
+def test_amendment_is_accepted() -> None:
+    raw = "<DOCUMENT>\n<TYPE>8-K/A\n<TEXT>\nItem 8.01 Other Events\n\nFixed a typo.\n</TEXT>"
+    p = parse_8k(raw.encode(), filename="a.txt")
+    assert p.form == "8-K/A" and p.items == ["8.01"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("", "empty document"),
+        ("  \n\t ", "empty document"),
+        (b"\x00\x01\x02binary", "binary file"),
+        ("<html><body><p></p><div style='x'></div></body>", "no readable text"),
+        ("Just some words with no cover and no headings.", "not an 8-K"),
+    ],
+)
+def test_bad_input_raises_one_line_user_error(raw: str | bytes, message: str) -> None:
+    with pytest.raises(UserError, match=message) as err:
+        parse_8k(raw, filename="bad.htm")
+    assert str(err.value).startswith("bad.htm: ") and "\n" not in str(err.value)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="missing.htm: cannot read file"):
+        parse_8k_file(tmp_path / "missing.htm")
+    with pytest.raises(UserError, match="cannot read file"):
+        parse_8k_file(tmp_path)  # a directory
+
+
+def test_no_headings_is_a_warning() -> None:
+    p = _parse_body("The company has nothing to report under any item.\n")
+    assert p.items == [] and p.sections == {}
+    assert "no item headings found" in p.warnings
+
+
+def test_undecodable_bytes_fall_back() -> None:
+    raw = (COVER + "Item 8.01 Other Events\n\nCaf\xe9 opened.\n").encode("cp1252")
+    assert "Café opened." in parse_8k(raw).sections["8.01"]
+
+
+# --------------------------------------------------------------------------------------------
+# Shared reference set
+
+
+def test_reference_set_item_agreement() -> None:
+    if not (SHARED / "index.jsonl").exists():
+        pytest.skip(f"shared data set not present at {SHARED}")
+    res = measure_reference(SHARED)
+    assert res["n_filings"] >= 300
+    assert res["item_set_accuracy"] >= 0.95, res["misses"]
+    assert res["mean_section_jaccard"] >= 0.9
+
+
+# --------------------------------------------------------------------------------------------
+# Robustness: any input gives a Parsed8K or a UserError, never another exception
+
+
+@pytest.mark.parametrize(
+    "name", ["modern_full_submission.txt", "old_style.txt", "toc_combined.htm"]
+)
+def test_truncated_fixtures_never_crash(name: str) -> None:
+    raw = (ASSETS / name).read_bytes()
+    for cut in range(0, len(raw), max(1, len(raw) // 60)):
+        try:
+            p = parse_8k(raw[:cut], filename=name)
+        except UserError as e:
+            assert str(e).startswith(name) and "\n" not in str(e)
+            continue
+        assert set(p.items) == set(p.sections)
+        assert all(0 <= s.start <= s.end <= len(p.text) for s in p.boilerplate)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "<p>",
+                "</p>",
+                "<table>",
+                "<tr>",
+                "<td>",
+                "</td>",
+                "Item",
+                " 2.02",
+                " 5.",
+                "\n",
+                "FORM 8-K",
+                "SIGNATURES",
+                "forward-looking statements",
+                "<DOCUMENT>",
+                "<TYPE>8-K",
+                "<TEXT>",
+                "99.1 Press release",
+                "&nbsp;",
+                "<b>",
+                "Items 1.01 and 9.01",
+                "x",
+            ]
+        ),
+        max_size=40,
+    )
+)
+def test_random_markup_gives_parse_or_user_error(parts: list[str]) -> None:
+    try:
+        p = parse_8k("".join(parts), filename="h.htm")
+    except UserError:
+        return
+    assert p.form.startswith("8-K")
+    assert set(p.items) == set(p.sections) == set(p.section_spans)
+
+
+def test_section_group_headings_are_trimmed() -> None:
+    body = (
+        "Section 1 - Registrant's Business and Operations\n\n"
+        "Item 1.01 Entry into a Material Definitive Agreement\n\nWe signed a lease.\n\n"
+        "Section 2 — Financial Information\n\n"
+        "Item 2.02 Results of Operations and Financial Condition\n\nSales rose.\n"
+    )
+    p = _parse_body(body)
+    assert p.sections["1.01"].endswith("We signed a lease.")
+    assert p.text[p.section_spans["1.01"][1] :].lstrip().startswith("Section 2")
+
+
+def test_wrapped_prose_line_starting_with_item_is_not_a_heading() -> None:
+    body = (
+        "Item 8.01 Other Events\n\nThe company is furnishing the information required by\n"
+        "Item 2.02 The Company furnished its quarterly results in a\n"
+        "press release on the same day.\n"
+    )
+    p = _parse_body(body)
+    assert p.items == ["8.01"]
+    assert "press release on the same day" in p.sections["8.01"]
+
+
+def test_cli_parse(capsys: pytest.CaptureFixture[str]) -> None:
+    from filingcontrast.cli import main
+
+    assert main(["parse", str(ASSETS / "simulated.txt")]) == 0
+    assert "2.02  Results of Operations" in capsys.readouterr().out
+    assert main(["parse", "--json", str(ASSETS / "simulated.txt")]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == ["2.02", "9.01"]
+    assert main(["parse", str(ASSETS / "form_10k.htm")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not an 8-K" in err
+
+
+def test_hard_wrapped_prose_with_old_item_number_is_not_a_heading() -> None:
+    body = (
+        "Item 2. Acquisition or Disposition of Assets\n\nWe bought Widget Co.\n\n"
+        "Item 7. Financial Statements and Exhibits\n\n"
+        "Financial statements of the business acquired by the registrant referred to in\n"
+        "Item 2. The registrant will file the required statements within 60 days.\n"
+    )
+    p = _parse_body(body)
+    assert p.items == ["2", "7"]
+    assert "We bought Widget Co." in p.sections["2"]
+    assert "within 60 days" in p.sections["7"]
+
+
+def test_deeply_nested_broken_html_keeps_its_text() -> None:
+    text = html_to_text("<html><body>" + "<font>w " * 1200 + "end")
+    assert text.split() == ["w"] * 1200 + ["end"]
+    assert "end" in html_to_text("<table><tr><td>" * 1500 + "end")
