@@ -96,6 +96,26 @@ INDEX_TICKER = "^INDEX"
 MIGRATIONS: dict[int, list[str]] = {}
 
 
+def _quote(name: str) -> str:
+    """A quoted SQL identifier: some column names (`window`) are DuckDB keywords."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _column_def(col: str) -> str:
+    name, _, type_ = col.partition(" ")
+    return f"{_quote(name)} {type_}"
+
+
+def create_table_sql(table: str, if_not_exists: bool = True) -> str:
+    """`CREATE TABLE` for one of TABLES (quoted names, primary key on the table's key)."""
+    key, cols = TABLES[table]
+    return (
+        f"CREATE TABLE {'IF NOT EXISTS ' if if_not_exists else ''}{table} "
+        f"({', '.join(_column_def(c) for c in cols)}, "
+        f"PRIMARY KEY ({', '.join(_quote(k) for k in key)}))"
+    )
+
+
 def sha256_text(text: str | bytes) -> str:
     data = text.encode("utf-8") if isinstance(text, str) else text
     return hashlib.sha256(data).hexdigest()
@@ -110,6 +130,7 @@ class Store:
 
     def __init__(self, path: str | Path, read_only: bool = False, create: bool = True):
         self.path = Path(path)
+        self._tx_depth = 0
         if not self.path.exists():
             if read_only or not create:
                 raise UserError(
@@ -120,10 +141,14 @@ class Store:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
             raise UserError(f"{self.path}: cannot open store: {str(exc).splitlines()[0]}") from None
-        if not read_only:
-            self._ensure_schema()
-        else:
-            self._check_version()
+        try:
+            if not read_only:
+                self._ensure_schema()
+            else:
+                self._check_version()
+        except BaseException:
+            self.con.close()  # release the file for the next opener
+            raise
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
@@ -137,13 +162,27 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All writes inside commit together or not at all."""
+        """All writes inside commit together or not at all.
+
+        Re-entrant: a transaction (or `upsert`) inside another joins the outer one, so several
+        tables' rows (a filing and its documents) can be written as one unit.
+        """
+        if self._tx_depth:
+            self._tx_depth += 1
+            try:
+                yield self.con
+            finally:
+                self._tx_depth -= 1
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._tx_depth = 1
         try:
             yield self.con
         except BaseException:
+            self._tx_depth = 0
             self.con.execute("ROLLBACK")
             raise
+        self._tx_depth = 0
         self.con.execute("COMMIT")
 
     # -- schema ---------------------------------------------------------------------------
@@ -153,11 +192,8 @@ class Store:
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 0
             if version == 0:
-                for table, (key, cols) in TABLES.items():
-                    con.execute(
-                        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(cols)}, "
-                        f"PRIMARY KEY ({', '.join(key)}))"
-                    )
+                for table in TABLES:
+                    con.execute(create_table_sql(table))
                 version = SCHEMA_VERSION
             while version < SCHEMA_VERSION:
                 for stmt in MIGRATIONS[version]:
@@ -210,7 +246,8 @@ class Store:
         placeholders = ", ".join("?" for _ in cols)
         with self.transaction() as con:
             con.executemany(
-                f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({placeholders})",
+                f"INSERT OR REPLACE INTO {table} ({', '.join(map(_quote, cols))}) "
+                f"VALUES ({placeholders})",
                 values,
             )
         return len(rows)
@@ -226,12 +263,32 @@ class Store:
             con.register("_frame", frame)
             try:
                 con.execute(
-                    f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) "
-                    f"SELECT {', '.join(cols)} FROM _frame"
+                    f"INSERT OR REPLACE INTO {table} ({', '.join(map(_quote, cols))}) "
+                    f"SELECT {', '.join(map(_quote, cols))} FROM _frame"
                 )
             finally:
                 con.unregister("_frame")
         return len(frame)
+
+    def write_filing(
+        self,
+        filing: dict[str, Any],
+        documents: Sequence[dict[str, Any]] = (),
+        events: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """One filing with its documents (and any provided events) as one transaction.
+
+        The filing's previous documents are replaced, so a re-ingest with fewer documents leaves
+        no stale ones; a run killed mid-way leaves either the whole filing or none of it.
+        """
+        docs = [
+            {**d, "sha256": d.get("sha256") or sha256_text(d.get("text") or "")} for d in documents
+        ]
+        with self.transaction() as con:
+            con.execute("DELETE FROM documents WHERE accession = ?", [filing["accession"]])
+            self.upsert("filings", [filing])
+            self.upsert("documents", docs)
+            self.upsert("events", list(events))
 
     # -- reads ----------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

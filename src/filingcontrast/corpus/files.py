@@ -1,0 +1,432 @@
+"""Your own filings into the store (`filingcontrast ingest files PATH [--prices CSV]`).
+
+Two inputs (schema in docs/corpus.md):
+
+* a manifest, `.jsonl` (one JSON object per line) or `.csv` (header row), with fields
+  `id` (accession, unique), `ticker` and/or `cik`, `accepted_at` (ISO 8601 with a zone),
+  `form` (8-K or 8-K/A), optional `items`, the document as `text` or `path` (relative to the
+  manifest), optional `exhibits` (JSONL: [{"type", "text"|"path"}]), and optional `returns`
+  (JSONL: {"0_1": 0.012, ...}; CSV: columns `abnormal_ret_0_1`, ...) stored as events with
+  method "provided";
+* a directory of `.htm`/`.html`/`.txt` 8-K files: accession, CIK and ticker come from the file
+  name (`CIK_8K_YEAR_ACCESSION.ext`, `TICKER_ACCESSION.ext` or `ACCESSION.ext`) or the SGML
+  header; the acceptance time from the SGML `<ACCEPTANCE-DATETIME>` (US/Eastern) when present.
+
+A malformed manifest (bad JSON, missing field, timestamp without zone, duplicate id, unknown item,
+wrong CSV header) raises UserError "FILE:LINE: field x: what is wrong"; filings written before the
+error stay. A document that is not a usable 8-K (empty, not an 8-K form, unreadable) is skipped and
+listed with its reason in the summary. Each filing (row, documents, provided returns) is written in
+one transaction, so a killed ingest rerun ends with the same rows as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filingcontrast.corpus.edgar import EASTERN, FORMS, document_text, parse_sgml
+from filingcontrast.corpus.store import Store
+from filingcontrast.errors import UserError
+
+DOC_SUFFIXES = (".htm", ".html", ".txt")
+MANIFEST_FIELDS = (
+    "id",
+    "ticker",
+    "cik",
+    "accepted_at",
+    "form",
+    "items",
+    "text",
+    "path",
+    "company",
+    "exhibits",
+    "returns",
+)
+# Test hook: seconds to sleep after each stored filing (lets a test kill an ingest mid-way).
+SLEEP_ENV = "FILINGCONTRAST_TEST_SLEEP_PER_FILING"
+_ACCESSION = re.compile(r"\d{10}-\d{2}-\d{6}")
+
+
+@dataclass
+class FilingRows:
+    """Everything one filing writes, committed together by `_write`."""
+
+    filing: dict[str, Any]
+    documents: list[dict[str, Any]]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    company: str | None = None
+
+
+_ITEM = re.compile(r"\d{1,2}(\.\d{2})?")
+
+
+# --------------------------------------------------------------------------------------------
+# Field validation (each error names the file, line and field)
+
+
+def parse_accepted_at(value: Any, where: str) -> dt.datetime:
+    """ISO 8601 timestamp with a zone offset ("Z" allowed); UserError otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where}: field accepted_at: missing (ISO 8601 with zone required)")
+    text = value.strip()
+    try:
+        ts = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"{where}: field accepted_at: {text!r} is not an ISO 8601 timestamp"
+        ) from None
+    if ts.tzinfo is None or ts.utcoffset() is None:
+        raise UserError(
+            f"{where}: field accepted_at: {text!r} has no time zone "
+            "(add one, e.g. 2021-07-02T17:00:00-04:00 or ...Z)"
+        )
+    return ts
+
+
+def parse_items(value: Any, where: str) -> list[str] | None:
+    """A list of known item codes (JSON list or "2.02;9.01" / "2.02,9.01"); None when absent."""
+    from filingcontrast.corpus.parse import ITEM_TITLES
+
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        codes = [c.strip() for c in re.split(r"[;,\s]+", value) if c.strip()]
+    elif isinstance(value, list):
+        codes = [str(c).strip() for c in value]
+    else:
+        raise UserError(f"{where}: field items: expected a list of item codes, got {value!r}")
+    for code in codes:
+        if code.lower().startswith("item"):
+            code = code[4:].strip()
+        if not _ITEM.fullmatch(code) or code not in ITEM_TITLES:
+            raise UserError(
+                f"{where}: field items: unknown item {code!r} "
+                "(expected codes like 2.02 or, before 2004, 5)"
+            )
+    return codes
+
+
+def parse_returns(value: Any, where: str) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    if value is None:
+        return out
+    if not isinstance(value, dict):
+        raise UserError(f'{where}: field returns: expected an object like {{"0_1": 0.012}}')
+    for window, ret in value.items():
+        if not re.fullmatch(r"\d+_\d+", str(window)):
+            raise UserError(f"{where}: field returns: window {window!r} must look like 0_1")
+        if ret is None or ret == "":
+            out[str(window)] = None
+            continue
+        try:
+            out[str(window)] = float(ret)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: field returns.{window}: {ret!r} is not a number") from None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest reading
+
+
+def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for each row of a JSONL or CSV manifest."""
+    if path.suffix.lower() == ".jsonl":
+        with path.open(encoding="utf-8-sig") as fh:
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
+                if not isinstance(rec, dict):
+                    raise UserError(f"{path}:{line_no}: expected a JSON object per line")
+                unknown = sorted(set(rec) - set(MANIFEST_FIELDS))
+                if unknown:
+                    raise UserError(f"{path}:{line_no}: unknown field(s) {', '.join(unknown)}")
+                yield line_no, rec
+        return
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in reader.fieldnames or []]
+        allowed = set(MANIFEST_FIELDS) - {"exhibits", "returns"}
+        bad = [h for h in header if h not in allowed and not h.startswith("abnormal_ret_")]
+        missing = [h for h in ("id", "accepted_at", "form") if h not in header]
+        if bad or missing or not ({"text", "path"} & set(header)):
+            what = []
+            if missing:
+                what.append(f"missing column(s) {', '.join(missing)}")
+            if not ({"text", "path"} & set(header)):
+                what.append("need a text or path column")
+            if bad:
+                what.append(f"unknown column(s) {', '.join(bad)}")
+            raise UserError(f"{path}:1: header: {'; '.join(what)} (see docs/corpus.md)")
+        reader.fieldnames = header
+        for line_no, row in enumerate(reader, start=2):
+            rec: dict[str, Any] = {k: v for k, v in row.items() if k in allowed and v != ""}
+            rets = {
+                k[len("abnormal_ret_") :]: v
+                for k, v in row.items()
+                if k.startswith("abnormal_ret_")
+            }
+            if rets:
+                rec["returns"] = rets
+            yield line_no, rec
+
+
+def _read_doc(base: Path, rel: str, where: str, field: str) -> str:
+    path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise UserError(f"{where}: field {field}: cannot read {path}: {exc.strerror}") from None
+
+
+def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows | str:
+    """Store rows for one manifest record, or a skip reason (str) for an unusable document."""
+    accession = str(rec.get("id") or "").strip()
+    if not accession:
+        raise UserError(f"{where}: field id: missing (the accession number)")
+    ticker = str(rec.get("ticker") or "").strip().upper() or None
+    cik = str(rec.get("cik") or "").strip() or None
+    if cik is not None:
+        if not cik.isdigit():
+            raise UserError(f"{where}: field cik: {cik!r} is not a number")
+        cik = str(int(cik))
+    if not ticker and not cik:
+        raise UserError(f"{where}: fields ticker/cik: give at least one")
+    accepted = parse_accepted_at(rec.get("accepted_at"), where)
+    form = str(rec.get("form") or "").strip().upper()
+    if not form:
+        raise UserError(f"{where}: field form: missing (8-K or 8-K/A)")
+    items = parse_items(rec.get("items"), where)
+    returns = parse_returns(rec.get("returns"), where)
+    if rec.get("text"):
+        raw, name = str(rec["text"]), f"{accession}.txt"
+    elif rec.get("path"):
+        raw, name = _read_doc(base, str(rec["path"]), where, "path"), Path(str(rec["path"])).name
+    else:
+        raise UserError(f"{where}: fields text/path: give the document's text or a path to it")
+    if form not in FORMS:
+        return f"form {form} is not an 8-K"
+    docs = [_doc(accession, name, "main", None, document_text(raw))]
+    for i, ex in enumerate(rec.get("exhibits") or []):
+        if not isinstance(ex, dict) or not ex.get("type"):
+            raise UserError(f'{where}: field exhibits[{i}]: expected {{"type", "text"|"path"}}')
+        ex_raw = ex.get("text") or _read_doc(
+            base, str(ex.get("path") or ""), where, f"exhibits[{i}]"
+        )
+        ex_name = Path(str(ex.get("path"))).name if ex.get("path") else f"{ex['type']}.txt"
+        docs.append(
+            _doc(accession, ex_name, "exhibit", str(ex["type"]).upper(), document_text(ex_raw))
+        )
+    if not docs[0]["text"]:
+        return "empty document"
+    if items is None:
+        parsed = _parse(raw, name)
+        if isinstance(parsed, str):
+            return parsed
+        items = list(parsed.items)
+    filing = {
+        "accession": accession,
+        "cik": cik,
+        "ticker": ticker,
+        "form": form,
+        "accepted_at": accepted,
+        "filing_date": accepted.astimezone(EASTERN).date(),
+        "items": items,
+        "source": "files",
+        "url": None,
+    }
+    from filingcontrast.corpus.events import day0
+
+    try:
+        first_day = day0(accepted)
+    except ValueError:  # outside the NYSE calendar: the provided return still counts
+        first_day = None
+    events = [
+        {
+            "accession": accession,
+            "day0": first_day,
+            "window": window,
+            "method": "provided",
+            "abnormal_ret": ret,
+            "skip_reason": None if ret is not None else "not_provided",
+        }
+        for window, ret in returns.items()
+    ]
+    return FilingRows(filing, docs, events, company=rec.get("company") or None)
+
+
+def _doc(accession: str, name: str, kind: str, ex_type: str | None, text: str) -> dict[str, Any]:
+    return {
+        "accession": accession,
+        "name": name,
+        "kind": kind,
+        "exhibit_type": ex_type,
+        "text": text,
+    }
+
+
+def _parse(raw: str, name: str) -> Any:
+    """parse_8k's result, or its one-line reason as a skip string."""
+    from filingcontrast.corpus.parse import parse_8k
+
+    try:
+        return parse_8k(raw, name)
+    except UserError as exc:
+        return str(exc).split(": ", 1)[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# Directory of 8-K files
+
+
+def ids_from_filename(name: str) -> dict[str, str | None]:
+    """accession / cik / ticker from `CIK_8K_YEAR_ACCESSION`, `TICKER_ACCESSION` or `ACCESSION`."""
+    stem = Path(name).stem
+    acc = _ACCESSION.search(stem)
+    out: dict[str, str | None] = {
+        "accession": acc.group(0) if acc else None,
+        "cik": None,
+        "ticker": None,
+    }
+    head = stem[: acc.start()].strip("_-") if acc else ""
+    first = head.split("_")[0] if head else ""
+    if first.isdigit():
+        out["cik"] = str(int(first))
+    elif re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-]{0,9}", first or ""):
+        out["ticker"] = first.upper()
+    return out
+
+
+def _file_filing(path: Path, cik_tickers: dict[str, str]) -> FilingRows | str:
+    """Store rows for one 8-K file, or a skip reason."""
+    from filingcontrast.corpus.edgar import submission_documents
+
+    try:
+        raw_bytes = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    if not raw_bytes.strip():
+        return "empty document"
+    raw = raw_bytes.decode("utf-8", errors="replace")
+    parsed = _parse(raw_bytes, path.name)
+    if isinstance(parsed, str):
+        return parsed
+    ids = ids_from_filename(path.name)
+    sub = parse_sgml(raw) if "<SEC-HEADER>" in raw[:5000] or "<DOCUMENT>" in raw[:200000] else None
+    accession = ids["accession"] or (sub.accession if sub else None)
+    if not accession:
+        return "no accession number in the file name or SGML header"
+    cik = ids["cik"] or (sub.cik if sub else None)
+    ticker = ids["ticker"] or (cik_tickers.get(cik) if cik else None)
+    docs = submission_documents(sub, accession) if sub and sub.documents else []
+    if not docs:
+        docs = [_doc(accession, path.name, "main", None, document_text(raw))]
+    accepted = sub.accepted_at if sub else None
+    filing = {
+        "accession": accession,
+        "cik": cik,
+        "ticker": ticker,
+        "form": parsed.form,
+        "accepted_at": accepted,
+        "filing_date": sub.filed if sub else None,
+        "items": list(parsed.items),
+        "source": "files",
+        "url": None,
+    }
+    company = (sub.company if sub else None) or getattr(parsed, "company", None) or None
+    return FilingRows(filing, docs, company=company)
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+
+
+def _write(store: Store, rows: FilingRows) -> None:
+    """The filing, its documents, provided events and (if new) its company: one transaction."""
+    cik = rows.filing.get("cik")
+    with store.transaction():
+        store.write_filing(rows.filing, rows.documents, rows.events)
+        if cik and not store.query("SELECT 1 FROM companies WHERE cik = ?", [cik]):
+            company = {"cik": cik, "ticker": rows.filing.get("ticker"), "name": rows.company}
+            store.upsert("companies", [{**company, "source": "files"}])
+
+
+def _test_pause(seconds: float, written: int) -> None:
+    """Kill-test hook ($FILINGCONTRAST_TEST_SLEEP_PER_FILING): report progress, then pause."""
+    if seconds:
+        print(f"filingcontrast-test: stored {written}", file=sys.stderr, flush=True)
+        time.sleep(seconds)
+
+
+def ingest_files(
+    store_path: str | Path, path: str | Path, prices_csv: str | Path | None = None
+) -> dict[str, Any]:
+    """`filingcontrast ingest files PATH [--prices CSV]`: see the module docstring."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: not found")
+    if path.is_file() and path.suffix.lower() not in (".jsonl", ".csv"):
+        raise UserError(f"{path}: expected a .jsonl/.csv manifest or a directory of 8-K files")
+    price_summary = None
+    if prices_csv:
+        from filingcontrast.corpus.prices import read_prices_csv, store_prices
+
+        frame, report = read_prices_csv(prices_csv)  # validate before writing any filing
+        with Store(store_path) as store:
+            price_summary = {"stored": store_prices(store, frame), **report}
+    sleep = float(os.environ.get(SLEEP_ENV) or 0)
+    written, skipped = 0, {}
+    with Store(store_path) as store:
+        if path.is_dir():
+            cik_tickers = {
+                r["cik"]: r["ticker"]
+                for r in store.query("SELECT cik, ticker FROM companies WHERE ticker IS NOT NULL")
+            }
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in DOC_SUFFIXES)
+            if not files:
+                raise UserError(f"{path}: no .htm/.html/.txt files")
+            for file in files:
+                result = _file_filing(file, cik_tickers)
+                if isinstance(result, str):
+                    skipped[file.name] = result
+                    continue
+                _write(store, result)
+                written += 1
+                _test_pause(sleep, written)
+        else:
+            seen: dict[str, int] = {}
+            for line_no, rec in _manifest_records(path):
+                where = f"{path}:{line_no}"
+                acc = str(rec.get("id") or "").strip()
+                if acc in seen:
+                    raise UserError(
+                        f"{where}: field id: duplicate accession {acc} (first on line {seen[acc]})"
+                    )
+                seen[acc] = line_no
+                result = _manifest_filing(rec, where, path.parent)
+                if isinstance(result, str):
+                    skipped[f"{path.name}:{line_no}"] = result
+                    continue
+                _write(store, result)
+                written += 1
+                _test_pause(sleep, written)
+    from filingcontrast.corpus.events import compute_events_in_store
+
+    summary: dict[str, Any] = {"filings": written, "skipped": skipped}
+    if price_summary is not None:
+        summary["prices"] = price_summary
+    summary["events"] = compute_events_in_store(store_path)
+    return summary

@@ -1,0 +1,233 @@
+"""Daily prices into the store: a CSV importer and a yfinance adapter (optional extra).
+
+CSV schema (header required, one row per ticker and trading day):
+`ticker,date,close[,adj_close]` — date `YYYY-MM-DD`; `adj_close` (split/dividend adjusted)
+defaults to `close` when the column is absent or the cell is empty. Rows whose ticker is
+`^INDEX` (store.INDEX_TICKER) are the market index used for abnormal returns; `index_symbol`
+copies another ticker's rows (e.g. SPY) to the index as well.
+
+Bad rows: a malformed file (wrong header, a date or number that does not parse, the same ticker and
+date twice with different values) raises UserError naming the file and line; a missing (empty/NaN)
+or non-positive price is not stored and is counted in the summary's `skipped_rows` (the gap then
+shows up as an event `skip_reason`, never as a silently interpolated price).
+
+yfinance: `auto_adjust` defaults to True since yfinance 0.2.51, which drops the "Adj Close" column
+and rewrites "Close"; we pass `auto_adjust=False` explicitly and read "Adj Close" and "Close".
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from filingcontrast.corpus.store import INDEX_TICKER, Store
+from filingcontrast.errors import UserError
+
+CSV_REQUIRED = ("ticker", "date", "close")
+CSV_OPTIONAL = ("adj_close",)
+DEFAULT_INDEX_SYMBOL = "SPY"  # yfinance symbol stored as INDEX_TICKER (^GSPC also works)
+INDEX_ENV = "FILINGCONTRAST_INDEX_SYMBOL"  # overrides the default without a code change
+PRICE_COLUMNS = ["ticker", "date", "close", "adj_close"]
+
+
+def _parse_price(raw: str, where: str, field: str) -> float | None:
+    """A price cell: None when empty/NaN, UserError when not a number."""
+    raw = (raw or "").strip()
+    if raw == "" or raw.lower() in {"nan", "na", "null", "none"}:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"{where}: field {field}: {raw!r} is not a number") from None
+    return None if math.isnan(value) else value
+
+
+def read_prices_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Validated prices from a CSV file, and a report of the rows not stored (and why)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: prices CSV not found")
+    rows: list[dict[str, Any]] = []
+    skipped: dict[str, list[int]] = {"missing_value": [], "non_positive": []}
+    seen: dict[tuple[str, dt.date], tuple[int, float, float]] = {}
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        missing = [c for c in CSV_REQUIRED if c not in header]
+        unknown = [h for h in header if h not in CSV_REQUIRED + CSV_OPTIONAL]
+        if missing or unknown:
+            what = f"missing column(s) {', '.join(missing)}" if missing else ""
+            what += ("; " if what else "") + (
+                f"unknown column(s) {', '.join(unknown)}" if unknown else ""
+            )
+            raise UserError(f"{path}:1: header: {what}; expected ticker,date,close[,adj_close]")
+        reader.fieldnames = header
+        for line, rec in enumerate(reader, start=2):
+            where = f"{path}:{line}"
+            ticker = (rec.get("ticker") or "").strip().upper()
+            if not ticker:
+                raise UserError(f"{where}: field ticker: empty")
+            try:
+                day = dt.date.fromisoformat((rec.get("date") or "").strip())
+            except ValueError:
+                raise UserError(
+                    f"{where}: field date: {rec.get('date')!r} is not a date (YYYY-MM-DD)"
+                ) from None
+            close = _parse_price(rec.get("close"), where, "close")
+            adj = _parse_price(rec.get("adj_close"), where, "adj_close")
+            adj = close if adj is None else adj
+            if close is None or adj is None:
+                skipped["missing_value"].append(line)
+                continue
+            if close <= 0 or adj <= 0:
+                skipped["non_positive"].append(line)
+                continue
+            key = (ticker, day)
+            if key in seen and seen[key][1:] != (close, adj):
+                raise UserError(
+                    f"{where}: {ticker} {day} appears again with different prices "
+                    f"(first on line {seen[key][0]})"
+                )
+            seen[key] = (line, close, adj)
+            rows.append({"ticker": ticker, "date": day, "close": close, "adj_close": adj})
+    frame = pd.DataFrame(rows, columns=PRICE_COLUMNS).drop_duplicates(["ticker", "date"])
+    report = {
+        "rows": len(frame),
+        "skipped_rows": {k: len(v) for k, v in skipped.items() if v},
+        "skipped_lines": {k: v[:10] for k, v in skipped.items() if v},
+    }
+    return frame, report
+
+
+def _yf_download() -> Callable[..., pd.DataFrame]:
+    try:
+        import yfinance
+    except ImportError:
+        raise UserError(
+            "yfinance is not installed: pip install 'filingcontrast[yfinance]' "
+            "(or use --no-prices and `filingcontrast ingest prices --csv FILE`)"
+        ) from None
+    return yfinance.download
+
+
+def fetch_yfinance(
+    tickers: Sequence[str],
+    start: dt.date | str,
+    end: dt.date | str | None = None,
+    download: Callable[..., pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """Daily close and adjusted close from yfinance as a long frame [ticker, date, close, adj_close].
+
+    `download` defaults to `yfinance.download` (imported lazily); tests pass a fake with its
+    signature and output shape (columns (Price, Ticker) MultiIndex, or flat for one ticker).
+    """
+    download = download or _yf_download()
+    tickers = list(dict.fromkeys(tickers))
+    if not tickers:
+        return pd.DataFrame(columns=PRICE_COLUMNS)
+    raw = download(
+        tickers,
+        start=str(start),
+        end=None if end is None else str(end),
+        auto_adjust=False,  # keep "Adj Close" (the default became True in yfinance 0.2.51)
+        actions=False,
+        progress=False,
+        group_by="column",
+    )
+    if raw is None or len(raw) == 0:
+        return pd.DataFrame(columns=PRICE_COLUMNS)
+    parts = []
+    for name, col in (("close", "Close"), ("adj_close", "Adj Close")):
+        if isinstance(raw.columns, pd.MultiIndex):
+            if col not in raw.columns.get_level_values(0):
+                raise UserError(f"yfinance: no {col!r} column (was auto_adjust changed?)")
+            block = raw[col]
+        else:
+            if col not in raw.columns:
+                raise UserError(f"yfinance: no {col!r} column (was auto_adjust changed?)")
+            block = raw[[col]].set_axis([tickers[0]], axis=1)
+        long = block.rename_axis(index="date", columns="ticker").stack(future_stack=True)
+        parts.append(long.rename(name))
+    frame = pd.concat(parts, axis=1).reset_index()
+    frame["date"] = pd.to_datetime(frame["date"]).dt.date
+    frame["ticker"] = frame["ticker"].astype(str).str.upper()
+    frame["adj_close"] = frame["adj_close"].fillna(frame["close"])
+    good = frame["close"].notna() & (frame["close"] > 0) & (frame["adj_close"] > 0)
+    return frame.loc[good, PRICE_COLUMNS].reset_index(drop=True)
+
+
+def with_index(frame: pd.DataFrame, index_symbol: str | None) -> pd.DataFrame:
+    """Add `index_symbol`'s rows again under INDEX_TICKER (the series abnormal returns use)."""
+    if not index_symbol:
+        return frame
+    idx = frame[frame["ticker"] == index_symbol.upper()].assign(ticker=INDEX_TICKER)
+    return pd.concat([frame[frame["ticker"] != INDEX_TICKER], idx], ignore_index=True)
+
+
+def store_prices(store: Store, frame: pd.DataFrame) -> int:
+    """Upsert a validated price frame in one transaction."""
+    frame = frame[PRICE_COLUMNS].copy()
+    frame["date"] = pd.to_datetime(frame["date"]).dt.date
+    return store.upsert_frame("prices", frame)
+
+
+def ingest_prices(
+    store_path: str | Path,
+    csv_path: str | Path | None = None,
+    tickers: str | Sequence[str] | None = None,
+    since: str | None = None,
+    source: str = "csv",
+    index_symbol: str | None = None,
+    until: str | None = None,
+    download: Callable[..., pd.DataFrame] | None = None,
+    recompute_events: bool = True,
+) -> dict[str, Any]:
+    """`filingcontrast ingest prices`: load prices from a CSV or yfinance, then refresh events."""
+    if source == "csv":
+        if not csv_path:
+            raise UserError("--csv: a prices CSV is required with --source csv")
+        frame, report = read_prices_csv(csv_path)
+        frame = with_index(frame, index_symbol)
+    elif source == "yfinance":
+        if isinstance(tickers, str):
+            tickers = [t.strip().upper() for t in tickers.split(",") if t.strip()]
+        if not tickers:
+            raise UserError("--tickers: give the tickers to download, e.g. --tickers AAPL,MSFT")
+        if not since:
+            raise UserError("--since: give the first date to download (YYYY-MM-DD)")
+        _date_arg(since, "--since")
+        symbol = index_symbol or os.environ.get(INDEX_ENV) or DEFAULT_INDEX_SYMBOL
+        frame = fetch_yfinance([*tickers, symbol], since, until, download=download)
+        frame = with_index(frame, symbol)
+        report = {"rows": len(frame), "index_symbol": symbol}
+    else:
+        raise UserError(f"--source {source!r}: expected csv or yfinance")
+    with Store(store_path) as store:
+        stored = store_prices(store, frame)
+        n_filings = store.count("filings")
+    summary: dict[str, Any] = {
+        "source": source,
+        "stored": stored,
+        "tickers": int(frame["ticker"].nunique()),
+        "index_rows": int((frame["ticker"] == INDEX_TICKER).sum()),
+        **{k: v for k, v in report.items() if k != "rows"},
+    }
+    if recompute_events and n_filings:
+        from filingcontrast.corpus.events import compute_events_in_store
+
+        summary["events"] = compute_events_in_store(store_path)
+    return summary
+
+
+def _date_arg(value: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise UserError(f"{name} {value!r}: not a date (YYYY-MM-DD)") from None

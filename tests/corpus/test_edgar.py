@@ -1,0 +1,284 @@
+"""EDGAR ingest against hand-built HTTP fixtures (tests/assets/edgar): no live calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from filingcontrast.corpus import edgar
+from filingcontrast.corpus.calendar import sessions
+from filingcontrast.corpus.http import Client, HttpCache, HttpError, RateLimiter, validate_identity
+from filingcontrast.corpus.store import INDEX_TICKER, Store
+from filingcontrast.errors import UserError
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "edgar"
+IDENTITY = "Test Runner test@example.com"
+
+
+@dataclass
+class Resp:
+    status_code: int
+    content: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeTransport:
+    """Serves ASSETS/<host>/<path> for a URL; `script[url]` answers come first (then the file)."""
+
+    def __init__(self, script: dict[str, list[Resp]] | None = None):
+        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.script = {k: list(v) for k, v in (script or {}).items()}
+
+    def get(self, url: str, headers: dict[str, str], timeout: float) -> Resp:
+        self.calls.append((url, dict(headers)))
+        if self.script.get(url):
+            return self.script[url].pop(0)
+        path = ASSETS / url.split("://", 1)[1]
+        if path.is_file():
+            return Resp(200, path.read_bytes())
+        return Resp(404)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _client(transport: FakeTransport, tmp_path: Path, clock: FakeClock | None = None) -> Client:
+    clock = clock or FakeClock()
+    return Client(
+        IDENTITY,
+        HttpCache(tmp_path / "cache"),
+        transport=transport,
+        limiter=RateLimiter(clock=clock.clock, sleep=clock.sleep),
+    )
+
+
+# -- fair access ------------------------------------------------------------------------------
+
+
+def test_identity_required(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("SEC_IDENTITY", raising=False)
+    transport = FakeTransport()
+    with pytest.raises(UserError, match="identity"):
+        edgar.ingest_edgar(tmp_path / "s.duckdb", ["AAPL"], "2019-01-01", transport=transport)
+    with pytest.raises(UserError, match="email"):
+        validate_identity("Jane Doe")
+    with pytest.raises(UserError, match="name"):
+        validate_identity("jane@example.com")
+    assert transport.calls == []
+    monkeypatch.setenv("SEC_IDENTITY", "Jane Doe jane@example.com")
+    assert validate_identity(None) == "Jane Doe jane@example.com"
+
+
+def test_rate_limiter_spacing_with_fake_clock() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=10, clock=clock.clock, sleep=clock.sleep)
+    stamps = []
+    for i in range(25):
+        limiter.wait()
+        stamps.append(clock.now)
+        clock.now += 0.01 if i % 2 else 0.3  # the caller's own work between requests
+    gaps = np.diff(stamps)
+    assert gaps.min() >= 0.1 - 1e-9
+    # Over any second at most 10 requests start.
+    assert all(np.searchsorted(stamps, s + 1.0) - i <= 10 for i, s in enumerate(stamps))
+
+
+def test_retries_on_429_and_503_honouring_retry_after(tmp_path) -> None:
+    url = edgar.TICKERS_URL
+    transport = FakeTransport(
+        {url: [Resp(429, headers={"Retry-After": "7"}), Resp(503), Resp(503)]}
+    )
+    clock = FakeClock()
+    client = _client(transport, tmp_path, clock)
+    body = client.get(url)
+    assert b"AAPL" in body
+    assert len(transport.calls) == 4 and client.retries == 3
+    backoffs = [s for s in clock.sleeps if s > 0.11]
+    assert backoffs == [7.0, 2.0, 4.0]  # Retry-After beats the 1 s backoff, then 2 s, 4 s
+    assert all(h["User-Agent"] == IDENTITY for _, h in transport.calls)
+
+
+def test_gives_up_after_max_retries_and_on_404(tmp_path) -> None:
+    url = edgar.TICKERS_URL
+    transport = FakeTransport({url: [Resp(500)] * 10})
+    client = _client(transport, tmp_path)
+    client.max_retries = 2
+    with pytest.raises(HttpError, match="HTTP 500"):
+        client.get(url)
+    assert len(transport.calls) == 3
+    with pytest.raises(HttpError) as err:
+        client.get("https://www.sec.gov/nothing-here")
+    assert err.value.status == 404
+
+
+# -- ingest -----------------------------------------------------------------------------------
+
+
+def _ingest(tmp_path: Path, transport: FakeTransport, **kw) -> dict:
+    kw.setdefault("with_prices", False)
+    return edgar.ingest_edgar(
+        tmp_path / "s.duckdb",
+        kw.pop("tickers", ["AAPL", "MSFT"]),
+        kw.pop("since", "2019-01-01"),
+        identity=IDENTITY,
+        cache_dir=tmp_path / "cache",
+        transport=transport,
+        progress=False,
+        **kw,
+    )
+
+
+def _fast(monkeypatch) -> None:
+    """No real sleeping in ingest tests (the limiter's spacing is tested with a fake clock)."""
+    monkeypatch.setattr("filingcontrast.corpus.http.RateLimiter.wait", lambda self: None)
+
+
+def test_ingest_filings_documents_and_failures(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    transport = FakeTransport()
+    summary = _ingest(tmp_path, transport)
+    assert summary["filings"] == 3
+    assert list(summary["failed"]) == ["0000789019-21-000002"]
+    requested = [u for u, _ in transport.calls]
+    assert not any("submissions-001" in u for u in requested)  # page predates --since
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        rows = {r["accession"]: r for r in store.query("SELECT * FROM filings")}
+        assert set(rows) == {
+            "0000320193-21-000010",
+            "0000320193-21-000020",
+            "0000789019-21-000001",
+        }
+        aapl = rows["0000320193-21-000010"]
+        # The SGML header's 16:30:12 ET wins over the JSON's New-York-clock-with-Z value.
+        assert aapl["accepted_at"] == dt.datetime(2021, 1, 27, 21, 30, 12, tzinfo=dt.UTC)
+        assert aapl["items"] == ["2.02", "9.01"] and aapl["form"] == "8-K"
+        assert aapl["url"].endswith("/320193/000032019321000010/d8k.htm")
+        assert rows["0000320193-21-000020"]["form"] == "8-K/A"
+        assert rows["0000320193-21-000020"]["items"] == ["5.02"]  # from the parser
+        msft = rows["0000789019-21-000001"]
+        assert msft["accepted_at"] == dt.datetime(2021, 1, 26, 21, 5, 33, tzinfo=dt.UTC)
+        docs = store.query(
+            "SELECT name, kind, exhibit_type, text FROM documents "
+            "WHERE accession = '0000320193-21-000010' ORDER BY name"
+        )
+        assert [(d["name"], d["kind"], d["exhibit_type"]) for d in docs] == [
+            ("d8k.htm", "main", None),
+            ("dex991.htm", "exhibit", "EX-99.1"),
+        ]
+        assert "$111.4 billion" in docs[1]["text"] and "<p>" not in docs[1]["text"]
+        companies = {r["ticker"]: r for r in store.query("SELECT * FROM companies")}
+        assert companies["AAPL"]["cik"] == "320193"
+        assert companies["AAPL"]["sector"] == "Electronic Computers"
+        skips = store.query("SELECT DISTINCT skip_reason FROM events")
+        assert skips == [{"skip_reason": "no_prices"}]  # recorded, not dropped
+
+
+def test_rerun_hits_cache_with_zero_requests(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    first = _ingest(tmp_path, FakeTransport())
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        before = store.frame("SELECT * FROM documents ORDER BY accession, name")
+    transport = FakeTransport()
+    second = _ingest(tmp_path, transport)
+    # Everything, 404s of immutable archive URLs included, comes from the cache.
+    assert transport.calls == [] and second["requests"] == 0
+    assert second["cache_hits"] == first["requests"]
+    assert second["failed"].keys() == first["failed"].keys()
+    assert second["filings"] == first["filings"]
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        after = store.frame("SELECT * FROM documents ORDER BY accession, name")
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_rerun_of_successful_ingest_makes_no_request(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    _ingest(tmp_path, FakeTransport(), tickers=["AAPL"])
+    transport = FakeTransport()
+    summary = _ingest(tmp_path, transport, tickers=["AAPL"])
+    assert transport.calls == [] and summary["requests"] == 0
+
+
+def test_since_reaches_older_submission_pages(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    transport = FakeTransport()
+    summary = _ingest(tmp_path, transport, tickers=["AAPL"], since="2018-01-01")
+    assert any("submissions-001" in u for u, _ in transport.calls)
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        accs = {r["accession"] for r in store.query("SELECT accession FROM filings")}
+    assert "0000320193-18-000005" in accs
+    assert "0000320193-18-000099" in summary["failed"]  # neither .txt nor primary doc
+
+
+def test_unknown_ticker_and_bad_dates(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    with pytest.raises(UserError, match="ZZZZ"):
+        _ingest(tmp_path, FakeTransport(), tickers=["AAPL", "ZZZZ"])
+    with pytest.raises(UserError, match="--since"):
+        _ingest(tmp_path, FakeTransport(), since="2019-13-01")
+
+
+def test_prices_extra_missing_is_a_user_error(tmp_path, monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_yfinance(name, *args, **kwargs):
+        if name == "yfinance":
+            raise ImportError("no yfinance")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_yfinance)
+    transport = FakeTransport()
+    with pytest.raises(UserError, match=r"filingcontrast\[yfinance\]"):
+        _ingest(tmp_path, transport, with_prices=True)
+    assert transport.calls == []  # refused before any request
+
+
+def test_ingest_with_fake_yfinance_computes_events(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    calls = []
+
+    def download(tickers, start, end=None, auto_adjust=True, **kw):
+        calls.append({"tickers": list(tickers), "auto_adjust": auto_adjust})
+        days = pd.DatetimeIndex(sessions("2020-01-01", "2021-12-31"), name="Date")
+        rng = np.random.default_rng(0)
+        cols = pd.MultiIndex.from_product([["Adj Close", "Close"], tickers])
+        data = np.exp(np.cumsum(rng.normal(0, 0.01, (len(days), len(cols))), axis=0)) * 100
+        return pd.DataFrame(data, index=days, columns=cols)
+
+    summary = _ingest(tmp_path, FakeTransport(), with_prices=True, download=download)
+    assert calls[0]["auto_adjust"] is False and "SPY" in calls[0]["tickers"]
+    assert summary["events"]["with_return"] > 0
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        assert store.count("prices") > 0
+        idx = store.query("SELECT count(*) AS n FROM prices WHERE ticker = ?", [INDEX_TICKER])
+        assert idx[0]["n"] > 400
+        ev = store.query(
+            "SELECT day0, abnormal_ret FROM events WHERE accession = '0000320193-21-000010' "
+            "AND \"window\" = '0_1' AND method = 'market_adjusted'"
+        )[0]
+        assert ev["day0"] == dt.date(2021, 1, 28) and ev["abnormal_ret"] is not None
+
+
+def test_sgml_header_parse() -> None:
+    path = ASSETS / "www.sec.gov/Archives/edgar/data/320193/000032019321000010"
+    sub = edgar.parse_sgml((path / "0000320193-21-000010.txt").read_text())
+    assert sub.accession == "0000320193-21-000010" and sub.form == "8-K"
+    assert sub.cik == "320193" and sub.company == "Apple Inc."
+    assert sub.accepted_at.isoformat() == "2021-01-27T16:30:12-05:00"
+    assert [d.type for d in sub.documents] == ["8-K", "EX-99.1", "GRAPHIC", "EX-101.INS"]

@@ -1,0 +1,295 @@
+"""Day 0 rule, event-window returns and the market model on hand-made series."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from filingcontrast.corpus import events as ev
+from filingcontrast.corpus.calendar import is_session, sessions
+from filingcontrast.corpus.store import INDEX_TICKER, Store
+
+NY = ZoneInfo("America/New_York")
+
+
+# -- day 0 -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "local, expected",
+    [
+        (dt.datetime(2021, 7, 2, 17, 0), dt.date(2021, 7, 6)),  # Fri after close, Jul 4 holiday
+        (dt.datetime(2021, 7, 2, 15, 59), dt.date(2021, 7, 2)),
+        (dt.datetime(2021, 7, 2, 16, 0), dt.date(2021, 7, 6)),  # 16:00 sharp is after the close
+        (dt.datetime(2021, 7, 2, 6, 0), dt.date(2021, 7, 2)),  # before the open -> same day
+        (dt.datetime(2021, 7, 3, 10, 0), dt.date(2021, 7, 6)),  # Saturday
+        (dt.datetime(2021, 12, 24, 9, 0), dt.date(2021, 12, 27)),  # Christmas observed (Fri)
+        (dt.datetime(2022, 1, 3, 23, 59), dt.date(2022, 1, 4)),
+    ],
+)
+def test_day0_known_cases(local: dt.datetime, expected: dt.date) -> None:
+    assert ev.day0(local.replace(tzinfo=NY)) == expected
+
+
+def test_day0_converts_from_utc() -> None:
+    # 2021-03-15 20:30 UTC = 16:30 EDT (after the close); 19:30 UTC = 15:30 EDT.
+    assert ev.day0(dt.datetime(2021, 3, 15, 20, 30, tzinfo=dt.UTC)) == dt.date(2021, 3, 16)
+    assert ev.day0(dt.datetime(2021, 3, 15, 19, 30, tzinfo=dt.UTC)) == dt.date(2021, 3, 15)
+
+
+def test_day0_rejects_naive() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        ev.day0(dt.datetime(2021, 7, 2, 12, 0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(min_value=dt.datetime(1995, 1, 1), max_value=dt.datetime(2026, 6, 1)),
+    st.sampled_from([NY, dt.UTC, ZoneInfo("Asia/Tokyo")]),
+)
+def test_day0_properties(naive: dt.datetime, zone: ZoneInfo) -> None:
+    accepted = naive.replace(tzinfo=zone)
+    local = accepted.astimezone(NY)
+    d0 = ev.day0(accepted)
+    assert is_session(d0)
+    assert d0 >= local.date()
+    same_day = is_session(local.date()) and local.hour < 16
+    assert (d0 == local.date()) == same_day
+    # No session is skipped: nothing strictly between the acceptance date and day 0.
+    between = sessions(local.date() + dt.timedelta(days=1), d0 - dt.timedelta(days=1))
+    assert between == []
+
+
+def test_day0_vectorised_matches_scalar() -> None:
+    stamps = pd.Series(
+        pd.to_datetime(
+            ["2021-07-02T21:00:00Z", "2021-07-02T19:59:00Z", "2020-02-29T12:00:00Z", None],
+            utc=True,
+        )
+    )
+    out = ev.day0_series(stamps)
+    assert list(out[:3]) == [ev.day0(t.to_pydatetime()) for t in stamps[:3]]
+    assert pd.isna(out[3])
+
+
+# -- returns -----------------------------------------------------------------------------------
+
+
+def _series(ticker: str, days: list[dt.date], values: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"ticker": ticker, "date": days, "adj_close": values})
+
+
+def _filing(acc: str, ticker: str, when: str) -> dict:
+    return {"accession": acc, "ticker": ticker, "accepted_at": pd.Timestamp(when)}
+
+
+def test_window_returns_known_answers() -> None:
+    days = sessions("2021-06-28", "2021-07-14")  # Jul 5 is a holiday
+    n = len(days)
+    stock = [100.0 + i for i in range(n)]
+    index = [200.0] * n
+    index[days.index(dt.date(2021, 7, 7))] = 210.0  # day0+1 for the filing below
+    prices = pd.concat([_series("ABC", days, stock), _series(INDEX_TICKER, days, index)])
+    # Accepted Friday Jul 2 17:00 ET -> day 0 Tue Jul 6; base = close of Fri Jul 2.
+    filings = pd.DataFrame([_filing("A1", "ABC", "2021-07-02T17:00:00-04:00")])
+    out = ev.compute_events(filings, prices, windows=["0_1", (0, 3)], methods=["market_adjusted"])
+    out = out.set_index("window")
+    base = stock[days.index(dt.date(2021, 7, 2))]
+    d1 = stock[days.index(dt.date(2021, 7, 7))]
+    d3 = stock[days.index(dt.date(2021, 7, 9))]
+    assert out.loc["0_1", "day0"] == dt.date(2021, 7, 6)
+    assert out.loc["0_1", "ret"] == pytest.approx(d1 / base - 1)
+    assert out.loc["0_1", "index_ret"] == pytest.approx(0.05)
+    assert out.loc["0_1", "abnormal_ret"] == pytest.approx(d1 / base - 1 - 0.05)
+    assert out.loc["0_3", "ret"] == pytest.approx(d3 / base - 1)
+    assert out.loc["0_3", "index_ret"] == pytest.approx(0.0)
+    assert out["skip_reason"].isna().all()
+
+
+def test_skip_reasons_are_recorded() -> None:
+    days = sessions("2021-06-01", "2021-06-30")
+    n = len(days)
+    values = [50.0] * n
+    values[days.index(dt.date(2021, 6, 15))] = np.nan  # a gap
+    prices = pd.concat(
+        [
+            _series("GAP", days, values),
+            _series("NEG", days, [50.0] * (n - 1) + [-1.0]),  # non-positive last price
+            _series(INDEX_TICKER, days, [100.0] * n),
+        ]
+    )
+    filings = pd.DataFrame(
+        [
+            _filing("nope", "ZZZ", "2021-06-10T12:00:00Z"),  # no prices
+            _filing("early", "GAP", "2021-06-01T12:00:00Z"),  # base = May 28, before data
+            _filing("late", "GAP", "2021-06-30T12:00:00Z"),  # day0+1 = Jul 1, after data
+            _filing("gap", "GAP", "2021-06-14T12:00:00Z"),  # day0+1 = Jun 15 is NaN
+            _filing("neg", "NEG", "2021-06-29T12:00:00Z"),  # Jun 30 <= 0 -> treated as missing
+            _filing("ok", "GAP", "2021-06-08T12:00:00Z"),
+            {"accession": "nots", "ticker": "GAP", "accepted_at": pd.NaT},
+            _filing("future", "GAP", "2199-01-01T12:00:00Z"),
+        ]
+    )
+    out = ev.compute_events(filings, prices, windows=[(0, 1)], methods=["market_adjusted"])
+    reasons = dict(zip(out["accession"], out["skip_reason"]))
+    assert reasons == {
+        "nope": "no_prices",
+        "early": "too_early",
+        "late": "missing_after",
+        "gap": "missing_day",
+        "neg": "missing_after",
+        "ok": None,
+        "nots": "no_accepted_at",
+        "future": "outside_calendar",
+    }
+    assert len(out) == len(filings)  # nothing dropped
+    assert out.loc[out.skip_reason.notna(), "abnormal_ret"].isna().all()
+
+
+def test_missing_index_is_a_skip() -> None:
+    days = sessions("2021-06-01", "2021-06-30")
+    prices = _series("ABC", days, [10.0] * len(days))
+    filings = pd.DataFrame([_filing("a", "ABC", "2021-06-10T12:00:00Z")])
+    out = ev.compute_events(filings, prices, windows=[(0, 1)], methods=["market_adjusted"])
+    assert out.loc[0, "skip_reason"] == "no_index_prices"
+    assert out.loc[0, "ret"] == pytest.approx(0.0)
+
+
+def test_market_model_recovers_alpha_beta() -> None:
+    rng = np.random.default_rng(7)
+    days = sessions("2019-01-01", "2021-12-31")
+    n = len(days)
+    alpha, beta = 0.0004, 1.7
+    m = rng.normal(0.0003, 0.01, n)
+    r = alpha + beta * m + rng.normal(0, 0.002, n)
+    m[0] = r[0] = 0.0
+    prices = pd.concat(
+        [
+            _series("ABC", days, list(100 * np.cumprod(1 + r))),
+            _series(INDEX_TICKER, days, list(1000 * np.cumprod(1 + m))),
+        ]
+    )
+    d0 = days[600]
+    at = dt.datetime.combine(d0, dt.time(11, 0), NY)
+    filings = pd.DataFrame([{"accession": "x", "ticker": "ABC", "accepted_at": at}])
+    stock_ret = ev._daily_returns(ev._price_vector(prices[prices.ticker == "ABC"]))
+    index_ret = ev._daily_returns(ev._price_vector(prices[prices.ticker == INDEX_TICKER]))
+    pos0 = ev.day0_positions(filings["accepted_at"])
+    a_hat, b_hat, count = ev._market_model(stock_ret, index_ret, pos0)
+    assert count[0] == ev.EST_LEN
+    assert b_hat[0] == pytest.approx(beta, abs=0.05)
+    assert a_hat[0] == pytest.approx(alpha, abs=0.0005)
+    out = ev.compute_events(filings, prices, windows=[(0, 1)], methods=["market_model"])
+    row = out.iloc[0]
+    expected = row["ret"] - (2 * a_hat[0] + b_hat[0] * row["index_ret"])
+    assert row["abnormal_ret"] == pytest.approx(expected)
+    # The abnormal return is the noise: small compared with the raw return's market part.
+    assert abs(row["abnormal_ret"]) < 0.02
+
+
+def test_bad_windows_and_methods() -> None:
+    f = pd.DataFrame([_filing("a", "X", "2021-06-10T12:00:00Z")])
+    days = sessions("2021-06-01", "2021-06-30")
+    p = _series("X", days, [1.0] * len(days))
+    with pytest.raises(ValueError, match="window"):
+        ev.compute_events(f, p, windows=[(2, 1)])
+    with pytest.raises(ValueError, match="method"):
+        ev.compute_events(f, p, methods=["capm"])
+
+
+def test_missing_store_is_a_user_error(tmp_path) -> None:
+    from filingcontrast.errors import UserError
+
+    with pytest.raises(UserError, match="store not found"):
+        ev.compute_events_in_store(tmp_path / "none.duckdb")
+
+
+def test_market_model_needs_enough_estimation_days() -> None:
+    days = sessions("2021-01-01", "2021-12-31")
+    prices = pd.concat(
+        [
+            _series("ABC", days, list(np.linspace(10, 20, len(days)))),
+            _series(INDEX_TICKER, days, list(np.linspace(100, 120, len(days)))),
+        ]
+    )
+    at = dt.datetime.combine(days[100], dt.time(11, 0), NY)  # only ~70 estimation days
+    filings = pd.DataFrame([{"accession": "x", "ticker": "ABC", "accepted_at": at}])
+    out = ev.compute_events(filings, prices, windows=[(0, 1)])
+    reasons = dict(zip(out["method"], out["skip_reason"]))
+    assert reasons == {"market_adjusted": None, "market_model": "insufficient_estimation"}
+
+
+def test_compute_events_in_store_keeps_provided_and_is_idempotent(tmp_path) -> None:
+    days = sessions("2021-01-04", "2021-03-31")
+    path = tmp_path / "s.duckdb"
+    with Store(path) as store:
+        store.upsert_frame(
+            "prices",
+            pd.concat(
+                [
+                    _series("ABC", days, list(np.linspace(10, 12, len(days)))),
+                    _series(INDEX_TICKER, days, [100.0] * len(days)),
+                ]
+            ),
+        )
+        store.upsert(
+            "filings",
+            [
+                {
+                    "accession": "a",
+                    "ticker": "ABC",
+                    "accepted_at": dt.datetime(2021, 2, 1, 15, tzinfo=dt.UTC),
+                    "items": ["2.02"],
+                    "source": "files",
+                },
+                {"accession": "b", "ticker": "QQQ", "items": ["8.01"], "source": "files"},
+            ],
+        )
+        store.upsert(
+            "events",
+            [{"accession": "b", "window": "0_1", "method": "provided", "abnormal_ret": 0.01}],
+        )
+    first = ev.compute_events_in_store(path)
+    second = ev.compute_events_in_store(path)
+    assert first["events"] == second["events"] == 2 * 3 * 2
+    with Store(path, read_only=True) as store:
+        assert store.count("events") == 2 * 3 * 2 + 1
+        provided = store.query("SELECT abnormal_ret FROM events WHERE method = 'provided'")
+        assert provided == [{"abnormal_ret": 0.01}]
+    stats = ev.corpus_stats(path)
+    assert "no_accepted_at" in stats and "files" in stats and "2.02" in stats
+
+
+def test_compute_events_is_fast() -> None:
+    rng = np.random.default_rng(0)
+    days = sessions("2020-01-01", "2022-12-31")[:500]
+    tickers = [f"T{i}" for i in range(150)] + [INDEX_TICKER]
+    prices = pd.DataFrame(
+        {
+            "ticker": np.repeat(tickers, len(days)),
+            "date": np.tile(np.array(days, dtype=object), len(tickers)),
+            "adj_close": np.exp(np.cumsum(rng.normal(0, 0.01, len(tickers) * len(days)))),
+        }
+    )
+    n = 5000
+    filings = pd.DataFrame(
+        {
+            "accession": [f"a{i}" for i in range(n)],
+            "ticker": rng.choice(tickers[:150], n),
+            "accepted_at": pd.Timestamp("2020-01-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 690 * 24 * 60, n), unit="min"),
+        }
+    )
+    import time
+
+    t0 = time.perf_counter()
+    out = ev.compute_events(filings, prices)
+    assert time.perf_counter() - t0 < 10
+    assert len(out) == n * 6
+    assert out["abnormal_ret"].notna().mean() > 0.5

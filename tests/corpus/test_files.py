@@ -1,0 +1,305 @@
+"""`ingest files`: manifests, directories of 8-K files, bad input, and kill-and-rerun safety."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from filingcontrast.corpus import files
+from filingcontrast.corpus.calendar import sessions
+from filingcontrast.corpus.store import INDEX_TICKER, Store
+from filingcontrast.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "data" / "edgar-8k"
+
+HTML_8K = """<html><body><p>UNITED STATES SECURITIES AND EXCHANGE COMMISSION</p><p>FORM 8-K</p>
+<p>Item {item} {title}</p><p>{body}</p><p>SIGNATURE</p></body></html>"""
+
+
+def sgml_8k(accession: str, cik: int, accepted: str, item: str = "8.01", exhibit: str = "") -> str:
+    """A small full-submission .txt like EDGAR's (header + 8-K document [+ EX-99.1])."""
+    ex = (
+        f"<DOCUMENT>\n<TYPE>EX-99.1\n<SEQUENCE>2\n<FILENAME>ex991.htm\n<TEXT>\n"
+        f"<html><body><p>{exhibit}</p></body></html>\n</TEXT>\n</DOCUMENT>\n"
+        if exhibit
+        else ""
+    )
+    main = HTML_8K.format(item=item, title="Other Events.", body=f"Company {cik} news {accession}.")
+    return (
+        f"<SEC-DOCUMENT>{accession}.txt : 20210101\n<SEC-HEADER>{accession}.hdr.sgml\n"
+        f"<ACCEPTANCE-DATETIME>{accepted}\nACCESSION NUMBER:\t\t{accession}\n"
+        f"CONFORMED SUBMISSION TYPE:\t8-K\nFILED AS OF DATE:\t\t{accepted[:8]}\n"
+        f"\t\tCOMPANY CONFORMED NAME:\t\t\tCO {cik}\n\t\tCENTRAL INDEX KEY:\t\t\t{cik:010d}\n"
+        f"</SEC-HEADER>\n<DOCUMENT>\n<TYPE>8-K\n<SEQUENCE>1\n<FILENAME>d8k.htm\n<TEXT>\n{main}\n"
+        f"</TEXT>\n</DOCUMENT>\n{ex}</SEC-DOCUMENT>\n"
+    )
+
+
+def write_prices(path: Path, tickers: list[str], start="2020-06-01", end="2021-12-31") -> Path:
+    days = sessions(start, end)
+    rng = np.random.default_rng(1)
+    rows = ["ticker,date,close,adj_close"]
+    for t in [*tickers, INDEX_TICKER]:
+        px = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days))))
+        rows += [f"{t},{d},{p:.4f},{p:.4f}" for d, p in zip(days, px)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def make_dir(root: Path, n: int = 12) -> Path:
+    d = root / "filings"
+    d.mkdir()
+    for i in range(n):
+        acc = f"0000000001-21-{i + 1:06d}"
+        accepted = (dt.datetime(2021, 3, 1, 9) + dt.timedelta(days=i, hours=i % 9)).strftime(
+            "%Y%m%d%H%M%S"
+        )
+        name = f"TK{i % 3}_{acc}.txt"
+        (d / name).write_text(sgml_8k(acc, 1000 + i % 3, accepted, exhibit=f"Press {i}"))
+    return d
+
+
+def tables(path: Path) -> dict[str, pd.DataFrame]:
+    with Store(path, read_only=True) as store:
+        return {
+            "filings": store.frame("SELECT * FROM filings ORDER BY accession"),
+            "documents": store.frame("SELECT * FROM documents ORDER BY accession, name"),
+            "events": store.frame('SELECT * FROM events ORDER BY accession, "window", method'),
+        }
+
+
+# -- directory ---------------------------------------------------------------------------------
+
+
+def test_directory_ingest_with_prices(tmp_path) -> None:
+    d = make_dir(tmp_path, n=6)
+    (d / "TK0_0000000001-21-000901.htm").write_text("")  # empty
+    (d / "TK0_0000000001-21-000902.htm").write_text(
+        "<html><body><p>FORM 10-Q</p><p>Quarterly report</p></body></html>"
+    )
+    (d / "TK0_0000000001-21-000903.htm").write_text("<html><body><div><<<</")  # malformed
+    (d / "notes.md").write_text("ignored: not an .htm/.txt file")
+    prices = write_prices(tmp_path / "prices.csv", ["TK0", "TK1", "TK2"])
+    summary = files.ingest_files(tmp_path / "s.duckdb", d, prices_csv=prices)
+    assert summary["filings"] == 6
+    assert set(summary["skipped"]) == {
+        "TK0_0000000001-21-000901.htm",
+        "TK0_0000000001-21-000902.htm",
+        "TK0_0000000001-21-000903.htm",
+    }
+    assert "empty" in summary["skipped"]["TK0_0000000001-21-000901.htm"]
+    assert "8-K" in summary["skipped"]["TK0_0000000001-21-000902.htm"]
+    t = tables(tmp_path / "s.duckdb")
+    f = t["filings"].set_index("accession")
+    first = f.loc["0000000001-21-000001"]
+    assert first["ticker"] == "TK0" and first["cik"] == "1000"
+    assert list(first["items"]) == ["8.01"]
+    # <ACCEPTANCE-DATETIME>20210301090000 is 09:00 US/Eastern = 14:00 UTC.
+    assert pd.Timestamp(first["accepted_at"]) == pd.Timestamp("2021-03-01T14:00:00Z")
+    assert (t["documents"]["kind"] == "exhibit").sum() == 6
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        companies = store.query("SELECT cik, ticker, name FROM companies ORDER BY cik")
+    assert companies[0] == {"cik": "1000", "ticker": "TK0", "name": "CO 1000"}
+    ok = t["events"][t["events"]["method"] == "market_adjusted"]
+    assert ok["abnormal_ret"].notna().all()
+
+
+def test_filename_patterns() -> None:
+    assert files.ids_from_filename("1000180_8K_2010_0000950123-10-078896.htm") == {
+        "accession": "0000950123-10-078896",
+        "cik": "1000180",
+        "ticker": None,
+    }
+    assert files.ids_from_filename("AAPL_0000320193-21-000010.txt")["ticker"] == "AAPL"
+    assert files.ids_from_filename("0000320193-21-000010.htm")["cik"] is None
+    assert files.ids_from_filename("random.htm")["accession"] is None
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared edgar-8k data absent")
+def test_directory_of_real_filings(tmp_path) -> None:
+    picks = sorted((SHARED / "filings").glob("*_8K_2006_*.txt"))[:4]
+    picks += sorted((SHARED / "filings").glob("*_8K_2015_*.htm"))[:2]
+    if len(picks) < 3:
+        pytest.skip("not enough shared filings")
+    d = tmp_path / "real"
+    d.mkdir()
+    for p in picks:  # links, not copies: the shared data stays outside the project
+        (d / p.name).symlink_to(p)
+    summary = files.ingest_files(tmp_path / "s.duckdb", d)
+    assert summary["filings"] + len(summary["skipped"]) == len(picks)
+    rows = tables(tmp_path / "s.duckdb")["filings"]
+    for _, row in rows.iterrows():
+        assert row["accession"] in {files.ids_from_filename(p.name)["accession"] for p in picks}
+        if row["accession"] and str(row["accession"]).split("-")[1] == "06":
+            assert pd.notna(row["accepted_at"])  # 2006 .txt submissions carry the header time
+
+
+# -- manifests ---------------------------------------------------------------------------------
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _row(i: int, **kw) -> dict:
+    row = {
+        "id": f"0000000002-21-{i:06d}",
+        "ticker": "ABC",
+        "accepted_at": "2021-07-02T17:00:00-04:00",
+        "form": "8-K",
+        "text": HTML_8K.format(item="2.02", title="Results of Operations", body="Beat."),
+    }
+    row.update(kw)
+    return row
+
+
+def test_manifest_with_provided_returns(tmp_path) -> None:
+    doc = tmp_path / "docs" / "x.htm"
+    doc.parent.mkdir()
+    doc.write_text(HTML_8K.format(item="5.02", title="Departure of Directors", body="Bye."))
+    manifest = _jsonl(
+        tmp_path / "m.jsonl",
+        [
+            _row(1, returns={"0_1": 0.012, "0_3": None}, items=["2.02", "9.01"]),
+            _row(2, path="docs/x.htm", text=None, cik="0000001234", ticker=None),
+            _row(3, form="10-K"),
+            _row(4, exhibits=[{"type": "ex-99.1", "text": "<p>Record quarter.</p>"}]),
+        ],
+    )
+    summary = files.ingest_files(tmp_path / "s.duckdb", manifest)
+    assert summary["filings"] == 3
+    assert summary["skipped"] == {"m.jsonl:3": "form 10-K is not an 8-K"}
+    t = tables(tmp_path / "s.duckdb")
+    f = t["filings"].set_index("accession")
+    assert list(f.loc["0000000002-21-000001", "items"]) == ["2.02", "9.01"]
+    assert list(f.loc["0000000002-21-000002", "items"]) == ["5.02"]  # parsed from the document
+    assert f.loc["0000000002-21-000002", "cik"] == "1234"
+    ev = t["events"]
+    prov = ev[ev["method"] == "provided"].set_index("window")
+    assert prov.loc["0_1", "abnormal_ret"] == pytest.approx(0.012)
+    assert prov.loc["0_3", "skip_reason"] == "not_provided"
+    assert pd.Timestamp(prov.loc["0_1", "day0"]).date() == dt.date(2021, 7, 6)
+    docs = t["documents"]
+    ex = docs[docs["kind"] == "exhibit"].iloc[0]
+    assert ex["exhibit_type"] == "EX-99.1" and ex["text"] == "Record quarter."
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"accepted_at": "2021-07-02T17:00:00"}, r"m\.jsonl:3: field accepted_at: .* no time zone"),
+        ({"accepted_at": "yesterday"}, r"m\.jsonl:3: field accepted_at: .*not an ISO 8601"),
+        ({"items": ["2.99"]}, r"m\.jsonl:3: field items: unknown item '2.99'"),
+        ({"id": "0000000002-21-000001"}, r"m\.jsonl:3: field id: duplicate accession .* line 1"),
+        ({"ticker": None}, r"m\.jsonl:3: fields ticker/cik"),
+        ({"returns": {"0_1": "lots"}}, r"m\.jsonl:3: field returns\.0_1"),
+        ({"colour": "red"}, r"m\.jsonl:3: unknown field\(s\) colour"),
+    ],
+)
+def test_manifest_errors_name_line_and_keep_earlier_rows(tmp_path, bad, message) -> None:
+    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1), _row(2), _row(3, **bad), _row(4)])
+    with pytest.raises(UserError, match=message):
+        files.ingest_files(tmp_path / "s.duckdb", manifest)
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        accs = [r["accession"] for r in store.query("SELECT accession FROM filings ORDER BY 1")]
+    assert accs == ["0000000002-21-000001", "0000000002-21-000002"]
+
+
+def test_manifest_invalid_json_line(tmp_path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps(_row(1)) + "\n{not json\n")
+    with pytest.raises(UserError, match=r"m\.jsonl:2: invalid JSON"):
+        files.ingest_files(tmp_path / "s.duckdb", path)
+
+
+def test_csv_manifest(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    pd.DataFrame(
+        [
+            {
+                "id": "0000000003-21-000001",
+                "ticker": "XYZ",
+                "accepted_at": "2021-03-01T21:05:00Z",
+                "form": "8-K",
+                "items": "2.02;9.01",
+                "text": "FORM 8-K\nItem 2.02 Results of Operations\nRevenue up.",
+                "abnormal_ret_0_1": -0.03,
+            }
+        ]
+    ).to_csv(path, index=False)
+    summary = files.ingest_files(tmp_path / "s.duckdb", path)
+    assert summary["filings"] == 1
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        ev = store.query("SELECT abnormal_ret FROM events WHERE method = 'provided'")
+    assert ev == [{"abnormal_ret": -0.03}]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("accession,when,text\nx,y,z\n")
+    with pytest.raises(UserError, match=r"bad\.csv:1: header: missing column\(s\) id, accepted_at"):
+        files.ingest_files(tmp_path / "s.duckdb", bad)
+
+
+def test_bad_paths(tmp_path) -> None:
+    with pytest.raises(UserError, match="not found"):
+        files.ingest_files(tmp_path / "s.duckdb", tmp_path / "nope.jsonl")
+    (tmp_path / "x.pdf").write_text("x")
+    with pytest.raises(UserError, match="expected a .jsonl/.csv manifest"):
+        files.ingest_files(tmp_path / "s.duckdb", tmp_path / "x.pdf")
+
+
+# -- kill and rerun ----------------------------------------------------------------------------
+
+
+def _cli(store: Path, d: Path, prices: Path, sleep: float) -> subprocess.Popen:
+    env = {**os.environ, files.SLEEP_ENV: str(sleep), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "filingcontrast", "ingest", "files", str(d)]
+    cmd += ["--prices", str(prices), "--store", str(store)]
+    return subprocess.Popen(
+        cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+
+
+def test_killed_ingest_rerun_matches_uninterrupted(tmp_path) -> None:
+    d = make_dir(tmp_path, n=12)
+    prices = write_prices(tmp_path / "prices.csv", ["TK0", "TK1", "TK2"])
+    reference = tmp_path / "ref.duckdb"
+    files.ingest_files(reference, d, prices_csv=prices)
+
+    killed = tmp_path / "killed.duckdb"
+    for kill_after in (3, 8):  # kill twice, at different points
+        proc = _cli(killed, d, prices, sleep=0.2)
+        for line in proc.stderr:
+            if (
+                line.startswith("filingcontrast-test: stored")
+                and int(line.split()[-1]) >= kill_after
+            ):
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        with Store(killed, read_only=True) as store:
+            n = store.count("filings")
+            n_docs = store.count("documents")
+        assert kill_after <= n < 12
+        assert n_docs == 2 * n  # each filing's rows are all there or none are
+    rerun = subprocess.run(
+        [sys.executable, "-m", "filingcontrast", "ingest", "files", str(d)]
+        + ["--prices", str(prices), "--store", str(killed)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    got, want = tables(killed), tables(reference)
+    for name in want:
+        pd.testing.assert_frame_equal(got[name], want[name], check_dtype=False)

@@ -1,0 +1,131 @@
+"""Prices: CSV validation, the yfinance adapter (with a fake download), index handling."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from filingcontrast.corpus import prices
+from filingcontrast.corpus.store import INDEX_TICKER, Store
+from filingcontrast.errors import UserError
+
+
+def _csv(tmp_path, text: str):
+    path = tmp_path / "p.csv"
+    path.write_text(text)
+    return path
+
+
+def test_csv_gaps_nan_nonpositive_are_counted_not_stored(tmp_path) -> None:
+    path = _csv(
+        tmp_path,
+        "ticker,date,close,adj_close\n"
+        "abc,2021-01-04,10,9.5\n"
+        "ABC,2021-01-05,11,\n"  # adj_close empty -> close
+        "ABC,2021-01-06,NaN,\n"
+        "ABC,2021-01-07,-1,-1\n"
+        "ABC,2021-01-08,0,0\n"
+        "ABC,2021-01-04,10,9.5\n",  # exact duplicate: harmless
+    )
+    frame, report = prices.read_prices_csv(path)
+    assert list(frame["adj_close"]) == [9.5, 11.0]
+    assert list(frame["ticker"]) == ["ABC", "ABC"]
+    assert report["skipped_rows"] == {"missing_value": 1, "non_positive": 2}
+    assert report["skipped_lines"]["non_positive"] == [5, 6]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("ticker,day,close\nA,2021-01-04,1\n", r"p\.csv:1: header: missing column\(s\) date"),
+        ("ticker,date,close,adjclose\n", r"p\.csv:1: header: unknown column\(s\) adjclose"),
+        ("ticker,date,close\nA,04/01/2021,1\n", r"p\.csv:2: field date: '04/01/2021'"),
+        ("ticker,date,close\nA,2021-01-04,ten\n", r"p\.csv:2: field close: 'ten' is not a number"),
+        ("ticker,date,close\n,2021-01-04,1\n", r"p\.csv:2: field ticker: empty"),
+        (
+            "ticker,date,close\nA,2021-01-04,1\nA,2021-01-04,2\n",
+            r"p\.csv:3: A 2021-01-04 appears again with different prices \(first on line 2\)",
+        ),
+    ],
+)
+def test_csv_errors_name_file_line_field(tmp_path, text, message) -> None:
+    with pytest.raises(UserError, match=message):
+        prices.read_prices_csv(_csv(tmp_path, text))
+
+
+def test_ingest_prices_csv_with_index_symbol(tmp_path) -> None:
+    path = _csv(
+        tmp_path,
+        "ticker,date,close\nA,2021-01-04,1\nSPY,2021-01-04,300\nSPY,2021-01-05,301\n",
+    )
+    summary = prices.ingest_prices(tmp_path / "s.duckdb", csv_path=path, index_symbol="SPY")
+    assert summary["stored"] == 5 and summary["index_rows"] == 2
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        rows = store.query(
+            "SELECT date, close FROM prices WHERE ticker = ? ORDER BY 1", [INDEX_TICKER]
+        )
+    assert rows == [
+        {"date": dt.date(2021, 1, 4), "close": 300.0},
+        {"date": dt.date(2021, 1, 5), "close": 301.0},
+    ]
+
+
+def _fake_download(columns_multi: bool = True, drop_adj: bool = False):
+    calls = []
+
+    def download(tickers, start=None, end=None, auto_adjust=True, **kw):
+        calls.append({"tickers": tickers, "start": start, "end": end, "auto_adjust": auto_adjust})
+        days = pd.DatetimeIndex(
+            pd.to_datetime(["2021-01-04", "2021-01-05", "2021-01-06"]), name="Date"
+        )
+        fields = ["Close"] + ([] if drop_adj else ["Adj Close"])
+        if columns_multi:
+            cols = pd.MultiIndex.from_product([fields, tickers], names=["Price", "Ticker"])
+            data = np.arange(len(days) * len(cols), dtype=float).reshape(len(days), -1) + 1
+            frame = pd.DataFrame(data, index=days, columns=cols)
+            frame.iloc[1, 0] = np.nan  # a gap in the first ticker's close
+            return frame
+        return pd.DataFrame({f: [10.0, 11.0, 12.0] for f in fields}, index=days)
+
+    return download, calls
+
+
+def test_yfinance_adapter_reads_adj_close_with_auto_adjust_false() -> None:
+    download, calls = _fake_download()
+    frame = prices.fetch_yfinance(["AAA", "BBB"], "2021-01-01", download=download)
+    assert calls[0]["auto_adjust"] is False
+    assert set(frame.columns) == {"ticker", "date", "close", "adj_close"}
+    aaa = frame[frame.ticker == "AAA"].set_index("date")
+    assert len(aaa) == 2  # the NaN close is dropped, not filled
+    # Close block comes first, Adj Close second: values differ, and we read the right one.
+    assert (frame["adj_close"] != frame["close"]).all()
+    single = prices.fetch_yfinance(["AAA"], "2021-01-01", download=_fake_download(False)[0])
+    assert list(single["adj_close"]) == [10.0, 11.0, 12.0]
+
+
+def test_yfinance_missing_adj_close_is_an_error() -> None:
+    with pytest.raises(UserError, match="Adj Close"):
+        prices.fetch_yfinance(["AAA"], "2021-01-01", download=_fake_download(drop_adj=True)[0])
+
+
+def test_ingest_prices_yfinance_stores_index(tmp_path) -> None:
+    download, calls = _fake_download()
+    summary = prices.ingest_prices(
+        tmp_path / "s.duckdb",
+        tickers="aaa,bbb",
+        since="2021-01-01",
+        source="yfinance",
+        index_symbol="^GSPC",
+        download=download,
+    )
+    assert calls[0]["tickers"] == ["AAA", "BBB", "^GSPC"]
+    assert summary["index_rows"] == 3
+    with pytest.raises(UserError, match="--tickers"):
+        prices.ingest_prices(tmp_path / "s.duckdb", source="yfinance", since="2021-01-01")
+    with pytest.raises(UserError, match="--since"):
+        prices.ingest_prices(tmp_path / "s.duckdb", source="yfinance", tickers="A", since="x")
+    with pytest.raises(UserError, match="--csv"):
+        prices.ingest_prices(tmp_path / "s.duckdb", source="csv")

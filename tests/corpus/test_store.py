@@ -1,0 +1,108 @@
+"""Store: upserts, one-transaction filings, migrations, keyword column names."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from filingcontrast.corpus import store as store_mod
+from filingcontrast.corpus.store import Store
+from filingcontrast.errors import UserError
+
+
+def test_upsert_is_keyed_and_idempotent(tmp_path) -> None:
+    with Store(tmp_path / "s.duckdb") as s:
+        row = {"accession": "a", "window": "0_1", "method": "m", "abnormal_ret": 0.1}
+        s.upsert("events", [row])
+        s.upsert("events", [{**row, "abnormal_ret": 0.2}])
+        assert s.query('SELECT "window", abnormal_ret FROM events') == [
+            {"window": "0_1", "abnormal_ret": 0.2}
+        ]
+
+
+def test_write_filing_replaces_documents_atomically(tmp_path) -> None:
+    filing = {"accession": "a", "form": "8-K", "items": ["2.02"], "source": "files"}
+    docs = [
+        {"accession": "a", "name": "main.htm", "kind": "main", "text": "x"},
+        {"accession": "a", "name": "ex.htm", "kind": "exhibit", "text": "y"},
+    ]
+    with Store(tmp_path / "s.duckdb") as s:
+        s.write_filing(filing, docs)
+        s.write_filing(filing, docs[:1])  # re-ingest with fewer documents: no stale rows
+        assert s.count("documents") == 1
+        assert s.query("SELECT sha256 FROM documents")[0]["sha256"] == store_mod.sha256_text("x")
+        with pytest.raises(RuntimeError):
+            with s.transaction():
+                s.write_filing({**filing, "accession": "b"}, [{**docs[0], "accession": "b"}])
+                raise RuntimeError("killed mid-filing")
+        assert s.count("filings") == 1 and s.count("documents") == 1
+        s.upsert("filings", [{**filing, "accession": "c"}])  # usable after a rollback
+        assert s.count("filings") == 2
+
+
+def test_migration_path(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path) as s:
+        s.upsert("filings", [{"accession": "a", "form": "8-K"}])
+        assert s.schema_version == 1
+    # A fake next schema version whose migration adds a column and fills it.
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(
+        store_mod,
+        "MIGRATIONS",
+        {
+            1: [
+                "ALTER TABLE filings ADD COLUMN language VARCHAR",
+                "UPDATE filings SET language = 'en'",
+            ]
+        },
+    )
+    with pytest.raises(UserError, match="schema version 1, expected 2"):
+        Store(path, read_only=True)
+    with Store(path) as s:
+        assert s.schema_version == 2
+        assert s.query("SELECT accession, language FROM filings") == [
+            {"accession": "a", "language": "en"}
+        ]
+    with Store(path, read_only=True) as s:
+        assert s.schema_version == 2
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    with pytest.raises(UserError, match="newer than this filingcontrast"):
+        Store(path)
+
+
+def test_failed_migration_leaves_store_unchanged(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path) as s:
+        s.upsert("filings", [{"accession": "a"}])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(
+        store_mod, "MIGRATIONS", {1: ["ALTER TABLE filings ADD COLUMN x INT", "SELECT nope"]}
+    )
+    with pytest.raises(duckdb.Error):
+        Store(path)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    with Store(path, read_only=True) as s:
+        assert s.schema_version == 1
+        cols = [
+            r["column_name"]
+            for r in s.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'filings'"
+            )
+        ]
+        assert "x" not in cols
+
+
+def test_missing_store_read_only(tmp_path) -> None:
+    with pytest.raises(UserError, match="store not found"):
+        Store(tmp_path / "none.duckdb", read_only=True)
+
+
+def test_timestamps_round_trip_utc(tmp_path) -> None:
+    when = dt.datetime(2021, 7, 2, 21, 0, tzinfo=dt.UTC)
+    with Store(tmp_path / "s.duckdb") as s:
+        s.upsert("filings", [{"accession": "a", "accepted_at": when}])
+        got = s.query("SELECT accepted_at FROM filings")[0]["accepted_at"]
+    assert got == when
