@@ -56,13 +56,13 @@ def run_gpu_tests() -> dict:
     return {"returncode": proc.returncode, "seconds": round(time.time() - start, 1), "tail": tail}
 
 
-def build_7b(layers: int):
+def build_7b(layers: int, hidden: int = 4096, mlp: int = 11008, device: str = "cuda"):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
         vocab_size=32000,
-        hidden_size=4096,
-        intermediate_size=11008,
+        hidden_size=hidden,
+        intermediate_size=mlp,
         num_hidden_layers=layers,
         num_attention_heads=32,
         num_key_value_heads=32,
@@ -71,29 +71,30 @@ def build_7b(layers: int):
     )
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    with torch.device(device):
+        model = LlamaForCausalLM(config).to(torch.bfloat16 if device == "cuda" else torch.float32)
     return model
 
 
 def add_lora(model):
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
-                     task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
     return get_peft_model(model, cfg)
 
 
-def make_batch(batch: int, seq: int, answer: int) -> dict:
+def make_batch(batch: int, seq: int, answer: int, device: str = "cuda") -> dict:
     """Random 2048-token rows whose last `answer` tokens carry labels (prompt masked with -100)."""
     g = torch.Generator(device="cpu").manual_seed(0)
     ids = torch.randint(0, 32000, (batch, seq), generator=g)
     labels = ids.clone()
     labels[:, : seq - answer] = -100
     return {
-        "input_ids": ids.cuda(),
-        "labels": labels.cuda(),
-        "attention_mask": torch.ones_like(ids).cuda(),
+        "input_ids": ids.to(device),
+        "labels": labels.to(device),
+        "attention_mask": torch.ones_like(ids).to(device),
     }
 
 
@@ -109,6 +110,15 @@ def answer_only_loss(model, batch):
     return loss
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _max_memory_gib() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
 def time_training(model, batch, loss_fn, checkpointing: bool, steps: int, warmup: int) -> dict:
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -118,23 +128,24 @@ def time_training(model, batch, loss_fn, checkpointing: bool, steps: int, warmup
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     for i in range(warmup + steps):
         if i == warmup:
-            torch.cuda.synchronize()
+            _sync()
             start = time.perf_counter()
         loss = loss_fn(model, batch)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
+    _sync()
     seconds = time.perf_counter() - start
     tokens = batch["input_ids"].numel() * steps
     del opt
     return {
         "tokens_per_s": tokens / seconds,
-        "max_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "max_memory_gib": _max_memory_gib(),
         "loss": float(loss),
     }
 
@@ -144,15 +155,15 @@ def time_scoring(model, rows: int, seq: int, reps: int) -> dict:
     """Decision scoring: one forward per (pair, order), the head only at the last position."""
     model.eval()
     base = model.get_base_model()
-    ids = torch.randint(0, 32000, (rows, seq), device="cuda")
+    ids = torch.randint(0, 32000, (rows, seq), device=next(model.parameters()).device)
     for i in range(reps + 1):
         if i == 1:
-            torch.cuda.synchronize()
+            _sync()
             start = time.perf_counter()
         hidden = base.model(input_ids=ids).last_hidden_state  # [rows, seq, H]
         logits = base.lm_head(hidden[:, -1])  # [rows, V]
         logits[:, :2].softmax(-1)
-    torch.cuda.synchronize()
+    _sync()
     seconds = time.perf_counter() - start
     return {"pairs_per_s": rows * reps / 2 / seconds, "rows": rows, "seq": seq}
 
@@ -166,23 +177,28 @@ def main() -> int:
     parser.add_argument("--answer", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--skip-tests", action="store_true")
+    parser.add_argument(
+        "--smoke-cpu", action="store_true", help="tiny shapes on CPU (script check)"
+    )
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    device = "cpu" if args.smoke_cpu else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)
         return 1
     result: dict = {
         "bench": "gpu_check",
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu (smoke)",
         "torch": torch.__version__,
     }
-    result["bf16_matmul_tflops"] = matmul_tflops()
+    result["bf16_matmul_tflops"] = matmul_tflops() if device == "cuda" else 0.1
     if not args.skip_tests:
         result["gpu_tests"] = run_gpu_tests()
         print("\n".join(result["gpu_tests"]["tail"]))
 
-    model = add_lora(build_7b(args.layers))
+    dims = {"hidden": 64, "mlp": 128} if args.smoke_cpu else {}
+    model = add_lora(build_7b(args.layers, device=device, **dims))
     n_params = sum(p.numel() for p in model.parameters())
-    batch = make_batch(args.batch, args.seq, args.answer)
+    batch = make_batch(args.batch, args.seq, args.answer, device)
     rows = []
     for ckpt in (True, False):
         for name, fn in (("answer_only", answer_only_loss), ("full_logits", full_logits_loss)):
@@ -198,28 +214,44 @@ def main() -> int:
     attn = 4 * cfg.num_hidden_layers * args.seq * cfg.hidden_size  # forward, per token
     for r in rows:
         if r.get("tokens_per_s"):
-            flops_per_token = 4 * n_params + 3 * attn + (2 * n_params + attn if r["checkpointing"] else 0)
+            flops_per_token = (
+                4 * n_params + 3 * attn + (2 * n_params + attn if r["checkpointing"] else 0)
+            )
             useful = (4 * n_params + 3 * attn) * r["tokens_per_s"]
             r["achieved_tflops"] = flops_per_token * r["tokens_per_s"] / 1e12
             r["mfu"] = useful / 1e12 / result["bf16_matmul_tflops"]
     result["params"] = n_params
     result["scoring"] = time_scoring(model, rows=8, seq=args.seq, reps=5)
 
-    torchtune = {"tokens_per_s": 3083, "memory_gib": 16.2, "card": "RTX 4090", "model": "Llama-3.1-8B"}
+    torchtune = {
+        "tokens_per_s": 3083,
+        "memory_gib": 16.2,
+        "card": "RTX 4090",
+        "model": "Llama-3.1-8B",
+    }
     result["torchtune_reference"] = torchtune
     print()
-    print(f"{result['device']}  bf16 matmul {result['bf16_matmul_tflops']:.0f} TFLOP/s  params {n_params/1e9:.2f} B")
-    print(f"{'ckpt':<6}{'logits':<13}{'tokens/s':>10}{'x torchtune':>13}{'max mem GiB':>13}{'MFU':>7}")
+    print(
+        f"{result['device']}  bf16 matmul {result['bf16_matmul_tflops']:.0f} TFLOP/s  params {n_params / 1e9:.2f} B"
+    )
+    print(
+        f"{'ckpt':<6}{'logits':<13}{'tokens/s':>10}{'x torchtune':>13}{'max mem GiB':>13}{'MFU':>7}"
+    )
+
+    def cell(value, spec: str, missing: str = "-") -> str:
+        return missing if value is None else format(value, spec)
+
     for r in rows:
         tps = r.get("tokens_per_s")
+        ratio = tps / torchtune["tokens_per_s"] if tps else None
         print(
-            f"{str(r['checkpointing']):<6}{r['logits']:<13}"
-            f"{(f'{tps:.0f}' if tps else 'OOM'):>10}"
-            f"{(f'{tps / torchtune['tokens_per_s']:.2f}' if tps else '-'):>13}"
-            f"{(f'{r['max_memory_gib']:.1f}' if r.get('max_memory_gib') else '-'):>13}"
-            f"{(f'{r['mfu']:.0%}' if r.get('mfu') else '-'):>7}"
+            f"{str(r['checkpointing']):<6}{r['logits']:<13}{cell(tps, '.0f', 'OOM'):>10}"
+            f"{cell(ratio, '.2f'):>13}{cell(r.get('max_memory_gib'), '.1f'):>13}"
+            f"{cell(r.get('mfu'), '.0%'):>7}"
         )
-    print(f"scoring: {result['scoring']['pairs_per_s']:.1f} pairs/s (both orders, {args.seq}-token rows)")
+    print(
+        f"scoring: {result['scoring']['pairs_per_s']:.1f} pairs/s (both orders, {args.seq}-token rows)"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "gpu_tests"}))
