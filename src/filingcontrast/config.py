@@ -45,11 +45,18 @@ class SimulateConfig:
     """Idiosyncratic noise scale (daily-return units over the event window); 0 = preset default."""
     effect_scale: float = 1.0
     """Multiplier on every return driver's effect size."""
+    noise_df: float = 0.0
+    """Degrees of freedom of the Student-t event-window noise (> 2); 0 = preset default."""
     seed: int = -1
     """Random seed; -1 = the run's seed."""
 
     def __post_init__(self) -> None:
         _check(self.filings > 0, "filings", f"must be > 0, got {self.filings}")
+        _check(
+            self.noise_df == 0 or self.noise_df > 2,
+            "noise_df",
+            f"must be 0 (preset default) or > 2, got {self.noise_df}",
+        )
         _check(self.companies > 1, "companies", f"must be > 1, got {self.companies}")
         _check(self.noise_scale >= 0, "noise_scale", f"must be >= 0, got {self.noise_scale}")
         _check(self.effect_scale > 0, "effect_scale", f"must be > 0, got {self.effect_scale}")
@@ -73,15 +80,16 @@ class PairsConfig:
     min_gap: float = 0.01
     """Drop near-ties: minimum |abnormal return A - abnormal return B|."""
     max_pairs_per_filing: int = 3
-    """Each filing appears in at most this many pairs."""
+    """Each filing appears in at most this many pairs (swap-augmented copies not counted)."""
     swap_augment: bool = False
     """Also emit each training pair in the other order (B, A)."""
     valid_frac: float = 0.15
-    """Share of the timeline (by day 0) used for validation."""
+    """Share of the filings, ordered by day 0, used for validation (before the embargo cut)."""
     test_frac: float = 0.15
-    """Share of the timeline (by day 0) used for test (the latest)."""
+    """Share of the filings, ordered by day 0, used for test (the latest)."""
     embargo_days: int = 5
-    """Trading days left out between splits; must be >= the longest return window."""
+    """Trading days left out between splits, after the window end of the earlier split's last
+    filing; must be >= the window's end."""
     holdout_companies: float = 0.0
     """Share of companies held out of training entirely (their filings only in valid/test)."""
     anonymize: bool = True
@@ -141,10 +149,10 @@ class TrainConfig:
     """AdamW weight decay."""
     warmup_ratio: float = 0.05
     """Share of optimizer steps with linear warm-up before the cosine decay."""
-    batch_size: int = 4
-    """Rows per micro-batch."""
-    grad_accum: int = 1
-    """Micro-batches per optimizer step."""
+    batch_size: int = 1
+    """Rows per micro-batch (per process). One row needs no padding and is fastest on CPU."""
+    grad_accum: int = 4
+    """Micro-batches per optimizer step (effective batch = batch_size * grad_accum * processes)."""
     lora_r: int = 16
     """LoRA rank."""
     lora_alpha: int = 32

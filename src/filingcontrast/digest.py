@@ -1,0 +1,697 @@
+"""Filing digests: one 8-K rendered compactly for a prompt, within a token budget.
+
+A digest is a short header (form, items with titles, day of week and time of acceptance in New
+York) followed by the most informative sentences of each item section and of the press-release
+exhibit (EX-99.1), in their original order. Boilerplate (cover page, forward-looking statements,
+signatures, the 9.01 exhibit list) is dropped using `corpus.parse.parse_8k`'s sections and spans,
+plus a few phrase rules for what a parser cannot see (safe-harbor sentences inside a press release).
+
+Selection is greedy on a per-sentence score (numbers, guidance and surprise words, first sentences
+of each item and of the press release), counted with the real tokenizer: all sentences of all
+filings are tokenized in one batch (`filing_digests`), so building thousands of digests takes
+seconds. Company names and tickers are replaced by "the Company" / "[TICKER]" by default.
+
+`render_instruction(digest_a, digest_b)` wraps two digests in the seed's question; the
+parenthetical after each filing (its items' short event types) is read back from the digest
+header, so `swapped_instruction` needs nothing but the two digests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from filingcontrast.errors import UserError
+
+NY = ZoneInfo("America/New_York")
+ANON_COMPANY = "the Company"
+ANON_TICKER = "[TICKER]"
+
+# Short event type per item code for the question's parenthetical (official titles are long).
+ITEM_LABELS: dict[str, str] = {
+    "1.01": "material agreement",
+    "1.02": "agreement terminated",
+    "1.03": "bankruptcy",
+    "1.04": "mine safety",
+    "1.05": "cybersecurity incident",
+    "2.01": "acquisition or disposal",
+    "2.02": "earnings",
+    "2.03": "new debt",
+    "2.04": "debt acceleration",
+    "2.05": "restructuring costs",
+    "2.06": "impairment",
+    "3.01": "listing notice",
+    "3.02": "unregistered equity sale",
+    "3.03": "holder rights modified",
+    "4.01": "auditor change",
+    "4.02": "non-reliance on financials",
+    "5.01": "change in control",
+    "5.02": "officer or director change",
+    "5.03": "charter or bylaw amendment",
+    "5.04": "benefit plan blackout",
+    "5.05": "code of ethics change",
+    "5.06": "shell status change",
+    "5.07": "shareholder vote",
+    "5.08": "director nominations",
+    "6.01": "ABS information",
+    "7.01": "Reg FD disclosure",
+    "8.01": "other events",
+    "9.01": "exhibits",
+}
+
+# Sentences that carry no information about the event (boilerplate a parser may leave behind).
+_BOILERPLATE = re.compile(
+    r"forward[- ]looking statement|safe harbor|private securities litigation reform act"
+    r"|pursuant to the requirements of the securities exchange act|check the appropriate box"
+    r"|indicate by check mark|emerging growth company|commission file number"
+    r"|i\.r\.s\. employer|irs employer|exact name of registrant|cover page interactive data"
+    r"|hereunto duly authorized|signature|shall not be deemed|deemed to be .?furnished"
+    r"|incorporated by reference|incorporation language|substitute for,? or superior to"
+    r"|undertakes no obligation|^\s*not applicable\.?\s*$|^\s*exhibit\s+\d+(?:\.\d+)?\s*$",
+    re.IGNORECASE,
+)
+# Boilerplate only when the sentence has no number ("Non-GAAP EPS was $1.20" stays).
+_LOW_VALUE = re.compile(
+    r"non-gaap (?:financial )?(?:measures?|results|information)|attached (?:hereto )?as exhibit"
+    r"|furnished (?:herewith|as exhibit|pursuant)|incorporated herein|hereby incorporated"
+    r"|is attached hereto|filed herewith",
+    re.IGNORECASE,
+)
+_AMOUNT = re.compile(r"\$\s?\d|\d(?:\.\d+)?\s?%")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s)\]|,;]+", re.IGNORECASE)
+_NUMBER = re.compile(r"\$\s?\d|\d+(?:\.\d+)?\s?%|\b\d[\d,]*\.\d+\b|\b\d{1,3}(?:,\d{3})+\b")
+_KEYWORDS = re.compile(
+    r"guidance|outlook|forecast|expects?\b|reaffirm|rais(?:e|ed|es|ing)\b|lower(?:ed|s)?\b"
+    r"|exceed|beat|miss(?:ed)?\b|consensus|surprise|record\b|increase|decrease|decline|grew"
+    r"|growth|loss|impairment|restructur|resign|terminat|appoint|retire|acquisition|acquire"
+    r"|merger|default|bankrupt|dividend|repurchase|buyback|investigation|restat|delist"
+    r"|going concern|layoff|withdr|downgrade|upgrade|settle",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(\[$])")
+_ABBREV_END = re.compile(r"\b(?:Inc|Corp|Co|Ltd|No|Mr|Mrs|Ms|Dr|St|U\.S|vs|Jr|Sr)\.$")
+_ITEM_LINE = re.compile(r"^\s*item\s+(\d{1,2}\.\d{2})\b", re.IGNORECASE | re.MULTILINE)
+_COMPANY_SUFFIX = re.compile(
+    r"(?:,?\s+(?:inc\.?|incorporated|corp\.?|corporation|co\.?|company|ltd\.?|limited|plc|llc"
+    r"|l\.?p\.?|n\.?v\.?|s\.?a\.?|se|ag|holdings?|group|trust|bancorp))+\s*$",
+    re.IGNORECASE,
+)
+_STATE_CODE = re.compile(r"\s*/[A-Z]{2}/?\s*$|\s*\\[A-Z]{2}\\?\s*$")
+_LEGAL_WORD = re.compile(
+    r"[\s,]+(?:inc|incorporated|corp|corporation|co|company|ltd|limited|plc|llc|l\.?p|n\.?v"
+    r"|holdings?|group|trust|bancorp)\b\.?",
+    re.IGNORECASE,
+)
+_LEGAL_FORMS = {
+    "inc": r"(?:inc\.?|incorporated)",
+    "incorporated": r"(?:inc\.?|incorporated)",
+    "corp": r"(?:corp\.?|corporation)",
+    "corporation": r"(?:corp\.?|corporation)",
+    "co": r"(?:co\.?|company)",
+    "company": r"(?:co\.?|company)",
+    "ltd": r"(?:ltd\.?|limited)",
+    "limited": r"(?:ltd\.?|limited)",
+}
+_COMMON_FIRST_WORDS = frozenset(
+    "american first general united national international global capital federal southern "
+    "northern western eastern pacific atlantic central home health energy financial bank "
+    "community citizens peoples security standard universal advanced applied digital "
+    "golden great royal liberty pioneer summit premier new old north south east west "
+    "texas california florida ohio york".split()
+)
+# Uppercase words that are far more often English/finance words than tickers.
+_TICKER_STOP = frozenset(
+    "A I AN AT BE BY GO IT ON OR SO TO US WE ALL ARE CAN FOR NOW ONE BIG KEY CAT LOW HAS SEE NEW "
+    "CEO CFO COO USA EPS GAAP SEC NYSE ITEM FORM".split()
+)
+# Tokens reserved per unit for the joiner (space or newline) when summing unit token counts.
+_JOIN_TOKENS = 1
+# Digests whose estimated count is within this many tokens of the budget get an exact count.
+VERIFY_MARGIN = 16
+MAX_UNIT_CHARS = 600  # longer paragraphs (flattened tables) are split at "; " / " | " first
+
+
+@dataclass
+class FilingDoc:
+    """One filing as the digest sees it: metadata, the main document's text, its exhibits."""
+
+    accession: str
+    form: str = "8-K"
+    items: list[str] = field(default_factory=list)
+    accepted_at: dt.datetime | None = None
+    company: str | None = None
+    ticker: str | None = None
+    main_text: str = ""
+    exhibits: list[tuple[str, str]] = field(default_factory=list)
+    """(type like "EX-99.1", text) per exhibit."""
+
+    def full_text(self) -> str:
+        """Main text and exhibits, for signal extraction."""
+        return "\n\n".join([self.main_text] + [text for _, text in self.exhibits])
+
+
+@dataclass
+class _Unit:
+    """A sentence (or header line) that may go into the digest."""
+
+    order: int
+    text: str
+    score: float
+    mandatory: bool = False
+    newline: bool = True  # starts a new line (else joined to the previous unit with a space)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading filings.
+
+
+def _looks_html(text: str) -> bool:
+    head = text[:2000].lower()
+    return "<html" in head or "<div" in head or "<p" in head or "<table" in head
+
+
+def _plain(text: str) -> str:
+    if _looks_html(text):
+        from filingcontrast.corpus.html import html_to_text
+
+        return html_to_text(text)
+    return text
+
+
+def filing_doc_from_store(store: Any, accession: str) -> FilingDoc:
+    """The filing `accession` from an open `Store` (UserError when it is not there)."""
+    docs = filing_docs_from_store(store, [accession])
+    if accession not in docs:
+        raise UserError(f"{store.path}: accession {accession}: no such filing in the store")
+    return docs[accession]
+
+
+def filing_docs_from_store(store: Any, accessions: Sequence[str]) -> dict[str, FilingDoc]:
+    """Many filings at once (two queries), keyed by accession; missing ones are absent."""
+    if not accessions:
+        return {}
+    acc = list(dict.fromkeys(accessions))
+    rows = store.query(
+        "SELECT f.accession, f.form, f.items, f.accepted_at, f.ticker, c.name AS company "
+        "FROM filings f LEFT JOIN companies c ON c.cik = f.cik "
+        "WHERE f.accession IN (SELECT unnest(?::VARCHAR[]))",
+        [acc],
+    )
+    docs = {
+        r["accession"]: FilingDoc(
+            accession=r["accession"],
+            form=r["form"] or "8-K",
+            items=list(r["items"] or []),
+            accepted_at=r["accepted_at"],
+            company=r["company"],
+            ticker=r["ticker"],
+        )
+        for r in rows
+    }
+    parts = store.query(
+        "SELECT accession, name, kind, exhibit_type, text FROM documents "
+        "WHERE accession IN (SELECT unnest(?::VARCHAR[])) ORDER BY accession, kind DESC, name",
+        [acc],
+    )
+    for p in parts:
+        doc = docs.get(p["accession"])
+        if doc is None or not p["text"]:
+            continue
+        if p["kind"] == "main" and not doc.main_text:
+            doc.main_text = p["text"]
+        elif p["kind"] == "main":  # a second main document: keep its text, never drop it
+            doc.main_text += "\n\n" + p["text"]
+        else:
+            doc.exhibits.append((p["exhibit_type"] or p["name"], p["text"]))
+    return docs
+
+
+def filing_doc_from_file(path: str | Path) -> FilingDoc:
+    """A filing from an .htm/.txt file, parsed with `parse_8k_file` (UserError if unreadable)."""
+    from filingcontrast.corpus.parse import parse_8k_file
+
+    path = Path(path)
+    parsed = parse_8k_file(path)
+    # parse_8k appends exhibit texts to .text as "\n\n[EX-99.1] description"; keep them apart.
+    main_text = parsed.text
+    for ex in parsed.exhibits:
+        cut = main_text.find(f"\n\n[{ex.type}]") if ex.text else -1
+        if cut >= 0:
+            main_text = main_text[:cut]
+            break
+    return FilingDoc(
+        accession=path.stem,
+        form=getattr(parsed, "form", None) or "8-K",
+        items=list(getattr(parsed, "items", []) or []),
+        accepted_at=getattr(parsed, "accepted_at", None),
+        company=getattr(parsed, "company", None),
+        ticker=getattr(parsed, "ticker", None),
+        main_text=main_text,
+        exhibits=[(e.type, e.text) for e in parsed.exhibits if e.text],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Anonymization.
+
+
+def name_variants(company: str | None) -> tuple[list[str], list[str]]:
+    """Spellings of a company name to mask: (matched in any case, matched only in Title or
+    UPPER case). Any case: the name as given and without legal suffixes. Title/UPPER only, as
+    they may be plain words: the words before the first legal word ("HOME HEALTH CORP OF
+    AMERICA INC" -> "Home Health") and a distinctive first word ("Nuance" of "Nuance
+    Communications")."""
+    if not company or not company.strip():
+        return [], []
+    full = " ".join(_STATE_CODE.sub("", company).split()).strip(" ,")
+    core = _COMPANY_SUFFIX.sub("", full).strip(" ,")
+    prefix = _LEGAL_WORD.split(full, maxsplit=1)[0].strip(" ,")
+    loose = {full, core} if core.lower() not in _COMMON_FIRST_WORDS else {full}
+    strict = set()
+    if prefix not in loose and (len(prefix.split()) > 1 or _distinctive(prefix)):
+        strict.add(prefix)
+    first = short_name(company)
+    if first:
+        strict.add(first)
+    by_len = lambda vs: sorted((v for v in vs if len(v) >= 3), key=len, reverse=True)  # noqa: E731
+    return by_len(loose), by_len(strict)
+
+
+def _distinctive(word: str) -> bool:
+    return len(word) >= 4 and word.isalpha() and word.lower() not in _COMMON_FIRST_WORDS
+
+
+def _flex(name: str) -> str:
+    """Regex for a name whose legal words may be spelled out or abbreviated ("CORP" matches
+    "Corporation"), with optional commas and periods."""
+    parts = []
+    for word in re.split(r"[\s,]+", name):
+        key = word.lower().rstrip(".")
+        parts.append(_LEGAL_FORMS.get(key, re.escape(word)))
+    return r",?\s+".join(parts)
+
+
+def short_name(company: str | None) -> str | None:
+    """A distinctive first word of a multi-word name, or None."""
+    if not company:
+        return None
+    words = _COMPANY_SUFFIX.sub("", _STATE_CODE.sub("", company)).split()
+    if len(words) < 2:
+        return None
+    first = words[0].strip(",.")
+    return first if _distinctive(first) else None
+
+
+def anonymize_text(text: str, company: str | None, ticker: str | None) -> str:
+    """Replace the company's name variants by "the Company" and its ticker by "[TICKER]"."""
+    name_re, ticker_ctx_re, ticker_re = _anon_patterns(company or "", (ticker or "").strip())
+    # Contact e-mails and web addresses spell the name or ticker in lower case ("ir@acme.com").
+    text = _EMAIL.sub("[EMAIL]", text)
+    text = _URL.sub("[URL]", text)
+    if name_re is not None:
+        text = name_re.sub(_company_repl, text)
+    if ticker_ctx_re is not None:
+        text = ticker_ctx_re.sub(r"\1" + ANON_TICKER, text)
+    if ticker_re is not None:
+        text = ticker_re.sub(ANON_TICKER, text)
+    return text
+
+
+@functools.lru_cache(maxsize=4096)
+def _anon_patterns(
+    company: str, ticker: str
+) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None, re.Pattern[str] | None]:
+    """Compiled patterns per company (immutable, cached: every sentence of a filing uses them)."""
+    loose, strict = name_variants(company)
+    variants = [_flex(v) for v in loose]
+    forms = sorted({f for v in strict for f in (v.title(), v.upper(), v)}, key=len, reverse=True)
+    if forms:  # case-sensitive: "Nuance" / "NUANCE", never "nuance"
+        variants.append("(?-i:" + "|".join(map(re.escape, forms)) + ")")
+    name_re = (
+        re.compile(r"(?<![\w])(?:" + "|".join(variants) + r")(?![\w])", re.I) if variants else None
+    )
+    if not ticker:
+        return name_re, None, None
+    t = re.escape(ticker)
+    # In an exchange context the ticker is unambiguous; bare, only when it cannot be a word.
+    ctx_re = re.compile(
+        r"((?:NYSE|Nasdaq|NASDAQ|NYSE American|AMEX|OTC\w*)\s*(?:Global Select Market\s*)?"
+        r"[:\-]\s*)" + t + r"\b"
+    )
+    bare = ticker.upper() not in _TICKER_STOP and len(ticker) >= 2
+    return name_re, ctx_re, re.compile(r"(?<![\w\[])" + t + r"(?![\w\]])") if bare else None
+
+
+def _company_repl(match: re.Match[str]) -> str:
+    before = match.string[max(0, match.start() - 3) : match.start()].rstrip(" ")
+    at_start = not before or before.endswith(("\n", ".", "!", "?"))
+    return "The Company" if at_start else ANON_COMPANY
+
+
+# ---------------------------------------------------------------------------------------------
+# Header and sections.
+
+
+def item_titles() -> dict[str, str]:
+    """Official item titles, first clause only ("5.02 Departure of Directors or Certain
+    Officers; Election of ..." costs 30 tokens for little), from the parser's table."""
+    try:
+        from filingcontrast.corpus.parse import ITEM_TITLES
+    except ImportError:  # parser not installed: codes alone
+        return {}
+    return {code: title.split(";")[0].strip() for code, title in ITEM_TITLES.items()}
+
+
+def acceptance_phrase(accepted_at: dt.datetime | None) -> str:
+    """ "Tuesday 16:05 ET (after the close)": when the market could react matters for returns."""
+    if accepted_at is None:
+        return "unknown"
+    if accepted_at.tzinfo is None:  # the store keeps UTC
+        accepted_at = accepted_at.replace(tzinfo=dt.UTC)
+    local = accepted_at.astimezone(NY)
+    minutes = local.hour * 60 + local.minute
+    if minutes < 9 * 60 + 30:
+        when = "before the open"
+    elif minutes < 16 * 60:
+        when = "during market hours"
+    else:
+        when = "after the close"
+    return f"{local:%A %H:%M} ET ({when})"
+
+
+def _header_lines(doc: FilingDoc) -> list[str]:
+    titles = item_titles()
+    items = "; ".join(f"{c} {titles.get(c, '')}".strip() for c in doc.items) or "none listed"
+    return [
+        f"Form: {doc.form or '8-K'}",
+        f"Items: {items}",
+        f"Accepted: {acceptance_phrase(doc.accepted_at)}",
+    ]
+
+
+def _sections(doc: FilingDoc) -> dict[str, str]:
+    """Item -> informative text (boilerplate removed) via parse_8k; a simple split otherwise."""
+    text = doc.main_text
+    try:
+        from filingcontrast.corpus.parse import parse_8k
+
+        parsed = parse_8k(text, f"{doc.accession}.txt")
+        sections = parsed.informative_sections()
+        if sections:
+            return {k: _drop_heading(v) for k, v in sections.items() if v and v.strip()}
+    except (ImportError, UserError):
+        pass  # no parser yet, or text it cannot read as an 8-K: fall back to item headings
+    return _split_items(_plain(text))
+
+
+def _drop_heading(section: str) -> str:
+    """A parsed section starts with its "Item 2.02 ..." heading line: the digest writes its own."""
+    first, _, rest = section.strip().partition("\n")
+    return rest if re.match(r"^[\s|*]*items?\b", first, re.IGNORECASE) else section
+
+
+def _split_items(text: str) -> dict[str, str]:
+    """Split plain text at "Item N.NN" lines; text before the first item is cover page."""
+    marks = list(_ITEM_LINE.finditer(text))
+    if not marks:
+        return {"": text}
+    out: dict[str, str] = {}
+    for m, nxt in zip(marks, marks[1:] + [None]):
+        body = text[m.end() : nxt.start() if nxt else len(text)]
+        body = body.split("\n", 1)[1] if "\n" in body else ""  # drop the rest of the title line
+        out[m.group(1)] = (out.get(m.group(1), "") + "\n" + body).strip()
+    return out
+
+
+def _sentences(text: str) -> list[tuple[str, bool]]:
+    """(sentence, starts a new paragraph) in order. Paragraphs are separated by blank lines;
+    hard-wrapped lines inside one are joined, table rows (" | ") stay one unit each, and long
+    units are split at '; ' or ' | '."""
+    out: list[tuple[str, bool]] = []
+    for para in _paragraphs(text):
+        first = True
+        for sent in _split_sentences(para) if " | " not in para else [para]:
+            for piece in _split_long(sent):
+                out.append((piece, first))
+                first = False
+    return out
+
+
+def _paragraphs(text: str) -> list[str]:
+    paras: list[str] = []
+    for block in re.split(r"\n\s*\n", text):
+        prose: list[str] = []
+        for line in block.split("\n"):
+            line = " ".join(line.split())
+            if not line:
+                continue
+            if " | " in line or _is_heading(line):
+                if prose:
+                    paras.append(" ".join(prose))
+                    prose = []
+                paras.append(line)
+            else:
+                prose.append(line)
+        if prose:
+            paras.append(" ".join(prose))
+    return paras
+
+
+def _is_heading(line: str) -> bool:
+    """A short line without final punctuation ("Underwriting Agreement") stands alone."""
+    return (
+        len(line) < 60
+        and not line.endswith((".", ",", ";", ":"))
+        and line[:1].isupper()
+        and (line.istitle() or line.isupper())
+    )
+
+
+def _split_sentences(para: str) -> list[str]:
+    parts = _SENTENCE_END.split(para)
+    merged: list[str] = []
+    for part in parts:
+        if merged and _ABBREV_END.search(merged[-1]):
+            merged[-1] += " " + part  # "Acme Inc. announced" is one sentence
+        else:
+            merged.append(part)
+    return merged
+
+
+def _split_long(sent: str) -> list[str]:
+    if len(sent) <= MAX_UNIT_CHARS:
+        return [sent]
+    sep = " | " if " | " in sent else "; " if "; " in sent else " "
+    pieces, cur = [], ""
+    for token in sent.split(sep):
+        if cur and len(cur) + len(token) + len(sep) > MAX_UNIT_CHARS:
+            pieces.append(cur)
+            cur = token
+        else:
+            cur = f"{cur}{sep}{token}" if cur else token
+    if cur:
+        pieces.append(cur)
+    return pieces
+
+
+def _score(sentence: str, rank_in_section: int) -> float:
+    """Informativeness: numbers, event words, and being among a section's first sentences."""
+    score = 0.0
+    if rank_in_section == 0:
+        score += 3.0
+    elif rank_in_section == 1:
+        score += 2.0
+    elif rank_in_section < 4:
+        score += 0.5
+    if _NUMBER.search(sentence):
+        score += 2.0
+    score += min(4.0, 2.0 * len(_KEYWORDS.findall(sentence)))
+    score -= len(sentence) / 2000  # shorter wins ties: more facts per token
+    return score
+
+
+def _units(doc: FilingDoc, anonymize: bool) -> list[_Unit]:
+    """All candidate lines of a digest: mandatory headers, then scored sentences in order."""
+    units: list[_Unit] = []
+
+    def add(text: str, score: float, mandatory: bool = False, newline: bool = True) -> None:
+        units.append(_Unit(len(units), text, score, mandatory, newline))
+
+    def anon(text: str) -> str:
+        return anonymize_text(text, doc.company, doc.ticker) if anonymize else text
+
+    for line in _header_lines(doc):
+        add(line, 0.0, mandatory=True)
+    sections = _sections(doc)
+    for code, body in sections.items():
+        if code.startswith("9.01"):
+            continue  # financial statements and exhibits: a list of exhibit names
+        if code:  # the title is already in the "Items:" header line
+            add(f"Item {code}:", 0.0, mandatory=True)
+        _add_sentences(add, anon(body))
+    for ex_type, text in doc.exhibits:
+        if not ex_type.upper().startswith("EX-99"):
+            continue  # contracts (EX-10), bylaws (EX-3) ... rarely fit and rarely move prices
+        add(f"{ex_type.upper()} highlights:", 0.0, mandatory=True)
+        _add_sentences(add, anon(_plain(text)), bonus=1.0)
+    return units
+
+
+def _add_sentences(add: Any, body: str, bonus: float = 0.0) -> None:
+    rank = 0
+    for sent, new_para in _sentences(body):
+        if _BOILERPLATE.search(sent) or len(sent) < 3:
+            continue
+        if _LOW_VALUE.search(sent) and not _AMOUNT.search(sent):
+            continue
+        add(sent, _score(sent, rank) + bonus, newline=new_para)
+        rank += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection within the budget.
+
+
+def _join(units: Sequence[_Unit]) -> str:
+    out = ""
+    for u in units:
+        if not out:
+            out = u.text
+        elif u.newline or u.mandatory:
+            out += "\n" + u.text
+        else:
+            out += " " + u.text
+    return out
+
+
+def _select(units: list[_Unit], counts: list[int], budget: int) -> list[_Unit]:
+    """Mandatory units first, then the best-scoring sentences that fit, in original order."""
+    chosen = [i for i, u in enumerate(units) if u.mandatory]
+    used = sum(counts[i] + _JOIN_TOKENS for i in chosen)
+    optional = sorted(
+        (i for i, u in enumerate(units) if not u.mandatory), key=lambda i: (-units[i].score, i)
+    )
+    for i in optional:
+        cost = counts[i] + _JOIN_TOKENS
+        if used + cost <= budget:
+            chosen.append(i)
+            used += cost
+    # Section headers whose sentences all missed the budget still say which items the filing has.
+    return [units[i] for i in sorted(chosen)]
+
+
+def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    """Token counts of many texts in one batch (no special tokens)."""
+    if not texts:
+        return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # fast tokenizer: skip transformers' per-text Python wrapping
+        return [len(e.ids) for e in backend.encode_batch(list(texts), add_special_tokens=False)]
+    return [len(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+_count = count_tokens
+
+
+def filing_digests(
+    docs: Sequence[FilingDoc], budget_tokens: int, tokenizer: Any, anonymize: bool = True
+) -> list[str]:
+    """Digests of many filings, each at most `budget_tokens` tokens (one tokenizer batch)."""
+    return digests_with_counts(docs, budget_tokens, tokenizer, anonymize)[0]
+
+
+def digests_with_counts(
+    docs: Sequence[FilingDoc], budget_tokens: int, tokenizer: Any, anonymize: bool = True
+) -> tuple[list[str], list[int]]:
+    """`filing_digests` plus each digest's token count (exact near the budget, else the
+    per-sentence estimate, which is within a token or two of exact)."""
+    if budget_tokens < 16:
+        raise UserError(f"digest budget {budget_tokens} tokens is too small (need >= 16)")
+    all_units = [_units(doc, anonymize) for doc in docs]
+    flat = [u.text for units in all_units for u in units]
+    flat_counts = _count(tokenizer, flat)
+    chosen, pos = [], 0
+    counts_of: dict[int, int] = {}
+    for units in all_units:
+        counts = flat_counts[pos : pos + len(units)]
+        counts_of.update((id(u), n) for u, n in zip(units, counts, strict=True))
+        pos += len(units)
+        chosen.append(_select(units, counts, budget_tokens))
+    digests = [_join(c) for c in chosen]
+    # Summed unit counts (+1 per join) approximate the joined text's count closely; check the
+    # digests near the budget exactly and trim the rare overrun.
+    estimates = [sum(counts_of[id(u)] + _JOIN_TOKENS for u in c) for c in chosen]
+    near = [i for i, e in enumerate(estimates) if e > budget_tokens - VERIFY_MARGIN]
+    for i, n in zip(near, _count(tokenizer, [digests[i] for i in near]), strict=True):
+        if n > budget_tokens:
+            digests[i] = _trim(chosen[i], budget_tokens, tokenizer)
+            n = _count(tokenizer, [digests[i]])[0]
+        estimates[i] = n
+    return digests, estimates
+
+
+def _trim(chosen: list[_Unit], budget: int, tokenizer: Any) -> str:
+    """Drop the lowest-scoring chosen sentences until the exact count fits."""
+    chosen = list(chosen)
+    digest = _join(chosen)
+    while _count(tokenizer, [digest])[0] > budget:
+        optional = [u for u in chosen if not u.mandatory]
+        if not optional:  # headers alone exceed the budget: keep the first `budget` tokens
+            ids = tokenizer(digest, add_special_tokens=False)["input_ids"][:budget]
+            return tokenizer.decode(ids)
+        chosen.remove(min(optional, key=lambda u: (u.score, -u.order)))
+        digest = _join(chosen)
+    return digest
+
+
+def filing_digest(
+    doc: FilingDoc, budget_tokens: int, tokenizer: Any, anonymize: bool = True
+) -> str:
+    """One filing's digest within `budget_tokens` (see module docstring)."""
+    return filing_digests([doc], budget_tokens, tokenizer, anonymize)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The question.
+
+
+def digest_items(digest: str) -> list[str]:
+    """Item codes from a digest's "Items:" header line."""
+    m = re.search(r"^Items: (.*)$", digest, re.MULTILINE)
+    if not m:
+        return []
+    return re.findall(r"(?:^|; )(\d{1,2}(?:\.\d{2})?)\b", m.group(1))
+
+
+def items_parenthetical(items: Sequence[str]) -> str:
+    """ "2.02 earnings, 7.01 Reg FD disclosure" (9.01 only when it is the sole item)."""
+    shown = [c for c in items if c != "9.01"] or list(items)
+    if not shown:
+        return "8-K"
+    return ", ".join(f"{c} {ITEM_LABELS[c]}" if c in ITEM_LABELS else f"Item {c}" for c in shown)
+
+
+def render_question(items_a: Sequence[str], items_b: Sequence[str]) -> str:
+    return (
+        f"Compare Filing A ({items_parenthetical(items_a)}) and "
+        f"Filing B ({items_parenthetical(items_b)}). Which is better?"
+    )
+
+
+def render_instruction(digest_a: str, digest_b: str) -> str:
+    """The seed's question, then both digests."""
+    question = render_question(digest_items(digest_a), digest_items(digest_b))
+    return f"{question}\n\nFiling A:\n{digest_a}\n\nFiling B:\n{digest_b}"
+
+
+def swapped_instruction(row: dict[str, Any]) -> str:
+    """The same pair with B shown first (for position-bias checks)."""
+    meta = row["meta"]
+    return render_instruction(meta["b"]["digest"], meta["a"]["digest"])

@@ -1,0 +1,537 @@
+"""Pairs: leak-free splits, balance, pairing rules, budget, answers, files (tiny in-test store)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from filingcontrast.config import PairsConfig, RunConfig
+from filingcontrast.corpus.calendar import sessions
+from filingcontrast.corpus.store import Store
+from filingcontrast.errors import ConfigError, UserError
+from filingcontrast.pairs import (
+    AGAINST,
+    SPLITS,
+    FilingDoc,
+    anonymize_text,
+    build_pairs,
+    filing_digest,
+    filing_doc_from_file,
+    filing_doc_from_store,
+    load_pairs,
+    pairs_stats,
+    render_analysis,
+    render_output,
+    swapped_instruction,
+)
+
+ASSETS = Path(__file__).resolve().parent / "assets" / "pairs"
+N_COMPANIES = 12
+NAMES = [
+    "Acme Robotics, Inc.",
+    "Borealis Energy Corporation",
+    "Cobalt Bancorp",
+    "Dunmore Foods Co.",
+    "Everline Software Holdings, Inc.",
+    "Fairgate Pharmaceuticals Ltd.",
+    "Glenrock Mining Corp.",
+    "Halcyon Retail Group",
+    "Ironvale Logistics, Inc.",
+    "Juniper Creek Medical, Inc.",
+    "Kestrel Aerospace Corporation",
+    "Lumen Harbor Realty Trust",
+]
+TICKERS = [
+    "ACMR",
+    "BORE",
+    "CBLT",
+    "DUNF",
+    "EVSW",
+    "FGPH",
+    "GLRK",
+    "HLCY",
+    "IRVL",
+    "JCMD",
+    "KSTL",
+    "LHRT",
+]
+SECTORS = ["tech", "energy", "finance", "staples"]
+FILLER = [
+    "The Company operates {n} distribution centers across the region.",
+    "Employees participated in the annual safety training program.",
+    "The board meets regularly to review governance matters.",
+    "Office space in the headquarters building was renovated during the year.",
+]
+
+
+def filing_text(name: str, ticker: str, item: str, i: int, mood: int) -> str:
+    """A plain-text 8-K with cover page, one item, safe-harbor text, 9.01 and signatures."""
+    verb = "raised" if mood > 0 else "lowered" if mood < 0 else "reaffirmed"
+    filler = " ".join(f.format(n=i % 9 + 2) for f in FILLER * 6)
+    if item == "2.02":
+        body = (
+            f"On May {i % 28 + 1}, 2021, {name} (NYSE: {ticker}) reported quarterly EPS of "
+            f"$1.{i % 90 + 10:02d} versus consensus of $1.20. {name} {verb} its full-year "
+            f"guidance. {filler}"
+        )
+        title = "Results of Operations and Financial Condition"
+    else:
+        body = (
+            f"On May {i % 28 + 1}, 2021, the Chief Financial Officer of {name} resigned. {filler}"
+        )
+        title = "Departure of Directors or Certain Officers"
+    return (
+        "UNITED STATES SECURITIES AND EXCHANGE COMMISSION\nWashington, D.C. 20549\n\nFORM 8-K\n\n"
+        f"CURRENT REPORT\n\n{name.upper()}\n(Exact name of registrant as specified in its charter)"
+        f"\n\nItem {item} {title}.\n\n{body}\n\nThis report contains forward-looking statements "
+        "within the meaning of the Private Securities Litigation Reform Act of 1995.\n\n"
+        "Item 9.01 Financial Statements and Exhibits.\n\n(d) Exhibits\n99.1 Press release\n\n"
+        "SIGNATURES\n\nPursuant to the requirements of the Securities Exchange Act of 1934, the "
+        "registrant has duly caused this report to be signed on its behalf.\n"
+    )
+
+
+def fake_signals(text: str) -> tuple[list[str], float]:
+    """Stand-in for signals.extract_signals/signal_score: reads the verb of the guidance."""
+    m = re.search(r"(raised|lowered|reaffirmed) its full-year guidance", text)
+    if not m:
+        return (["CFO resigned"], -0.5) if "resigned" in text else ([], 0.0)
+    score = {"raised": 1.0, "lowered": -1.0, "reaffirmed": 0.0}[m.group(1)]
+    return [f"guidance {m.group(1)}"], score
+
+
+def make_store(path: Path, n_filings: int = 160, seed: int = 0) -> Path:
+    """Companies, filings, documents, events (0_1 market_adjusted) and truth; a few skips."""
+    rng = np.random.default_rng(seed)
+    days = sessions("2021-01-04", "2021-12-31")
+    companies = [
+        {"cik": str(1000 + k), "ticker": TICKERS[k], "name": NAMES[k], "sector": SECTORS[k % 4]}
+        for k in range(N_COMPANIES)
+    ]
+    filings, documents, events, truth = [], [], [], []
+    for i in range(n_filings):
+        k = int(rng.integers(N_COMPANIES))
+        day = days[i * (len(days) - 5) // n_filings]
+        item = "2.02" if rng.random() < 0.6 else "5.02"
+        mood = int(rng.integers(-1, 2))
+        acc = f"0000{1000 + k}-21-{i:06d}"
+        accepted = dt.datetime.combine(day, dt.time(21, 5), dt.UTC)  # 17:05 ET: after the close
+        filings.append(
+            {
+                "accession": acc,
+                "cik": str(1000 + k),
+                "ticker": TICKERS[k],
+                "form": "8-K",
+                "accepted_at": accepted,
+                "filing_date": day,
+                "items": [item, "9.01"],
+                "source": "simulated",
+            }
+        )
+        main = filing_text(NAMES[k], TICKERS[k], item, i, mood)
+        documents.append({"accession": acc, "name": "main.txt", "kind": "main", "text": main})
+        ex = f"{NAMES[k]} announces results. Revenue grew {i % 20}% to ${100 + i}.5 million."
+        documents.append(
+            {
+                "accession": acc,
+                "name": "ex99.txt",
+                "kind": "exhibit",
+                "exhibit_type": "EX-99.1",
+                "text": ex,
+            }
+        )
+        expected = 0.01 * mood
+        ar = float(expected + rng.normal(0, 0.02))
+        skip = "no_prices" if i % 40 == 7 else None
+        events.append(
+            {
+                "accession": acc,
+                "window": "0_1",
+                "method": "market_adjusted",
+                "day0": days[days.index(day) + 1],
+                "abnormal_ret": None if skip else ar,
+                "skip_reason": skip,
+            }
+        )
+        truth.append(
+            {
+                "accession": acc,
+                "expected_abnormal_ret": expected,
+                "noise_scale": 0.02,
+                "noise_df": 4.0,
+            }
+        )
+    with Store(path) as store:  # frames: executemany is slow in DuckDB
+        for table, rows in (
+            ("companies", companies),
+            ("filings", filings),
+            ("documents", documents),
+            ("events", events),
+            ("truth", truth),
+        ):
+            store.upsert_frame(table, pd.DataFrame(rows))
+    return path
+
+
+def config(store: Path, **pairs: object) -> RunConfig:
+    base = {"max_tokens": 512, "valid_frac": 0.2, "test_frac": 0.2, "max_days_apart": 5}
+    base.update(pairs)
+    return RunConfig(base="tiny-llama", store=str(store), pairs=PairsConfig(**base))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_store(tmp_path_factory.mktemp("store") / "s.duckdb")
+
+
+@pytest.fixture(scope="module")
+def built(store: Path, tmp_path_factory: pytest.TempPathFactory, tokenizer) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("pairs") / "pairs"
+    summary = build_pairs(config(store), out, tokenizer=tokenizer, signal_fn=fake_signals)
+    return out, summary
+
+
+def all_rows(out: Path) -> dict[str, list[dict]]:
+    return {s: load_pairs(out, s) for s in SPLITS}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_no_leakage_between_splits(built: tuple[Path, dict]) -> None:
+    out, summary = built
+    rows = all_rows(out)
+    days = {s: sorted(r["meta"][x]["day0"] for r in rows[s] for x in "ab") for s in SPLITS}
+    accs = {s: {r["meta"][x]["accession"] for r in rows[s] for x in "ab"} for s in SPLITS}
+    gap = summary["split_boundaries"]["embargo_sessions"]
+    for early, late in (("train", "valid"), ("valid", "test"), ("train", "test")):
+        assert not accs[early] & accs[late]
+        assert days[early][-1] < days[late][0]
+        # trading sessions strictly between the last early day0 and the first late day0
+        between = sessions(days[early][-1], days[late][0])[1:-1]
+        assert len(between) >= gap, (early, late, len(between), gap)
+    for s in SPLITS:  # every row is in the file of its split
+        assert all(r["meta"]["split"] == s for r in rows[s])
+
+
+def test_a_win_share_balanced(built: tuple[Path, dict]) -> None:
+    out, summary = built
+    for split, rows in all_rows(out).items():
+        n_a = sum(r["meta"]["winner"] == "A" for r in rows)
+        assert n_a == len(rows) // 2, split
+        assert summary["splits"][split]["rows"] == len(rows)
+
+
+def test_swap_augment_only_in_train(store: Path, tmp_path: Path, tokenizer) -> None:
+    cfg = config(store, swap_augment=True)
+    build_pairs(cfg, tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
+    rows = all_rows(tmp_path / "p")
+    train_ids = [r["meta"]["pair_id"] for r in rows["train"]]
+    assert all(train_ids.count(p) == 2 for p in train_ids)
+    assert sum(r["meta"]["winner"] == "A" for r in rows["train"]) * 2 == len(rows["train"])
+    assert not any(r["meta"]["swapped"] for s in ("valid", "test") for r in rows[s])
+
+
+def test_min_gap_and_rules(store: Path, tmp_path: Path, tokenizer) -> None:
+    cfg = config(store, min_gap=0.02, same_item=True, max_days_apart=3)
+    summary = build_pairs(cfg, tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
+    assert summary["pairs_dropped"]["near_tie"] > 0
+    for rows in all_rows(tmp_path / "p").values():
+        for r in rows:
+            m = r["meta"]
+            assert abs(m["a"]["abnormal_ret"] - m["b"]["abnormal_ret"]) >= 0.02 - 1e-6
+            assert set(m["a"]["items"]) - {"9.01"} == set(m["b"]["items"]) - {"9.01"}
+            assert m["a"]["ticker"] != m["b"]["ticker"]
+            d0 = sessions(min(m["a"]["day0"], m["b"]["day0"]), max(m["a"]["day0"], m["b"]["day0"]))
+            assert len(d0) - 1 <= 3
+            winner = m[m["winner"].lower()]
+            loser = m["b" if m["winner"] == "A" else "a"]
+            assert winner["abnormal_ret"] > loser["abnormal_ret"]
+
+
+def test_max_pairs_per_filing(store: Path, tmp_path: Path, tokenizer) -> None:
+    cfg = config(store, max_pairs_per_filing=1, min_gap=0.0)
+    build_pairs(cfg, tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
+    seen = [
+        r["meta"][x]["accession"]
+        for rows in all_rows(tmp_path / "p").values()
+        for r in rows
+        for x in "ab"
+    ]
+    assert len(seen) == len(set(seen))
+
+
+def test_skips_counted(built: tuple[Path, dict]) -> None:
+    _, summary = built
+    assert summary["events"]["dropped"]["skip:no_prices"] == 4
+    assert summary["events"]["dropped"].get("embargo", 0) > 0
+    saved = json.loads((built[0] / "summary.json").read_text())
+    assert saved["splits"] == summary["splits"]
+
+
+def test_anonymization(built: tuple[Path, dict], store: Path, tmp_path: Path, tokenizer) -> None:
+    out, _ = built
+    text = "\n".join(
+        r["instruction"] + r["output"] for rows in all_rows(out).values() for r in rows
+    )
+    for name, ticker in zip(NAMES, TICKERS, strict=True):
+        core = name.split(",")[0].split(" Corp")[0]
+        assert core.upper() not in text.upper(), name
+        assert ticker not in text
+    assert "the Company" in text and "[TICKER]" in text
+    cfg = config(store, anonymize=False)
+    build_pairs(cfg, tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
+    plain = "\n".join(r["instruction"] for r in load_pairs(tmp_path / "p", "train"))
+    assert any(t in plain for t in TICKERS)
+
+
+def test_budget_respected_and_answer_intact(built: tuple[Path, dict], tokenizer) -> None:
+    out, summary = built
+    for rows in all_rows(out).values():
+        for r in rows:
+            n_prompt = len(tokenizer(r["instruction"], add_special_tokens=False)["input_ids"])
+            n_answer = len(tokenizer(r["output"], add_special_tokens=False)["input_ids"])
+            assert n_prompt + n_answer + 40 <= 512
+            assert r["instruction"].startswith("Compare Filing A (")
+            assert "). Which is better?" in r["instruction"].split("\n")[0]
+            for side in "ab":
+                digest = r["meta"][side]["digest"]
+                assert digest in r["instruction"]
+                assert (
+                    len(tokenizer(digest, add_special_tokens=False)["input_ids"])
+                    <= summary["digest_tokens"]
+                )
+                assert digest.startswith("Form: 8-K\nItems: ")
+                assert "forward-looking" not in digest and "SIGNATURES" not in digest
+            assert r["output"].startswith(f"Filing {r['meta']['winner']} resulted in better")
+            assert re.search(r" Confidence: (high|medium|low)\. Analysis: .+\.$", r["output"])
+            assert r["output"].count("Filing") >= 3  # decision + both filings' facts, uncut
+
+
+def test_digest_keeps_informative_sentences(built: tuple[Path, dict]) -> None:
+    rows = load_pairs(built[0], "train")
+    digests = [r["meta"][s]["digest"] for r in rows for s in "ab"]
+    earnings = [d for d in digests if "\nItem 2.02:" in d]
+    assert earnings
+    for d in earnings:
+        assert "guidance" in d and "EPS" in d  # numbers and guidance outrank filler
+        assert "EX-99.1 highlights:" in d
+        assert "(after the close)" in d
+
+
+def test_analysis_never_contradicts_decision() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        winner = "A" if rng.random() < 0.5 else "B"
+        sa, sb = rng.integers(-2, 3, size=2).astype(float)
+        fa = [f"fact a{i}" for i in range(rng.integers(0, 4))]
+        fb = [f"fact b{i}" for i in range(rng.integers(0, 4))]
+        text = render_analysis(winner, fa, fb, sa, sb)
+        loser = "B" if winner == "A" else "A"
+        s_win, s_lose = (sa, sb) if winner == "A" else (sb, sa)
+        assert f"favour Filing {loser}" not in text
+        if s_lose > s_win:
+            assert text.endswith(AGAINST)
+        elif s_win > s_lose:
+            assert text.endswith(f"The signals favour Filing {winner}.")
+        out = render_output(winner, "low", text)
+        assert out.startswith(f"Filing {winner} resulted in better performance.")
+
+
+def test_analysis_short(tokenizer) -> None:
+    facts = [f"revenue grew {i}% to ${i}00.0 million" for i in range(20)]
+    text = render_analysis("A", facts, facts, 1.0, 0.0, tokenizer)
+    assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= 60
+    assert text.endswith("The signals favour Filing A.")
+
+
+def test_deterministic(store: Path, built: tuple[Path, dict], tmp_path: Path, tokenizer) -> None:
+    build_pairs(config(store), tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
+    for s in SPLITS:
+        assert (tmp_path / "p" / f"{s}.jsonl").read_bytes() == (
+            built[0] / f"{s}.jsonl"
+        ).read_bytes()
+    other = dataclasses.replace(config(store), seed=7)
+    build_pairs(other, tmp_path / "q", tokenizer=tokenizer, signal_fn=fake_signals)
+    assert (tmp_path / "q" / "train.jsonl").read_bytes() != (built[0] / "train.jsonl").read_bytes()
+
+
+def test_swapped_instruction(built: tuple[Path, dict]) -> None:
+    row = load_pairs(built[0], "test")[0]
+    swapped = swapped_instruction(row)
+    a, b = row["meta"]["a"]["digest"], row["meta"]["b"]["digest"]
+    assert swapped.index(b) < swapped.index(a)
+    assert swapped.split("\n")[0].startswith("Compare Filing A (")
+
+
+def test_holdout_companies(store: Path, tmp_path: Path, tokenizer) -> None:
+    cfg = config(store, holdout_companies=0.25)
+    summary = build_pairs(cfg, tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
+    held = set(summary["holdout_companies"])
+    assert len(held) == 3
+    rows = all_rows(tmp_path / "p")
+    assert not held & {r["meta"][x]["ticker"] for r in rows["train"] for x in "ab"}
+    assert held & {r["meta"][x]["ticker"] for s in ("valid", "test") for r in rows[s] for x in "ab"}
+
+
+def test_load_pairs_errors(tmp_path: Path, built: tuple[Path, dict]) -> None:
+    good = (built[0] / "train.jsonl").read_text().splitlines()
+    (tmp_path / "train.jsonl").write_text(good[0] + "\n{not json\n")
+    with pytest.raises(UserError, match=r"train\.jsonl:2: invalid JSON"):
+        load_pairs(tmp_path, "train")
+    row = json.loads(good[0])
+    del row["meta"]["b"]["digest"]
+    (tmp_path / "valid.jsonl").write_text(good[0] + "\n" + good[1] + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(UserError, match=r"valid\.jsonl:3: missing field meta\.b\.digest"):
+        load_pairs(tmp_path, "valid")
+    row = json.loads(good[0])
+    row["output"] = (
+        row["output"]
+        .replace("Filing A resulted", "Filing B resulted")
+        .replace("Filing B resulted", "Filing C resulted")
+    )
+    (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(UserError, match=r"test\.jsonl:1: field output"):
+        load_pairs(tmp_path, "test")
+    with pytest.raises(UserError, match="not found"):
+        load_pairs(tmp_path / "nope", "train")
+
+
+def test_bad_inputs(tmp_path: Path, store: Path, tokenizer) -> None:
+    empty = tmp_path / "empty.duckdb"
+    Store(empty).close()
+    with pytest.raises(UserError, match="no events"):
+        build_pairs(config(empty), tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
+    with pytest.raises(UserError, match="no events for window 0_3"):
+        build_pairs(
+            config(store, window="0_3"),
+            tmp_path / "p",
+            tokenizer=tokenizer,
+            signal_fn=fake_signals,
+        )
+    with pytest.raises(UserError, match="split .* has no pairs"):
+        build_pairs(
+            config(store, min_gap=0.5),
+            tmp_path / "p",
+            tokenizer=tokenizer,
+            signal_fn=fake_signals,
+        )
+    with pytest.raises(ConfigError, match="max_tokens"):
+        build_pairs(
+            config(store, max_tokens=256),
+            tmp_path / "p",
+            tokenizer=tokenizer,
+            signal_fn=fake_signals,
+        )
+    assert not (tmp_path / "p").exists()  # failed runs leave nothing behind
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(UserError, match="not a pairs directory"):
+        build_pairs(config(store), tmp_path / "mine", tokenizer=tokenizer, signal_fn=fake_signals)
+
+
+def test_no_returns_is_clear_error(tmp_path: Path, tokenizer) -> None:
+    path = make_store(tmp_path / "s.duckdb", n_filings=20)
+    with Store(path) as st:
+        st.con.execute("UPDATE events SET abnormal_ret = NULL, skip_reason = 'no_prices'")
+    with pytest.raises(UserError, match="no filing has an abnormal return"):
+        build_pairs(config(path), tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
+
+
+def test_pairs_stats(built: tuple[Path, dict]) -> None:
+    text = pairs_stats(built[0])
+    assert "train" in text and "A-share" in text and "2.02" in text
+
+
+def test_assets_fixture_loads() -> None:
+    """tests/assets/pairs is a valid pairs dir other engineers' tests use."""
+    sizes = {s: len(load_pairs(ASSETS, s)) for s in SPLITS}
+    assert sizes == {"train": 8, "valid": 4, "test": 4}
+    for s in SPLITS:
+        for r in load_pairs(ASSETS, s):
+            assert r["meta"]["a"]["truth"] is not None
+            assert r["instruction"].startswith("Compare Filing A (")
+
+
+def test_anonymize_variants() -> None:
+    text = (
+        "Nuance Communications, Inc. (Nasdaq: NUAN) said NUANCE grew; nuance is a word. "
+        "Contact ir@nuance.com or www.nuance.com."
+    )
+    out = anonymize_text(text, "NUANCE COMMUNICATIONS, INC.", "NUAN")
+    assert out.startswith("The Company (Nasdaq: [TICKER]) said the Company grew; nuance is")
+    assert "[EMAIL]" in out and "[URL]" in out and "nuance.com" not in out
+    out = anonymize_text(
+        "Home Health Corporation of America, Inc. expanded home health care.",
+        "HOME HEALTH CORP OF AMERICA INC \\PA\\",
+        None,
+    )
+    assert out == "The Company expanded home health care."
+    assert anonymize_text("First Bancorp was first.", "First Bancorp", "FBP") == (
+        "The Company was first."
+    )
+    assert anonymize_text("IT spending", "Gartner Inc", "IT") == "IT spending"  # a common word
+
+
+def test_digest_budget_and_order(tokenizer) -> None:
+    doc = FilingDoc(
+        accession="x",
+        items=["2.02", "9.01"],
+        accepted_at=dt.datetime(2021, 5, 4, 13, 0, tzinfo=dt.UTC),
+        company="Acme Robotics, Inc.",
+        ticker="ACMR",
+        main_text=filing_text("Acme Robotics, Inc.", "ACMR", "2.02", 3, 1),
+        exhibits=[("EX-99.1", "Acme Robotics announces record revenue of $12.5 million.")],
+    )
+    for budget in (40, 80, 400):
+        digest = filing_digest(doc, budget, tokenizer)
+        assert len(tokenizer(digest, add_special_tokens=False)["input_ids"]) <= budget
+        assert digest.startswith("Form: 8-K\nItems: 2.02 ")
+        if budget >= 80:  # 40 is less than the headers: they are cut, never exceeded
+            assert "Accepted: Tuesday 09:00 ET (before the open)\nItem 2.02:" in digest
+    full = filing_digest(doc, 400, tokenizer)
+    assert full.index("reported quarterly EPS") < full.index("raised its full-year guidance")
+    assert "9.01" not in full.split("Accepted:")[1]  # the exhibit list is not in the body
+    assert "Acme" not in full and "ACMR" not in full
+
+
+def test_real_filing_digest(edgar_8k: Path, tokenizer) -> None:
+    files = sorted((edgar_8k / "filings").iterdir())[:20]
+    for f in files:
+        doc = filing_doc_from_file(f)
+        digest = filing_digest(doc, 300, tokenizer)
+        assert len(tokenizer(digest, add_special_tokens=False)["input_ids"]) <= 300
+        assert digest.startswith("Form: 8-K")
+
+
+def test_cli_with_real_signals(store: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("filingcontrast.signals")
+    from filingcontrast.cli import main
+
+    out = tmp_path / "pairs"
+    args = ["pairs", "--store", str(store), "--out", str(out), 'base="tiny-llama"']
+    assert main(args + ["pairs.max_tokens=512", "pairs.valid_frac=0.2", "pairs.test_frac=0.2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["splits"]) == set(SPLITS)
+    rows = load_pairs(out, "train")
+    assert any("guidance" in r["output"] for r in rows)  # facts from the real extractor
+    assert main(["pairs", "stats", str(out)]) == 0
+    assert "A-share" in capsys.readouterr().out
+
+
+def test_filing_doc_from_store(store: Path) -> None:
+    with Store(store, read_only=True) as st:
+        acc = st.query("SELECT accession FROM filings ORDER BY accession LIMIT 1")[0]["accession"]
+        doc = filing_doc_from_store(st, acc)
+        assert doc.company in NAMES and doc.ticker in TICKERS
+        assert "Item " in doc.main_text and doc.exhibits[0][0] == "EX-99.1"
+        assert doc.accepted_at is not None and doc.items[-1] == "9.01"
+        with pytest.raises(UserError, match="no such filing"):
+            filing_doc_from_store(st, "nope")
