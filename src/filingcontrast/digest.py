@@ -411,10 +411,29 @@ def _sections(doc: FilingDoc) -> dict[str, str]:
     return _split_items(_plain(text))
 
 
+_HEADING_PREFIX = re.compile(
+    r"^[\s|*]*items?\s+[\d.]+(?:\s*(?:,|and|&)\s*[\d.]+)*[\s.:\-–—]*", re.I
+)
+
+
 def _drop_heading(section: str) -> str:
-    """A parsed section starts with its "Item 2.02 ..." heading line: the digest writes its own."""
+    """A parsed section starts with its "Item 2.02 ..." heading line: the digest writes its own.
+    Some filings run the heading into the first paragraph ("Item 8.01 Other Events. On May 1
+    ..."): then only the item number and its official title are cut, never the paragraph."""
+    from filingcontrast.corpus.parse import ITEM_TITLES
+
     first, _, rest = section.strip().partition("\n")
-    return rest if re.match(r"^[\s|*]*items?\b", first, re.IGNORECASE) else section
+    m = _HEADING_PREFIX.match(first)
+    if not m:
+        return section
+    tail = first[m.end() :]
+    for title in sorted(ITEM_TITLES.values(), key=len, reverse=True):
+        if tail.lower().startswith(title.lower()):
+            tail = tail[len(title) :].lstrip(" .:-–—")
+            break
+    if len(tail) < 40:  # what is left of the line is still part of the heading
+        return rest
+    return tail + ("\n" + rest if rest else "")
 
 
 def _split_items(text: str) -> dict[str, str]:
