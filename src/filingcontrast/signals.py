@@ -357,6 +357,10 @@ _DOWN = re.compile(
 )
 _SAME = re.compile(r"\b(?:reaffirm\w*|maintain\w*|reiterat\w*|unchanged|confirm\w*)\b", re.I)
 _PREV = re.compile(r"\b(?:previous\w*|prior|from)\b", re.IGNORECASE)
+# "raised its full-year guidance": the verb acts on the company's own guidance directly.
+_OWN_GUIDE = re.compile(
+    r"\b\w+\s+(?:its|our)\s+(?:[\w-]+\s+){0,3}(?:guidance|outlook|forecast)\b", re.IGNORECASE
+)
 
 
 def _guidance(s: Signals, sents: list[str]) -> None:
@@ -366,7 +370,7 @@ def _guidance(s: Signals, sents: list[str]) -> None:
         if not re.search(r"fiscal|full[- ]year|\b(?:19|20)\d\d\b|quarter|annual", sent, re.I):
             continue  # the company's own outlook names a period ...
         measure = re.search(r"revenue|sales|earnings|EPS|per share|income|margin", sent, re.I)
-        if not measure and not RANGE_RE.search(sent):
+        if not measure and not RANGE_RE.search(sent) and not _OWN_GUIDE.search(sent):
             continue  # ... and a financial measure ("outlook for the housing market" is neither)
         ranges = list(RANGE_RE.finditer(sent))
         prev = _PREV.search(sent)
