@@ -1,0 +1,163 @@
+"""Throughput of pairwise verdicts: batched decision scoring vs generate-then-parse.
+
+Measures, on the embedded model (or --base), pairs/s where each pair is scored in both orders:
+
+- `predict.score_instructions` (ours: length-sorted left-padded batches, head on the last position
+  only, one forward pass per order);
+- `dataset.score_decisions` (the trainer's scorer: right-padded, same one-pass idea);
+- naive: `model.generate` (greedy, `--gen-tokens` new tokens, one prompt at a time) and a regex
+  "Filing ([AB])" on the text.
+
+The forward-pass FLOP limit is 2 x params x tokens at the machine's fp32 matmul rate, measured
+here with a `torch.mm` probe (2048^3, best of 5, before and after the timings; the higher one).
+`params` counts the weights every token goes through (the non-embedding parameters: the LM head
+runs on one position per prompt); the ratio with all parameters is printed too. Attention's own FLOPs are not counted, so >100 % is possible in
+principle for long prompts, though not on a CPU.
+
+Usage: python bench/compare_throughput.py [--pairs 8] [--prompt-tokens 1024] [--batch-size 8]
+Prints a table, then one final JSON line {"bench": "compare_throughput", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+
+import numpy as np
+import torch
+
+from filingcontrast.config import TrainConfig
+from filingcontrast.dataset import PromptFormatter, score_decisions
+from filingcontrast.model import EMBEDDED_SPEC, load_base
+from filingcontrast.predict import score_instructions
+from filingcontrast.runtime import set_threads
+
+WORDS = (
+    "revenue increased guidance raised earnings per share consensus quarter results net income "
+    "operating margin cash flow officer resigned agreement credit facility notes offering dividend"
+).split()
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    """Best-of-`reps` fp32 GFLOP/s of an n x n x n torch.mm on this machine."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def make_instructions(formatter: PromptFormatter, pairs: int, tokens: int, seed: int) -> tuple:
+    """Both orders of `pairs` synthetic comparisons, each prompt about `tokens` long."""
+    rng = np.random.default_rng(seed)
+    overhead = len(formatter.decision_prompt_ids("Compare Filing A () and Filing B ()."))
+    per_digest = max(8, (tokens - overhead) // 2)
+    ab, ba = [], []
+    for _ in range(pairs):
+        # ~1.3 words per token for this vocabulary; trimmed by tokens below.
+        da, db = (" ".join(rng.choice(WORDS, size=per_digest)) for _ in range(2))
+        da = formatter.tokenizer.decode(formatter.tokenizer(da).input_ids[:per_digest])
+        db = formatter.tokenizer.decode(formatter.tokenizer(db).input_ids[:per_digest])
+        ab.append(f"Compare Filing A ({da}) and Filing B ({db}). Which is better?")
+        ba.append(f"Compare Filing A ({db}) and Filing B ({da}). Which is better?")
+    return ab, ba
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up (allocator, kernels)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def naive_generate(model, formatter, instructions: list[str], new_tokens: int) -> list[str]:
+    """Generate the answer's start greedily and parse "Filing A/B" out of the text."""
+    out = []
+    for text in instructions:
+        ids = torch.tensor([formatter.prompt_ids(text)])  # (1, T)
+        with torch.inference_mode():
+            gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                 max_new_tokens=new_tokens, do_sample=False,
+                                 pad_token_id=formatter.tokenizer.pad_token_id)  # fmt: skip
+        answer = formatter.tokenizer.decode(gen[0, ids.shape[1] :], skip_special_tokens=True)
+        m = re.search(r"Filing ([AB])", answer)
+        out.append(m.group(1) if m else "?")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default=EMBEDDED_SPEC)
+    ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--prompt-tokens", type=int, default=1024)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--gen-tokens", type=int, default=16)
+    ap.add_argument("--naive-pairs", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+
+    threads = set_threads(args.threads)
+    model, tok = load_base(args.base, device="cpu")
+    tc = TrainConfig()
+    fmt = PromptFormatter(tok, template=tc.template, system_prompt=tc.system_prompt)
+    ab, ba = make_instructions(fmt, args.pairs, args.prompt_tokens, seed=0)
+    both = ab + ba
+    tokens = sum(len(fmt.decision_prompt_ids(t)) for t in both)
+    params_all = sum(p.numel() for p in model.parameters())
+    params_body = params_all - model.get_input_embeddings().weight.numel()
+    probe_before = matmul_gflops()
+
+    t_ours = timed(lambda: score_instructions(model, fmt, both, args.batch_size), args.repeats)
+    t_ds = timed(lambda: score_decisions(model, fmt, both, args.batch_size), args.repeats)
+    naive_both = ab[: args.naive_pairs] + ba[: args.naive_pairs]
+    t_naive = timed(lambda: naive_generate(model, fmt, naive_both, args.gen_tokens), 1)
+    naive_pps = args.naive_pairs / t_naive
+    # The limit is the machine's best rate: probe before and after (other load varies).
+    probe = max(probe_before, matmul_gflops())
+
+    rows = []
+    for name, secs, n_pairs, toks in (
+        ("predict.score_instructions", t_ours, args.pairs, tokens),
+        ("dataset.score_decisions", t_ds, args.pairs, tokens),
+    ):
+        gflops = 2 * params_body * toks / secs / 1e9
+        rows.append({
+            "method": name, "pairs_per_s": n_pairs / secs, "tokens_per_s": toks / secs,
+            "gflops": gflops, "ratio_to_limit": gflops / probe,
+            "ratio_to_limit_all_params": 2 * params_all * toks / secs / 1e9 / probe,
+        })  # fmt: skip
+    rows.append({"method": f"generate({args.gen_tokens})+regex", "pairs_per_s": naive_pps,
+                 "tokens_per_s": None, "gflops": None, "ratio_to_limit": None,
+                 "ratio_to_limit_all_params": None})  # fmt: skip
+
+    print(f"model {args.base}: {params_all / 1e6:.1f}M params ({params_body / 1e6:.1f}M "
+          f"non-embedding), {threads} threads, fp32 mm probe {probe:.1f} GFLOP/s")  # fmt: skip
+    print(f"{args.pairs} pairs x 2 orders, ~{tokens / len(both):.0f} tokens per prompt")
+    print(f"{'method':32} {'pairs/s':>9} {'tok/s':>9} {'GFLOP/s':>9} {'% limit':>8}")
+    for r in rows:
+        tps = f"{r['tokens_per_s']:.0f}" if r["tokens_per_s"] else "-"
+        gf = f"{r['gflops']:.1f}" if r["gflops"] else "-"
+        pct = f"{100 * r['ratio_to_limit']:.0f}%" if r["ratio_to_limit"] else "-"
+        print(f"{r['method']:32} {r['pairs_per_s']:9.3f} {tps:>9} {gf:>9} {pct:>8}")
+    ours = rows[0]
+    print(json.dumps({
+        "bench": "compare_throughput", "base": args.base, "threads": threads,
+        "pairs": args.pairs, "tokens_per_prompt": tokens / len(both),
+        "batch_size": args.batch_size, "matmul_gflops": probe, "rows": rows,
+        "ours_pairs_per_s": ours["pairs_per_s"], "ratio_to_flop_limit": ours["ratio_to_limit"],
+        "naive_pairs_per_s": naive_pps, "speedup_vs_naive": ours["pairs_per_s"] / naive_pps,
+        "speedup_vs_dataset_scorer": t_ds / t_ours,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

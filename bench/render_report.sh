@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Render a run's report.html in headless Chromium and save a screenshot, to check that the
+# self-contained HTML (embedded base64 PNGs, no network) displays.
+#
+# Usage: bench/render_report.sh runs/NAME/report.html [OUT.png] [WIDTHxHEIGHT]
+# Needs Debian's chromium: apt-get update && apt-get install -y chromium
+set -euo pipefail
+html=$(realpath "${1:?usage: render_report.sh REPORT.html [OUT.png] [WxH]}")
+out=$(realpath -m "${2:-/tmp/report.png}")
+size=${3:-1200,3000}
+browser=${CHROMIUM:-/usr/bin/chromium}
+[ -x "$browser" ] || { echo "error: $browser not found (apt-get install -y chromium)" >&2; exit 1; }
+profile=$(mktemp -d)
+trap 'rm -rf "$profile"' EXIT
+# No network, no first-run or background services: the page must render from the file alone.
+timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  --disable-background-networking --disable-component-update --disable-sync \
+  --user-data-dir="$profile" --screenshot="$out" --window-size="$size" "file://$html" \
+  >/dev/null 2>&1
+[ -s "$out" ] || { echo "error: no screenshot written to $out" >&2; exit 1; }
+echo "$out"

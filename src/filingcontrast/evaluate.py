@@ -1,0 +1,298 @@
+"""`filingcontrast evaluate`: the model and its baselines on one split, written to metrics.json.
+
+What is measured (all on the chosen split, default `test`; never on training data):
+
+- the model's P(A better) from both orders (see predict.py): accuracy with a bootstrap 95 % CI,
+  log-loss, Brier, ECE with the reliability diagram's bins, swap consistency, accuracy by item
+  (a pair counts for every item code of A or B) and by confidence level (predict's thresholds);
+- the Bayes ceiling and the oracle's accuracy when the pairs carry simulated truth (else null);
+- baselines (baselines.py) plus zero-shot = the same base model with the adapter disabled (one
+  model load for both);
+- ranking: Bradley-Terry scores of the split's filings from the model's verdicts (the pairs'
+  own comparisons plus a k-regular schedule that tops every filing up to `rank_k` comparisons),
+  their Spearman IC with the realized abnormal returns and the top-minus-bottom quintile spread.
+
+Outputs (atomic): `RUN/metrics.json` and `RUN/predictions.jsonl` (per pair: pair_id, winner,
+p_a, p_ab, p_ba for the model and for zero-shot).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from filingcontrast import metrics as M
+from filingcontrast.config import RunConfig
+from filingcontrast.errors import UserError
+from filingcontrast.runtime import RunDir, atomic_write_json, atomic_write_text
+
+
+def check_labelled(rows: Sequence[dict], path: Path) -> None:
+    """Every row must carry meta.winner A/B (evaluate needs labels)."""
+    if not rows:
+        raise UserError(f"{path}: no pairs to evaluate")
+    for n, row in enumerate(rows, start=1):
+        winner = (row.get("meta") or {}).get("winner")
+        if winner not in ("A", "B"):
+            raise UserError(
+                f"{path}:{n}: field meta.winner: missing or not A/B ({winner!r}); "
+                "evaluate needs labelled pairs"
+            )
+
+
+def _load_split(pairs_dir: Path, split: str, required: bool = True) -> list[dict]:
+    from filingcontrast.pairs import load_pairs
+
+    path = pairs_dir / f"{split}.jsonl"
+    if not path.exists():
+        if required:
+            raise UserError(f"{path}: pairs file not found")
+        return []
+    return list(load_pairs(pairs_dir, split))
+
+
+def _items(row: dict) -> list[str]:
+    meta = row["meta"]
+    items = list((meta.get("a") or {}).get("items") or []) + list(
+        (meta.get("b") or {}).get("items") or []
+    )
+    return [str(i) for i in items] or ["?"]
+
+
+def _y(rows: Sequence[dict]) -> np.ndarray:
+    return np.array([1 if r["meta"]["winner"] == "A" else 0 for r in rows])
+
+
+def _ceiling(rows: Sequence[dict]) -> tuple[float | None, float | None]:
+    """(Bayes ceiling, oracle accuracy) when every pair carries simulated truth, else (None, None)."""
+    metas = [r["meta"] for r in rows]
+    if not all((m.get("a") or {}).get("truth") and (m.get("b") or {}).get("truth") for m in metas):
+        return None, None
+    from filingcontrast.corpus.simulate import bayes_ceiling, oracle_verdicts
+
+    window = metas[0].get("window", "0_1")
+    ceiling = bayes_ceiling(metas, window=window)
+    ceiling = None if ceiling is None else float(ceiling)
+    verdicts = oracle_verdicts(metas)
+    oracle = float(np.mean([v == m["winner"] for v, m in zip(verdicts, metas, strict=True)]))
+    return ceiling, oracle
+
+
+def _model_block(
+    p_a: np.ndarray, p_ab: np.ndarray, p_ba: np.ndarray, rows: Sequence[dict], ec: Any, seed: int
+) -> dict:
+    y = _y(rows)
+    out = M.prob_metrics(p_a, y, ec.ece_bins, ec.bootstrap, seed)
+    out["swap_consistency"] = M.swap_consistency(p_ab, p_ba)
+    credit = M.correctness(p_a, y)
+    out["by_item"] = M.grouped_accuracy([_items(r) for r in rows], credit, ec.bootstrap, seed)
+    out["by_confidence"] = M.grouped_accuracy(
+        [[M.confidence_level(float(p))] for p in p_a], credit, ec.bootstrap, seed
+    )
+    out["reliability"] = M.reliability(p_a, y, ec.ece_bins)
+    return out
+
+
+def _baseline_block(p: np.ndarray, rows: Sequence[dict], ec: Any, seed: int, probs: bool) -> dict:
+    y = _y(rows)
+    if probs:
+        return M.prob_metrics(p, y, ec.ece_bins, ec.bootstrap, seed)
+    credit = M.correctness(p, y)
+    return {
+        "n": int(credit.size),
+        "accuracy": float(credit.mean()),
+        "accuracy_ci": M.bootstrap_ci(credit, ec.bootstrap, seed),
+    }
+
+
+def _filings(rows: Sequence[dict]) -> tuple[list[dict], list[tuple[int, int]]]:
+    """Unique filings of the pairs (accession, digest, abnormal_ret) and each pair's indices."""
+    index: dict[str, int] = {}
+    filings: list[dict] = []
+    pair_idx = []
+    for row in rows:
+        ids = []
+        for side in ("a", "b"):
+            f = row["meta"][side]
+            acc = str(f.get("accession"))
+            if acc not in index:
+                index[acc] = len(filings)
+                filings.append(
+                    {"id": acc, "digest": f.get("digest") or "", "ret": f.get("abnormal_ret")}
+                )
+            ids.append(index[acc])
+        pair_idx.append((ids[0], ids[1]))
+    return filings, pair_idx
+
+
+def _top_up_schedule(
+    n: int, existing: Sequence[tuple[int, int]], k: int, seed: int
+) -> list[tuple[int, int]]:
+    """Pairs from the k-regular schedule that bring filings below k comparisons up to k."""
+    from filingcontrast.predict import comparison_schedule
+
+    degree = np.zeros(n, dtype=int)
+    seen = set()
+    for i, j in existing:
+        degree[i] += 1
+        degree[j] += 1
+        seen.add((min(i, j), max(i, j)))
+    extra = []
+    for i, j in comparison_schedule(n, k, seed):
+        if (i, j) in seen or (degree[i] >= k and degree[j] >= k):
+            continue
+        extra.append((i, j))
+        degree[i] += 1
+        degree[j] += 1
+    return extra
+
+
+def _ranking(
+    scorer: Any, rows: Sequence[dict], p_a: np.ndarray, ec: Any, seed: int
+) -> dict[str, Any]:
+    from filingcontrast.pairs import render_instruction
+    from filingcontrast.predict import both_orders, bradley_terry
+
+    filings, pair_idx = _filings(rows)
+    comps = [(i, j, float(p)) for (i, j), p in zip(pair_idx, p_a, strict=True)]
+    extra = _top_up_schedule(len(filings), pair_idx, ec.rank_k, seed)
+    if extra:
+        dig = [f["digest"] for f in filings]
+        ab = [render_instruction(dig[i], dig[j]) for i, j in extra]
+        ba = [render_instruction(dig[j], dig[i]) for i, j in extra]
+        px, _, _ = both_orders(scorer.model, scorer.formatter, ab, ba, ec.batch_size)
+        comps += [(i, j, float(p)) for (i, j), p in zip(extra, px, strict=True)]
+    bt = bradley_terry(len(filings), comps, n_boot=min(ec.bootstrap, 200), seed=seed)
+    have = [n for n, f in enumerate(filings) if f["ret"] is not None]
+    scores = bt.scores[have]
+    rets = np.array([float(filings[n]["ret"]) for n in have])
+    return {
+        "spearman_ic": M.spearman_ic(scores, rets),
+        "long_short_spread": M.long_short_spread(scores, rets, 5),
+        "n_filings": len(filings),
+        "comparisons": len(comps),
+        "extra_comparisons": len(extra),
+        "points": [
+            {
+                "id": filings[n]["id"],
+                "score": float(bt.scores[n]),
+                "ci": [float(bt.ci[n, 0]), float(bt.ci[n, 1])],
+                "ret": filings[n]["ret"],
+            }
+            for n in range(len(filings))
+        ],
+    }
+
+
+def _finite(obj: Any) -> Any:
+    """NaN/inf -> None so that metrics.json is strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def score_rows(scorer: Any, rows: Sequence[dict], batch_size: int, zero_shot: bool = False):
+    """(p_a, p_ab, p_ba) for pairs rows; `zero_shot` disables the adapter for the call."""
+    from filingcontrast.pairs import swapped_instruction
+    from filingcontrast.predict import both_orders
+
+    ctx = scorer.model.disable_adapter() if zero_shot else nullcontext()
+    with ctx:
+        return both_orders(
+            scorer.model,
+            scorer.formatter,
+            [r["instruction"] for r in rows],
+            [swapped_instruction(r) for r in rows],
+            batch_size,
+        )
+
+
+def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> dict:
+    """Evaluate a trained adapter on `pairs_dir/<split>.jsonl`; write metrics.json and
+    predictions.jsonl into the run directory; return the metrics."""
+    from filingcontrast import baselines as B
+    from filingcontrast.predict import load_scorer, resolve_adapter_dir
+
+    ec = cfg.evaluate
+    seed = cfg.seed
+    adapter_dir = resolve_adapter_dir(adapter_or_run_dir)
+    run_dir = adapter_dir.parent if adapter_dir.name == "adapter" else adapter_dir
+    pairs_dir = Path(pairs_dir)
+    if not pairs_dir.is_dir():
+        raise UserError(f"{pairs_dir}: pairs directory not found")
+    rows = _load_split(pairs_dir, ec.split)
+    check_labelled(rows, pairs_dir / f"{ec.split}.jsonl")
+    if ec.max_pairs:
+        rows = rows[: ec.max_pairs]
+    train_rows = _load_split(pairs_dir, "train", required=False) if ec.split != "train" else []
+    run = RunDir(run_dir)
+    run.log(f"evaluate: {len(rows)} {ec.split} pairs from {pairs_dir}")
+
+    scorer = load_scorer(adapter_dir)
+    p_a, p_ab, p_ba = score_rows(scorer, rows, ec.batch_size)
+    out: dict[str, Any] = {"split": ec.split, "n_pairs": len(rows)}
+    block = _model_block(p_a, p_ab, p_ba, rows, ec, seed)
+    out.update({k: block[k] for k in ("accuracy", "accuracy_ci", "log_loss", "brier", "ece")})
+    out["swap_consistency"] = block["swap_consistency"]
+    out["ceiling"], out["oracle_accuracy"] = _ceiling(rows)
+    for key in ("by_item", "by_confidence", "reliability"):
+        out[key] = block[key]
+
+    base: dict[str, Any] = {}
+    zs = None
+    if "majority" in ec.baselines:
+        base["majority"] = _baseline_block(B.majority(train_rows, rows), rows, ec, seed, False)
+        base["majority"]["train_pairs"] = len(train_rows)
+    if "signal_rule" in ec.baselines:
+        try:
+            base["signal_rule"] = _baseline_block(B.signal_rule(rows), rows, ec, seed, False)
+        except ImportError as exc:  # signals.py not installed in this build
+            base["signal_rule"] = {"skipped": f"signals unavailable: {exc}"}
+    if "tfidf_logreg" in ec.baselines:
+        if train_rows:
+            p = B.tfidf_logreg(train_rows, rows, seed)
+            base["tfidf_logreg"] = _baseline_block(p, rows, ec, seed, True)
+        else:
+            base["tfidf_logreg"] = {"skipped": "no training pairs to fit on"}
+    if "zero_shot" in ec.baselines:
+        if scorer.has_adapter:
+            zs = score_rows(scorer, rows, ec.batch_size, zero_shot=True)
+            zb = _model_block(*zs, rows, ec, seed)
+            base["zero_shot"] = {k: v for k, v in zb.items() if k not in ("reliability",)}
+        else:
+            base["zero_shot"] = {"skipped": "model has no adapter to disable"}
+    out["baselines"] = base
+    out["ranking"] = _ranking(scorer, rows, p_a, ec, seed)
+    out["base"] = scorer.meta.get("base")
+    out["adapter"] = str(adapter_dir)
+    out["pairs"] = str(pairs_dir)
+    out = _finite(out)
+
+    lines = []
+    for n, row in enumerate(rows):
+        rec = {
+            "pair_id": row["meta"].get("pair_id"),
+            "winner": row["meta"]["winner"],
+            "p_a": float(p_a[n]),
+            "p_ab": float(p_ab[n]),
+            "p_ba": float(p_ba[n]),
+        }
+        if zs is not None:
+            rec["zero_shot"] = {"p_a": float(zs[0][n]), "p_ab": float(zs[1][n]),
+                                "p_ba": float(zs[2][n])}  # fmt: skip
+        lines.append(json.dumps(rec))
+    atomic_write_text(run_dir / "predictions.jsonl", "\n".join(lines) + "\n")
+    atomic_write_json(run_dir / "metrics.json", out)
+    run.log(f"evaluate: accuracy {out['accuracy']:.3f} on {len(rows)} pairs -> metrics.json")
+    return out

@@ -1,0 +1,184 @@
+"""Pure evaluation metrics on pairwise verdicts: no model, no torch, no I/O.
+
+Conventions: `p_a` is the predicted probability that filing A had the better abnormal return,
+`y` is 1 when A truly won and 0 when B won. A prediction of exactly 0.5 is a coin flip and earns
+half credit in `accuracy` (so a constant-0.5 predictor scores 0.5, honestly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+EPS = 1e-7
+# Confidence levels of a verdict from P(A better), consistent with the training labels: pairs
+# labels a pair high/medium/low when z = gap / (sqrt(2) * sigma) >= 1.0 / >= 0.5. Under Gaussian
+# noise the probability that the expected-better filing wins is Phi(z), so the same levels on
+# max(p, 1 - p) are Phi(1.0) = 0.841 and Phi(0.5) = 0.691 (tests check this against pairs.py).
+CONFIDENCE_HIGH = 0.8413447460685429
+CONFIDENCE_MEDIUM = 0.6914624612740131
+
+
+def _arrays(p_a: Sequence[float], y: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(p_a, dtype=float)
+    t = np.asarray(y, dtype=float)
+    if p.shape != t.shape:
+        raise ValueError(f"p_a has shape {p.shape}, y has shape {t.shape}")
+    return p, t
+
+
+def correctness(p_a: Sequence[float], y: Sequence[int]) -> np.ndarray:
+    """Per-pair credit: 1 right, 0 wrong, 0.5 for an exact coin flip (p == 0.5)."""
+    p, t = _arrays(p_a, y)
+    hit = ((p > 0.5) == (t > 0.5)).astype(float)
+    return np.where(p == 0.5, 0.5, hit)
+
+
+def accuracy(p_a: Sequence[float], y: Sequence[int]) -> float:
+    c = correctness(p_a, y)
+    return float(c.mean()) if c.size else float("nan")
+
+
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> list[float]:
+    """Percentile bootstrap interval of the mean of `values` (normal approximation if n_boot=0)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return [float("nan"), float("nan")]
+    if n_boot <= 0 or v.size < 2:
+        half = 1.96 * v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0
+        return [float(v.mean() - half), float(v.mean() + half)]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))  # (n_boot, n)
+    means = v[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return [float(lo), float(hi)]
+
+
+def log_loss(p_a: Sequence[float], y: Sequence[int]) -> float:
+    """Mean negative log-likelihood of the true winner (natural log; p clipped to [eps, 1-eps])."""
+    p, t = _arrays(p_a, y)
+    p = np.clip(p, EPS, 1 - EPS)
+    return float(-(t * np.log(p) + (1 - t) * np.log(1 - p)).mean())
+
+
+def brier(p_a: Sequence[float], y: Sequence[int]) -> float:
+    p, t = _arrays(p_a, y)
+    return float(((p - t) ** 2).mean())
+
+
+def reliability(p_a: Sequence[float], y: Sequence[int], bins: int = 10) -> list[dict]:
+    """Reliability diagram data: equal-width bins of P(A) with mean prediction and win rate of A."""
+    p, t = _arrays(p_a, y)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # np.digitize with the right edge folded into the last bin.
+    which = np.clip(np.digitize(p, edges[1:-1], right=False), 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        rows.append(
+            {
+                "lo": float(edges[b]),
+                "hi": float(edges[b + 1]),
+                "n": n,
+                "mean_p": float(p[mask].mean()) if n else None,
+                "frac_a": float(t[mask].mean()) if n else None,
+            }
+        )
+    return rows
+
+
+def ece(p_a: Sequence[float], y: Sequence[int], bins: int = 10) -> float:
+    """Expected calibration error: sum over bins of (n_b / N) * |mean p - frequency of A|."""
+    p, _ = _arrays(p_a, y)
+    if p.size == 0:
+        return float("nan")
+    total = 0.0
+    for row in reliability(p_a, y, bins):
+        if row["n"]:
+            total += row["n"] / p.size * abs(row["mean_p"] - row["frac_a"])
+    return float(total)
+
+
+def swap_consistency(p_ab: Sequence[float], p_ba: Sequence[float]) -> float:
+    """Share of pairs where the same filing is chosen in both orders.
+
+    `p_ab` = P(first shown) with A first, `p_ba` = P(first shown) with B first; consistent when
+    A is chosen in (A,B) and not chosen (i.e. B loses) in (B,A), or vice versa.
+    """
+    ab = np.asarray(p_ab, dtype=float)
+    ba = np.asarray(p_ba, dtype=float)
+    if ab.size == 0:
+        return float("nan")
+    return float(((ab > 0.5) == (ba < 0.5)).mean())
+
+
+def confidence_level(p_a: float) -> str:
+    """`high` when max(p, 1-p) >= 0.841, `medium` when >= 0.691, else `low`."""
+    m = max(p_a, 1 - p_a)
+    if m >= CONFIDENCE_HIGH:
+        return "high"
+    if m >= CONFIDENCE_MEDIUM:
+        return "medium"
+    return "low"
+
+
+def prob_metrics(
+    p_a: Sequence[float], y: Sequence[int], bins: int = 10, n_boot: int = 1000, seed: int = 0
+) -> dict:
+    """Accuracy with bootstrap CI plus the probability metrics, as one JSON-ready dict."""
+    c = correctness(p_a, y)
+    return {
+        "n": int(c.size),
+        "accuracy": accuracy(p_a, y),
+        "accuracy_ci": bootstrap_ci(c, n_boot, seed),
+        "log_loss": log_loss(p_a, y),
+        "brier": brier(p_a, y),
+        "ece": ece(p_a, y, bins),
+    }
+
+
+def grouped_accuracy(
+    groups: Sequence[Sequence[str]], credit: Sequence[float], n_boot: int = 0, seed: int = 0
+) -> dict[str, dict]:
+    """Accuracy per group key; a pair counts in every group it belongs to (e.g. each item)."""
+    buckets: dict[str, list[float]] = {}
+    for keys, c in zip(groups, credit, strict=True):
+        for key in dict.fromkeys(keys):
+            buckets.setdefault(key, []).append(float(c))
+    out = {}
+    for key in sorted(buckets):
+        vals = buckets[key]
+        row = {"n": len(vals), "accuracy": float(np.mean(vals))}
+        if n_boot:
+            row["accuracy_ci"] = bootstrap_ci(vals, n_boot, seed)
+        out[key] = row
+    return out
+
+
+def spearman_ic(scores: Sequence[float], returns: Sequence[float]) -> float | None:
+    """Spearman rank correlation of scores with realized returns (None if undefined)."""
+    from scipy.stats import spearmanr
+
+    s = np.asarray(scores, dtype=float)
+    r = np.asarray(returns, dtype=float)
+    if s.size < 3 or np.all(s == s[0]) or np.all(r == r[0]):
+        return None
+    rho = spearmanr(s, r).statistic
+    return None if np.isnan(rho) else float(rho)
+
+
+def long_short_spread(
+    scores: Sequence[float], returns: Sequence[float], quantiles: int = 5
+) -> float | None:
+    """Mean return of the top score quantile minus the bottom one (equal weights)."""
+    s = np.asarray(scores, dtype=float)
+    r = np.asarray(returns, dtype=float)
+    if s.size < 2:
+        return None
+    m = max(1, s.size // quantiles)
+    order = np.argsort(s, kind="stable")
+    return float(r[order[-m:]].mean() - r[order[:m]].mean())

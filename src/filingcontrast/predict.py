@@ -1,0 +1,424 @@
+"""Verdicts from a trained (or zero-shot) model: compare two filings, rank many.
+
+The verdict never comes from sampled text. For a pair (A, B) the prompt ends with the answer's
+first word "Filing", and the model's next-token logits for " A" and " B" give P(first shown is
+better) in one forward pass. Each pair is scored in both orders, (A, B) and (B, A), and
+P(A better) = (p_ab + 1 - p_ba) / 2, which cancels the model's position bias.
+
+`rank` aggregates such verdicts over a deterministic k-regular comparison schedule with a
+Bradley-Terry penalized maximum-likelihood fit on the soft verdicts (choix's objective, vectorized)
+and percentile-bootstrap intervals over the comparisons.
+
+Heavy libraries (torch, transformers, peft) are imported inside functions so that the pure parts
+(`bradley_terry`, `comparison_schedule`) stay cheap to import and test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from filingcontrast.errors import UserError
+from filingcontrast.metrics import confidence_level
+
+DEFAULT_DIGEST_TOKENS = 900
+"""Tokens per filing digest when the run does not say (half of a 2048-token row, minus the
+question and the answer)."""
+EXPLAIN_MAX_NEW_TOKENS = 80
+META_FILE = "filingcontrast.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Bradley-Terry over pairwise verdicts (pure).
+
+
+@dataclass
+class BTResult:
+    """Bradley-Terry log-strengths (mean 0) with percentile bootstrap intervals."""
+
+    scores: np.ndarray  # (n_items,)
+    ci: np.ndarray  # (n_items, 2)
+    comparisons: int
+
+
+def comparison_schedule(n: int, k: int, seed: int = 0) -> list[tuple[int, int]]:
+    """A deterministic design where every item meets about k others (k-regular when possible).
+
+    Items are shuffled once from `seed`, placed on a cycle, and each is paired with its next
+    ceil(k/2) neighbours (a circulant graph: connected, degree 2*ceil(k/2) capped at n-1).
+    """
+    if n < 2:
+        return []
+    order = np.random.default_rng(seed).permutation(n)
+    reach = min((k + 1) // 2, n // 2)
+    pairs: set[tuple[int, int]] = set()
+    for pos in range(n):
+        for step in range(1, reach + 1):
+            i, j = int(order[pos]), int(order[(pos + step) % n])
+            if i != j:
+                pairs.add((min(i, j), max(i, j)))
+    return sorted(pairs)
+
+
+def _bt_fit(
+    n: int, comparisons: Sequence[tuple[int, int, float]], alpha: float, x0: Any = None
+) -> np.ndarray:
+    """Penalized maximum likelihood of Bradley-Terry log-strengths with soft outcomes.
+
+    Objective (choix.opt_pairwise's, with each outcome weighted by its probability):
+    sum_c [p_c * softplus(-(s_i - s_j)) + (1 - p_c) * softplus(s_i - s_j)] + alpha * |s|^2.
+    Vectorized here because choix takes hard (winner, loser) tuples and loops over them in
+    Python: expanding soft verdicts into tuples made a 200-resample bootstrap take minutes.
+    tests/test_predict.py checks that hard outcomes give choix.opt_pairwise's answer.
+    """
+    from scipy.optimize import minimize
+
+    if not comparisons:
+        return np.zeros(n)
+    arr = np.asarray(comparisons, dtype=float)  # (C, 3)
+    i, j, p = arr[:, 0].astype(int), arr[:, 1].astype(int), arr[:, 2]
+
+    def fun(s: np.ndarray) -> tuple[float, np.ndarray]:
+        d = s[i] - s[j]  # (C,)
+        val = (p * np.logaddexp(0, -d) + (1 - p) * np.logaddexp(0, d)).sum() + alpha * s @ s
+        g_d = 1 / (1 + np.exp(-d)) - p  # d(loss)/d(d)
+        grad = 2 * alpha * s + np.bincount(i, g_d, n) - np.bincount(j, g_d, n)
+        return float(val), grad
+
+    x0 = np.zeros(n) if x0 is None else x0  # bootstrap fits start from the full fit
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    return res.x - res.x.mean()
+
+
+def bradley_terry(
+    n_items: int,
+    comparisons: Sequence[tuple[int, int, float]],
+    alpha: float = 0.01,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> BTResult:
+    """Fit Bradley-Terry log-strengths from soft comparisons (i, j, P(i beats j)).
+
+    Intervals: percentile bootstrap over comparisons (resampled with replacement), 95 %.
+    """
+    comps = [(int(i), int(j), float(p)) for i, j, p in comparisons]
+    scores = _bt_fit(n_items, comps, alpha)
+    if n_boot <= 0 or not comps:
+        return BTResult(scores, np.stack([scores, scores], axis=1), len(comps))
+    rng = np.random.default_rng(seed)
+    boots = np.empty((n_boot, n_items))
+    for b in range(n_boot):
+        idx = rng.integers(0, len(comps), size=len(comps))
+        boots[b] = _bt_fit(n_items, [comps[t] for t in idx], alpha, scores)
+    ci = np.quantile(boots, [0.025, 0.975], axis=0).T  # (n_items, 2)
+    return BTResult(scores, ci, len(comps))
+
+
+# ---------------------------------------------------------------------------------------------
+# Model loading with clear errors.
+
+
+@dataclass
+class Scorer:
+    """A loaded model ready for verdicts; `has_adapter` tells whether zero-shot is separable."""
+
+    model: Any
+    tokenizer: Any
+    formatter: Any
+    meta: dict = field(default_factory=dict)
+    has_adapter: bool = False
+
+
+def resolve_adapter_dir(path: str | Path) -> Path:
+    """`runs/NAME` or `runs/NAME/adapter` -> the adapter directory, checked for its files."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: adapter not found (pass runs/NAME after `filingcontrast train`)")
+    adapter = path / "adapter" if (path / "adapter").is_dir() else path
+    for name in ("adapter_config.json", META_FILE):
+        if not (adapter / name).is_file():
+            raise UserError(f"{adapter}: not a filingcontrast adapter directory ({name} missing)")
+    return adapter
+
+
+def adapter_meta(adapter_dir: Path) -> dict:
+    try:
+        meta = json.loads((adapter_dir / META_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{adapter_dir / META_FILE}: unreadable: {exc}") from None
+    if not isinstance(meta, dict) or not meta.get("base"):
+        raise UserError(f"{adapter_dir / META_FILE}: field base: missing")
+    return meta
+
+
+def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> Scorer:
+    """The fine-tuned model (adapter given) or the base model alone (zero-shot)."""
+    if adapter:
+        adapter_dir = resolve_adapter_dir(adapter)
+        meta = adapter_meta(adapter_dir)
+        if base and base != meta["base"]:
+            raise UserError(
+                f"{adapter_dir / META_FILE}: field base: adapter was trained on "
+                f"{meta['base']!r}, not on --base {base!r}"
+            )
+        from filingcontrast.train import load_trained
+
+        try:
+            model, tokenizer, formatter, meta2 = load_trained(adapter_dir)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            # torch's load error opens with a generic line; the size mismatch says why.
+            first = next((ln for ln in lines if "mismatch" in ln), lines[0] if lines else "")
+            first = first or type(exc).__name__
+            raise UserError(
+                f"{adapter_dir}: adapter does not fit base model {meta['base']!r}: {first[:200]}"
+            ) from None
+        meta = {**meta, **(meta2 or {})}
+        return Scorer(model, tokenizer, formatter, meta, has_adapter=hasattr(model, "peft_config"))
+    from filingcontrast.config import TrainConfig
+    from filingcontrast.dataset import PromptFormatter
+    from filingcontrast.model import EMBEDDED_SPEC, load_base
+
+    spec = base or EMBEDDED_SPEC
+    model, tokenizer = load_base(spec)
+    tc = TrainConfig()
+    formatter = PromptFormatter(tokenizer, template=tc.template, system_prompt=tc.system_prompt)
+    return Scorer(model, tokenizer, formatter, {"base": spec}, has_adapter=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batched decision scoring.
+
+
+def score_instructions(
+    model: Any,
+    formatter: Any,
+    instructions: Sequence[str],
+    batch_size: int = 8,
+    max_batch_tokens: int = 16384,
+) -> np.ndarray:
+    """P(first-shown filing better) for each instruction: one forward pass per row.
+
+    Rows are sorted by length and left-padded, so batches waste little on padding and the
+    decision position is the last column for every row; only that position reaches the LM head
+    (`logits_to_keep=1`), which saves a (tokens x vocab) matmul per row.
+    """
+    import torch
+
+    ids = [formatter.decision_prompt_ids(text) for text in instructions]
+    id_a, id_b = formatter.decision_token_ids
+    pad = formatter.tokenizer.pad_token_id if hasattr(formatter, "tokenizer") else 0
+    pad = 0 if pad is None else pad
+    device = next(model.parameters()).device
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    out = np.empty(len(ids))
+    start = 0
+    with torch.inference_mode():
+        while start < len(order):
+            # Grow the batch while it fits both the row cap and the token budget.
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < batch_size
+                and (end - start + 1) * len(ids[order[end]]) <= max_batch_tokens
+            ):
+                end += 1
+            rows = [ids[i] for i in order[start:end]]
+            width = max(len(r) for r in rows)
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)  # (b, T)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)  # (b, T)
+            for r, row in enumerate(rows):
+                input_ids[r, width - len(row) :] = torch.tensor(row)
+                mask[r, width - len(row) :] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (b, T)
+            logits = model(
+                input_ids=input_ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=positions.to(device),
+                logits_to_keep=1,
+            ).logits[:, -1, :]  # (b, V)
+            diff = (logits[:, id_a] - logits[:, id_b]).float()  # (b,)
+            out[order[start:end]] = torch.sigmoid(diff).cpu().numpy()
+            start = end
+    return out
+
+
+def both_orders(
+    model: Any,
+    formatter: Any,
+    instr_ab: Sequence[str],
+    instr_ba: Sequence[str],
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p_a, p_ab, p_ba) for pairs given in both orders, scored in one batched sweep."""
+    probs = score_instructions(model, formatter, list(instr_ab) + list(instr_ba), batch_size)
+    p_ab, p_ba = probs[: len(instr_ab)], probs[len(instr_ab) :]
+    return (p_ab + 1.0 - p_ba) / 2.0, p_ab, p_ba
+
+
+def generate_analysis(
+    model: Any, formatter: Any, instruction: str, choice: str, max_new_tokens: int
+) -> str:
+    """Greedy continuation of the answer after "Filing <choice>" (bounded, no sampling)."""
+    import torch
+
+    ids = list(formatter.decision_prompt_ids(instruction))
+    id_a, id_b = formatter.decision_token_ids
+    ids.append(id_a if choice == "A" else id_b)
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([ids], device=device)  # (1, T)
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=formatter.tokenizer.pad_token_id,
+        )
+    text = formatter.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
+    return f"Filing {choice}{text}".strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Compare and rank.
+
+
+def _digest_tokens(scorer: Scorer) -> int:
+    return int(scorer.meta.get("digest_tokens") or DEFAULT_DIGEST_TOKENS)
+
+
+def _load_doc(ref: str, store: str | None) -> Any:
+    """A filing from a .htm/.txt path, or from the store by accession id."""
+    from filingcontrast import pairs
+
+    path = Path(ref)
+    if path.exists():
+        if not path.is_file():
+            raise UserError(f"{ref}: not a file")
+        if path.stat().st_size == 0:
+            raise UserError(f"{ref}: empty file")
+        return pairs.filing_doc_from_file(path)
+    if store:
+        from filingcontrast.corpus.store import Store
+
+        if not Path(store).exists():
+            raise UserError(f"{store}: store not found")
+        return pairs.filing_doc_from_store(Store(store, read_only=True), ref)
+    raise UserError(f"{ref}: no such file (pass --store to look up an accession id)")
+
+
+def compare(
+    model: Any,
+    formatter: Any,
+    doc_a: Any,
+    doc_b: Any,
+    *,
+    digest_tokens: int = DEFAULT_DIGEST_TOKENS,
+    explain: bool = False,
+    max_new_tokens: int = EXPLAIN_MAX_NEW_TOKENS,
+) -> dict:
+    """Which of two `FilingDoc`s had the better abnormal return: the DESIGN compare JSON."""
+    from filingcontrast import pairs
+
+    t0 = time.perf_counter()
+    tok = formatter.tokenizer
+    dig_a = pairs.filing_digest(doc_a, digest_tokens, tok)
+    dig_b = pairs.filing_digest(doc_b, digest_tokens, tok)
+    instr_ab = pairs.render_instruction(dig_a, dig_b)
+    instr_ba = pairs.render_instruction(dig_b, dig_a)
+    p_a, p_ab, p_ba = both_orders(model, formatter, [instr_ab], [instr_ba], batch_size=2)
+    pa = float(p_a[0])
+    choice = "A" if pa >= 0.5 else "B"
+    result: dict[str, Any] = {
+        "choice": choice,
+        "p_a": round(pa, 4),
+        "confidence": confidence_level(pa),
+        "p_ab": round(float(p_ab[0]), 4),
+        "p_ba": round(float(p_ba[0]), 4),
+    }
+    if explain:
+        result["analysis"] = generate_analysis(model, formatter, instr_ab, choice, max_new_tokens)
+    result["ms"] = int(round((time.perf_counter() - t0) * 1000))
+    return result
+
+
+def compare_cli(
+    a: str,
+    b: str,
+    adapter: str | None = None,
+    base: str | None = None,
+    store: str | None = None,
+    explain: bool = False,
+) -> dict:
+    """`filingcontrast compare A B`: load documents first (cheap errors), then the model."""
+    doc_a, doc_b = _load_doc(a, store), _load_doc(b, store)
+    scorer = load_scorer(adapter, base)
+    return compare(
+        scorer.model,
+        scorer.formatter,
+        doc_a,
+        doc_b,
+        digest_tokens=_digest_tokens(scorer),
+        explain=explain,
+    )
+
+
+def rank_digests(
+    model: Any,
+    formatter: Any,
+    digests: Sequence[str],
+    k: int = 4,
+    seed: int = 0,
+    batch_size: int = 8,
+    extra: Sequence[tuple[int, int, float]] = (),
+    n_boot: int = 200,
+) -> tuple[BTResult, list[tuple[int, int, float]]]:
+    """Bradley-Terry fit of digests from model verdicts on a k-regular schedule (both orders),
+    plus any already-scored `extra` comparisons (i, j, P(i beats j))."""
+    from filingcontrast.pairs import render_instruction
+
+    sched = comparison_schedule(len(digests), k, seed)
+    comps = list(extra)
+    if sched:
+        ab = [render_instruction(digests[i], digests[j]) for i, j in sched]
+        ba = [render_instruction(digests[j], digests[i]) for i, j in sched]
+        p_a, _, _ = both_orders(model, formatter, ab, ba, batch_size)
+        comps += [(i, j, float(p)) for (i, j), p in zip(sched, p_a, strict=True)]
+    return bradley_terry(len(digests), comps, n_boot=n_boot, seed=seed), comps
+
+
+def rank_cli(
+    files: Sequence[str],
+    adapter: str | None = None,
+    base: str | None = None,
+    k: int = 4,
+    store: str | None = None,
+) -> dict:
+    """`filingcontrast rank FILES...`: {"ranking": [{rank, id, score, ci}], "comparisons": n}."""
+    if len(files) < 2:
+        raise UserError("rank: need at least two filings")
+    if k < 1:
+        raise UserError(f"-k {k}: must be >= 1")
+    docs = [_load_doc(f, store) for f in files]
+    scorer = load_scorer(adapter, base)
+    from filingcontrast.pairs import filing_digests
+
+    digests = filing_digests(docs, _digest_tokens(scorer), scorer.formatter.tokenizer)
+    bt, comps = rank_digests(scorer.model, scorer.formatter, digests, k=k)
+    order = np.argsort(-bt.scores, kind="stable")
+    ranking = [
+        {
+            "rank": r + 1,
+            "id": str(files[i]),
+            "score": round(float(bt.scores[i]), 4),
+            "ci": [round(float(bt.ci[i, 0]), 4), round(float(bt.ci[i, 1]), 4)],
+        }
+        for r, i in enumerate(order)
+    ]
+    return {"ranking": ranking, "comparisons": len(comps)}

@@ -1,0 +1,395 @@
+"""`filingcontrast report runs/NAME`: one self-contained HTML file (plots as base64 PNGs).
+
+Reads what the run has — `metrics.jsonl` (training and per-epoch validation lines from train),
+`metrics.json` (from evaluate), `config.toml` — and writes `runs/NAME/report.html` atomically.
+Every section degrades to a sentence saying what is missing instead of failing, so the report can
+be written after training alone, after evaluation alone, or both.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from filingcontrast.errors import UserError
+from filingcontrast.runtime import atomic_write_text
+
+# Items the seed's epoch story names: beat/miss (2.02 results of operations), CEO departures
+# (5.02), convertible debt (2.03 direct financial obligations, 3.02 unregistered equity sales).
+SEED_ITEMS = {"2.02": "earnings (beat/miss)", "5.02": "officer departures", "2.03": "debt",
+              "3.02": "unregistered equity sales"}  # fmt: skip
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;
+margin:24px auto;padding:0 16px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;
+text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #eee}.note{color:#555;font-style:italic}
+.finding{background:#f6f9ff;border-left:4px solid #4a7fd4;padding:8px 12px}
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the run
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """JSON lines; a torn last line (a crashed writer) is skipped, any other bad line is an error."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    out = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if n == len(lines):
+                break
+            raise UserError(f"{path}:{n}: not valid JSON") from None
+    return out
+
+
+def read_json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _fig(w: float = 7, h: float = 3.6) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(w, h))
+
+
+def plot_loss(train: list[dict], evals: list[dict]) -> str | None:
+    if not train and not evals:
+        return None
+    fig, ax = _fig()
+    if train:
+        ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1, label="train loss")
+    # Place each epoch's validation loss at the last step of that epoch.
+    last_step = {}
+    for r in train:
+        last_step[r.get("epoch")] = r["step"]
+    pts = [(last_step.get(e["epoch"], e["epoch"]), e["valid_loss"]) for e in evals
+           if e.get("valid_loss") is not None]  # fmt: skip
+    if pts:
+        ax.plot(*zip(*pts, strict=True), "o-", color="C3", label="validation loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (answer tokens)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def plot_reliability(rel: list[dict]) -> str | None:
+    pts = [(r["mean_p"], r["frac_a"], r["n"]) for r in rel or [] if r.get("n")]
+    if not pts:
+        return None
+    fig, ax = _fig(5, 4.5)
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    xs, ys, ns = zip(*pts, strict=True)
+    ax.scatter(xs, ys, s=[20 + 200 * n / max(ns) for n in ns], color="C0", label="bins (size = n)")
+    ax.plot(xs, ys, color="C0", lw=1)
+    ax.set_xlabel("predicted P(A better)")
+    ax.set_ylabel("observed share of A wins")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    return _png(fig)
+
+
+def plot_by_item(by_item: dict, top: int = 15) -> str | None:
+    rows = sorted(by_item.items(), key=lambda kv: -kv[1]["n"])[:top]
+    if not rows:
+        return None
+    fig, ax = _fig(7, 0.35 * len(rows) + 1)
+    names = [f"{k} (n={v['n']})" for k, v in rows]
+    acc = [v["accuracy"] for _, v in rows]
+    err = [
+        [a - v.get("accuracy_ci", [a, a])[0] for a, (_, v) in zip(acc, rows, strict=True)],
+        [v.get("accuracy_ci", [a, a])[1] - a for a, (_, v) in zip(acc, rows, strict=True)],
+    ]
+    ax.barh(names, acc, xerr=err, color="C0", capsize=3)
+    ax.axvline(0.5, color="grey", ls="--", lw=1)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("accuracy (95 % bootstrap CI)")
+    return _png(fig)
+
+
+def comparison_rows(m: dict) -> list[tuple[str, float | None, list | None]]:
+    """(name, accuracy, ci) of the model, each baseline, the oracle and the ceiling."""
+    rows = [("fine-tuned", m.get("accuracy"), m.get("accuracy_ci"))]
+    for name, b in (m.get("baselines") or {}).items():
+        rows.append((name, b.get("accuracy"), b.get("accuracy_ci")))
+    if m.get("oracle_accuracy") is not None:
+        rows.append(("oracle", m["oracle_accuracy"], None))
+    if m.get("ceiling") is not None:
+        rows.append(("Bayes ceiling", m["ceiling"], None))
+    return rows
+
+
+def plot_vs_baselines(m: dict) -> str | None:
+    rows = [r for r in comparison_rows(m) if r[1] is not None]
+    if not rows:
+        return None
+    fig, ax = _fig()
+    names = [r[0] for r in rows]
+    acc = [r[1] for r in rows]
+    lo = [a - (r[2][0] if r[2] else a) for a, r in zip(acc, rows, strict=True)]
+    hi = [(r[2][1] if r[2] else a) - a for a, r in zip(acc, rows, strict=True)]
+    colors = ["C3" if n == "fine-tuned" else "C2" if n in ("oracle", "Bayes ceiling") else "C7"
+              for n in names]  # fmt: skip
+    ax.bar(names, acc, yerr=[lo, hi], color=colors, capsize=4)
+    ax.axhline(0.5, color="grey", ls="--", lw=1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("pairwise accuracy")
+    ax.tick_params(axis="x", rotation=20)
+    return _png(fig)
+
+
+def plot_bt_scatter(ranking: dict) -> str | None:
+    pts = [
+        (p["score"], p["ret"]) for p in (ranking or {}).get("points", []) if p["ret"] is not None
+    ]
+    if len(pts) < 2:
+        return None
+    fig, ax = _fig(6, 4)
+    xs, ys = zip(*pts, strict=True)
+    ax.scatter(xs, ys, s=12, alpha=0.7)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("Bradley-Terry score (model)")
+    ax.set_ylabel("realized abnormal return")
+    return _png(fig)
+
+
+def item_accuracy_by_epoch(evals: list[dict]) -> dict[str, dict[int, tuple[int, float]]]:
+    """item -> epoch -> (n, accuracy); trainer keys like "2.02|5.02" count for both items."""
+    out: dict[str, dict[int, list[float]]] = {}
+    for e in evals:
+        for key, v in (e.get("by_item") or {}).items():
+            for item in set(str(key).split("|")):
+                n, acc = v.get("n", 0), v.get("accuracy")
+                if acc is None or not n:
+                    continue
+                cell = out.setdefault(item, {}).setdefault(int(e["epoch"]), [0, 0.0])
+                cell[0] += n
+                cell[1] += n * acc
+    return {
+        item: {ep: (int(c[0]), c[1] / c[0]) for ep, c in sorted(eps.items())}
+        for item, eps in out.items()
+    }
+
+
+def plot_items_by_epoch(table: dict, top: int = 8) -> str | None:
+    if not table:
+        return None
+    items = sorted(table, key=lambda k: -max(n for n, _ in table[k].values()))[:top]
+    fig, ax = _fig()
+    for item in items:
+        eps = sorted(table[item])
+        ax.plot(eps, [table[item][e][1] for e in eps], "o-", label=f"{item}")
+    ax.axhline(0.5, color="grey", ls="--", lw=1)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(ncol=2, fontsize=8)
+    return _png(fig)
+
+
+def epoch_finding(table: dict) -> str:
+    """A sentence on what the per-epoch item accuracies show about the seed's epoch story."""
+    epochs = sorted({e for eps in table.values() for e in eps})
+    if len(epochs) < 2:
+        return (
+            "Only one validation pass was logged, so learning by epoch cannot be assessed; "
+            "the seed's claim (epoch 1 beat/miss, epoch 2 magnitudes, epoch 3 item-specific "
+            "patterns) is untested here."
+        )
+    parts, real = [], []
+    for prev, cur in zip(epochs, epochs[1:], strict=False):
+        gains = [
+            (table[i][cur][1] - table[i][prev][1], i, table[i][cur][0])
+            for i in table
+            if prev in table[i] and cur in table[i]
+        ]
+        if not gains:
+            continue
+        gain, item, n = max(gains)
+        parts.append(f"epoch {prev}→{cur}: largest gain on item {item} ({gain:+.2f}, n={n})")
+        # A gain counts as real when it exceeds ~2 standard errors of an accuracy (1/sqrt(n)).
+        real += [
+            f"{i} in epoch {cur} ({g:+.2f}, n={k})" for g, i, k in gains if g > 1 / math.sqrt(k)
+        ]
+    first = epochs[0]
+    beat = table.get("2.02", {}).get(first)
+    first_txt = (
+        f"After epoch {first}, item 2.02 (earnings) pairs score {beat[1]:.2f} (n={beat[0]})."
+        if beat
+        else "No item 2.02 (earnings) pairs were in the validation split."
+    )
+    verdict = (
+        "Gains beyond sampling noise (> 1/√n): " + "; ".join(real) + "."
+        if real
+        else "No per-item gain between epochs exceeds sampling noise (1/√n), so the data does "
+        "not show the seed's story (epoch 1 beat/miss, epoch 2 magnitudes, epoch 3 item-specific "
+        "patterns such as convertible debt and CEO departures)."
+    )
+    joined = "; ".join(parts)
+    return f"{first_txt} {joined[:1].upper() + joined[1:]}. {verdict}"
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+
+def _fmt(x: Any, nd: int = 3) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}"
+    if isinstance(x, list) and len(x) == 2 and all(isinstance(v, float) for v in x):
+        return f"[{x[0]:.{nd}f}, {x[1]:.{nd}f}]"
+    return html.escape(str(x))
+
+
+def _img(b64: str | None, alt: str, missing: str) -> str:
+    if b64 is None:
+        return f'<p class="note">{html.escape(missing)}</p>'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def metrics_table(m: dict) -> str:
+    head = "<tr><th>model</th><th>accuracy</th><th>95 % CI</th><th>log-loss</th><th>Brier</th>"
+    head += "<th>ECE</th><th>n</th></tr>"
+    rows = [("fine-tuned", m)] + list((m.get("baselines") or {}).items())
+    body = []
+    for name, b in rows:
+        if b.get("skipped"):
+            body.append(f"<tr><td>{html.escape(name)}</td><td colspan=6>skipped: "
+                        f"{html.escape(b['skipped'])}</td></tr>")  # fmt: skip
+            continue
+        cells = [b.get(k) for k in ("accuracy", "accuracy_ci", "log_loss", "brier", "ece")]
+        n = b.get("n", m.get("n_pairs"))
+        body.append(
+            f"<tr><td>{html.escape(name)}</td>"
+            + "".join(f"<td>{_fmt(c)}</td>" for c in cells)
+            + f"<td>{_fmt(n)}</td></tr>"
+        )
+    rk = m.get("ranking") or {}
+    extra = [
+        ("split", m.get("split")),
+        ("pairs", m.get("n_pairs")),
+        ("swap consistency", m.get("swap_consistency")),
+        ("Bayes ceiling (simulated truth)", m.get("ceiling")),
+        ("oracle accuracy (simulated truth)", m.get("oracle_accuracy")),
+        ("Spearman IC (BT score vs abnormal return)", rk.get("spearman_ic")),
+        ("top-minus-bottom quintile spread", rk.get("long_short_spread")),
+        ("filings ranked / comparisons", f"{rk.get('n_filings')} / {rk.get('comparisons')}"),
+    ]
+    side = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v, 4)}</td></tr>" for k, v in extra)
+    by_conf = m.get("by_confidence") or {}
+    conf = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v['n']}</td><td>{_fmt(v['accuracy'])}</td></tr>"
+        for k, v in by_conf.items()
+    )
+    return (
+        f"<table>{head}{''.join(body)}</table><table>{side}</table>"
+        + (
+            f"<h3>By confidence</h3><table><tr><th>level</th><th>n</th><th>accuracy</th></tr>"
+            f"{conf}</table>"
+            if conf
+            else ""
+        )  # fmt: skip
+    )
+
+
+def build_report(run_dir: Path) -> str:
+    lines = read_jsonl(run_dir / "metrics.jsonl")
+    train = [r for r in lines if r.get("type") == "train" and "loss" in r and "step" in r]
+    evals = [r for r in lines if r.get("type") == "eval" and "epoch" in r]
+    m = read_json(run_dir / "metrics.json")
+    table = item_accuracy_by_epoch(evals)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>filingcontrast report: "
+        f"{html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>filingcontrast run <code>{html.escape(run_dir.name)}</code></h1>",
+    ]
+    if m:
+        parts.append(
+            f"<p>Base model <code>{_fmt(m.get('base'))}</code>, evaluated on the "
+            f"<b>{_fmt(m.get('split'))}</b> split ({_fmt(m.get('n_pairs'))} pairs).</p>"
+        )
+    parts.append("<h2 id='metrics'>Metrics</h2>")
+    parts.append(metrics_table(m) if m else "<p class='note'>No metrics.json: run "
+                 "<code>filingcontrast evaluate</code> first.</p>")  # fmt: skip
+    parts.append("<h2 id='loss'>Training and validation loss</h2>")
+    parts.append(
+        _img(plot_loss(train, evals), "loss curves", "No training lines in metrics.jsonl.")
+    )
+    if train and not evals:
+        parts.append("<p class='note'>No validation (eval) lines were logged.</p>")
+    parts.append("<h2 id='baselines'>Model vs baselines vs ceiling</h2>")
+    parts.append(_img(plot_vs_baselines(m or {}), "accuracy comparison", "No evaluation yet."))
+    parts.append("<h2 id='reliability'>Reliability diagram</h2>")
+    rel = (m or {}).get("reliability")
+    parts.append(_img(plot_reliability(rel), "reliability diagram", "No reliability data."))
+    if m and m.get("ece") is not None:
+        parts.append(f"<p>Expected calibration error: {_fmt(m['ece'])}.</p>")
+    parts.append("<h2 id='by-item'>Accuracy by item</h2>")
+    parts.append(_img(plot_by_item((m or {}).get("by_item") or {}), "accuracy by item",
+                      "No per-item results."))  # fmt: skip
+    parts.append("<p class='note'>A pair counts for every item code of either filing.</p>")
+    parts.append("<h2 id='ranking'>Bradley-Terry score vs realized return</h2>")
+    parts.append(_img(plot_bt_scatter((m or {}).get("ranking")), "BT scatter", "No ranking data."))
+    parts.append("<h2 id='epochs'>Accuracy by item type at each epoch</h2>")
+    if evals:
+        parts.append(_img(plot_items_by_epoch(table), "items by epoch", "No per-item eval data."))
+        parts.append(f"<p class='finding'>{html.escape(epoch_finding(table))}</p>")
+    else:
+        parts.append("<p class='note'>No eval lines in metrics.jsonl (train with "
+                     "train.eval_every_epoch=true), so learning by epoch cannot be shown.</p>")  # fmt: skip
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write `run_dir/report.html` (self-contained) and return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: run directory not found")
+    if not (run_dir / "metrics.jsonl").exists() and not (run_dir / "metrics.json").exists():
+        raise UserError(f"{run_dir}: nothing to report (no metrics.jsonl or metrics.json)")
+    out = run_dir / "report.html"
+    atomic_write_text(out, build_report(run_dir))
+    return out

@@ -1,0 +1,122 @@
+"""evaluate: end to end on tiny-llama with a tiny PEFT adapter and the pairs fixtures."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from filingcontrast.config import RunConfig
+from filingcontrast.errors import UserError
+
+ASSETS = Path(__file__).resolve().parent / "assets" / "pairs"
+KEYS = ("split", "n_pairs", "accuracy", "accuracy_ci", "log_loss", "brier", "ece",
+        "swap_consistency", "ceiling", "oracle_accuracy", "by_item", "by_confidence",
+        "reliability", "baselines", "ranking")  # fmt: skip
+
+
+def make_adapter(run_dir: Path, base: str = "tiny-llama") -> Path:
+    """A tiny LoRA adapter on tiny-llama, saved like train.save_adapter does."""
+    from peft import LoraConfig, get_peft_model
+
+    from filingcontrast.config import TrainConfig
+    from filingcontrast.model import load_base
+
+    model, tok = load_base("tiny-llama", seed=0)
+    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"]))
+    # Non-zero B so the adapter actually changes the outputs (LoRA B starts at zero).
+    for name, p in peft_model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)
+    adapter = run_dir / "adapter"
+    peft_model.save_pretrained(adapter)
+    tok.save_pretrained(adapter)
+    meta = {"base": base, "template": "chat", "system_prompt": TrainConfig().system_prompt}
+    (adapter / "filingcontrast.json").write_text(json.dumps(meta))
+    return adapter
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    if not (ASSETS / "test.jsonl").exists():
+        pytest.skip("pairs fixtures not present")
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    make_adapter(run)
+    return run
+
+
+def test_evaluate_run_writes_all_keys(run_dir):
+    from filingcontrast.evaluate import evaluate_run
+
+    cfg = RunConfig(name="tiny", base="tiny-llama")
+    cfg.evaluate.bootstrap = 100
+    cfg.evaluate.rank_k = 2
+    m = evaluate_run(run_dir, ASSETS, cfg)
+    on_disk = json.loads((run_dir / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(m))
+    for key in KEYS:
+        assert key in on_disk, key
+    n = on_disk["n_pairs"]
+    assert n == sum(1 for _ in open(ASSETS / "test.jsonl"))
+    lo, hi = on_disk["accuracy_ci"]
+    assert lo <= on_disk["accuracy"] <= hi
+    assert 0 <= on_disk["swap_consistency"] <= 1
+    assert set(on_disk["baselines"]) == {"majority", "signal_rule", "tfidf_logreg", "zero_shot"}
+    assert "accuracy" in on_disk["baselines"]["zero_shot"]
+    assert on_disk["ceiling"] is not None  # fixtures are simulated (truth in meta)
+    assert set(on_disk["ranking"]) >= {"spearman_ic", "long_short_spread"}
+    preds = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == n
+    for p in preds:
+        assert p["p_a"] == pytest.approx((p["p_ab"] + 1 - p["p_ba"]) / 2)
+        assert set(p["zero_shot"]) == {"p_a", "p_ab", "p_ba"}
+    # The adapter changes the verdicts (zero-shot really is the base without it).
+    assert not np.allclose([p["p_a"] for p in preds], [p["zero_shot"]["p_a"] for p in preds])
+
+
+def test_report_after_evaluate(run_dir):
+    from filingcontrast.report import write_report
+
+    if not (run_dir / "metrics.json").exists():
+        pytest.skip("evaluate test did not run")
+    text = write_report(run_dir).read_text()
+    assert text.count("data:image/png;base64,") >= 4
+
+
+def test_pairs_without_labels_is_user_error(run_dir, tmp_path):
+    from filingcontrast.evaluate import evaluate_run
+
+    pairs = tmp_path / "pairs"
+    shutil.copytree(ASSETS, pairs)
+    rows = [json.loads(x) for x in (pairs / "test.jsonl").read_text().splitlines()]
+    del rows[1]["meta"]["winner"]
+    (pairs / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UserError) as err:
+        evaluate_run(run_dir, pairs, RunConfig(name="tiny", base="tiny-llama"))
+    msg = str(err.value)
+    assert "\n" not in msg and "test.jsonl:2" in msg and "winner" in msg
+
+
+def test_missing_adapter_and_pairs_are_user_errors(tmp_path, run_dir):
+    from filingcontrast.evaluate import evaluate_run
+
+    with pytest.raises(UserError, match="adapter not found"):
+        evaluate_run(tmp_path / "none", ASSETS, RunConfig())
+    with pytest.raises(UserError, match="pairs directory not found"):
+        evaluate_run(run_dir, tmp_path / "nopairs", RunConfig())
+
+
+def test_evaluate_cli_unlabelled_pairs_exit_1(run_dir, tmp_path, capsys):
+    from filingcontrast.cli import main
+
+    pairs = tmp_path / "pairs"
+    shutil.copytree(ASSETS, pairs)
+    rows = [json.loads(x) for x in (pairs / "test.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["meta"].pop("winner", None)
+    (pairs / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rc = main(["evaluate", "--adapter", str(run_dir), "--pairs", str(pairs), 'base="tiny-llama"'])
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert rc == 1 and len(errors) == 1 and "winner" in errors[0], err

@@ -1,0 +1,83 @@
+"""Pure metrics on hand-computed examples (filingcontrast.metrics)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from filingcontrast import metrics as M
+
+
+def test_accuracy_half_credit_for_coin_flips():
+    assert M.accuracy([0.9, 0.2, 0.5, 0.7], [1, 0, 1, 0]) == pytest.approx((1 + 1 + 0.5 + 0) / 4)
+
+
+def test_log_loss_and_brier_by_hand():
+    p, y = [0.8, 0.4], [1, 0]
+    assert M.log_loss(p, y) == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2)
+    assert M.brier(p, y) == pytest.approx((0.2**2 + 0.4**2) / 2)
+
+
+def test_bootstrap_ci_contains_point_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 2, 40).astype(float)
+    big = rng.integers(0, 2, 4000).astype(float)
+    lo, hi = M.bootstrap_ci(small, 500, seed=0)
+    assert lo <= small.mean() <= hi
+    blo, bhi = M.bootstrap_ci(big, 500, seed=0)
+    assert blo <= big.mean() <= bhi
+    assert bhi - blo < hi - lo
+
+
+def test_ece_perfectly_calibrated_vs_miscalibrated():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 20000)
+    y = (rng.uniform(0, 1, p.size) < p).astype(int)  # outcomes drawn with probability p
+    assert M.ece(p, y, 10) < 0.02
+    over = np.where(p > 0.5, 0.99, 0.01)  # same ranking, overconfident
+    assert M.ece(over, y, 10) > 0.2
+    # A toy by hand: one bin with p=0.8 and 50% A wins -> ECE 0.3.
+    assert M.ece([0.8, 0.8], [1, 0], 10) == pytest.approx(0.3)
+
+
+def test_reliability_bins_cover_all_rows():
+    rows = M.reliability([0.0, 0.05, 0.55, 1.0], [0, 0, 1, 1], 10)
+    assert sum(r["n"] for r in rows) == 4
+    assert rows[-1]["n"] == 1 and rows[-1]["frac_a"] == 1.0
+
+
+def test_swap_consistency():
+    # pair 1: A in (A,B), B first in (B,A) loses -> consistent; pair 2: first shown always wins.
+    assert M.swap_consistency([0.8, 0.7], [0.3, 0.9]) == pytest.approx(0.5)
+
+
+def test_confidence_levels():
+    assert [M.confidence_level(p) for p in (0.9, 0.1, 0.75, 0.65)] == [
+        "high",
+        "high",
+        "medium",
+        "low",
+    ]
+
+
+def test_confidence_thresholds_match_pairs_labels():
+    pairs = pytest.importorskip("filingcontrast.pairs")
+    from scipy.stats import norm
+
+    assert M.CONFIDENCE_HIGH == pytest.approx(norm.cdf(pairs.CONFIDENCE_HIGH))
+    assert M.CONFIDENCE_MEDIUM == pytest.approx(norm.cdf(pairs.CONFIDENCE_MEDIUM))
+
+
+def test_quintile_spread_sign_and_ic():
+    scores = np.arange(50, dtype=float)
+    rets = scores * 0.001
+    assert M.long_short_spread(scores, rets) > 0
+    assert M.long_short_spread(scores, -rets) < 0
+    assert M.spearman_ic(scores, rets) == pytest.approx(1.0)
+    assert M.spearman_ic([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_grouped_accuracy_counts_pair_in_each_group():
+    out = M.grouped_accuracy([["2.02", "5.02"], ["2.02"]], [1.0, 0.0])
+    assert out["2.02"] == {"n": 2, "accuracy": 0.5}
+    assert out["5.02"] == {"n": 1, "accuracy": 1.0}

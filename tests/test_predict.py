@@ -1,0 +1,178 @@
+"""predict: Bradley-Terry, the comparison schedule, batched decision scoring, compare/rank CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from filingcontrast.errors import UserError
+from filingcontrast.predict import (
+    bradley_terry,
+    comparison_schedule,
+    load_scorer,
+    resolve_adapter_dir,
+    score_instructions,
+)
+
+
+def test_schedule_is_deterministic_and_near_regular():
+    s = comparison_schedule(20, 4, seed=3)
+    assert s == comparison_schedule(20, 4, seed=3)
+    assert s != comparison_schedule(20, 4, seed=4)
+    deg = np.bincount(np.array(s).ravel(), minlength=20)
+    assert deg.min() >= 4 and deg.max() <= 4
+    assert all(i < j for i, j in s)
+    assert comparison_schedule(3, 10, 0) == [(0, 1), (0, 2), (1, 2)]
+
+
+def test_bradley_terry_recovers_known_order():
+    rng = np.random.default_rng(0)
+    true = np.linspace(-2, 2, 12)
+    comps = []
+    for i, j in comparison_schedule(12, 6, seed=1) * 3:
+        p = 1 / (1 + np.exp(-(true[i] - true[j])))
+        comps.append((i, j, float(rng.random() < p)))
+    bt = bradley_terry(12, comps, n_boot=50, seed=0)
+    from scipy.stats import spearmanr
+
+    assert spearmanr(bt.scores, true).statistic > 0.85
+    assert bt.scores.mean() == pytest.approx(0.0, abs=1e-9)
+    assert np.all(bt.ci[:, 0] <= bt.ci[:, 1])
+    assert np.mean((bt.ci[:, 0] <= bt.scores) & (bt.scores <= bt.ci[:, 1])) > 0.8
+
+
+def test_bradley_terry_soft_outcomes():
+    # Soft verdicts with P(0 beats 1) = 0.8 everywhere: 0 ranks above 1 above 2.
+    bt = bradley_terry(3, [(0, 1, 0.8), (1, 2, 0.8), (0, 2, 0.9)], n_boot=0)
+    assert bt.scores[0] > bt.scores[1] > bt.scores[2]
+
+
+def test_soft_fit_matches_choix_on_hard_outcomes():
+    import choix
+
+    from filingcontrast.predict import _bt_fit
+
+    data = [(0, 1), (0, 1), (1, 0), (1, 2), (2, 3), (0, 3), (3, 2), (0, 2)]
+    ref = choix.opt_pairwise(4, data, alpha=0.05)
+    ours = _bt_fit(4, [(w, loser, 1.0) for w, loser in data], alpha=0.05)
+    assert np.allclose(ours, ref - ref.mean(), atol=1e-3)
+
+
+def test_missing_adapter_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="adapter not found"):
+        resolve_adapter_dir(tmp_path / "nope")
+    (tmp_path / "adapter").mkdir()
+    with pytest.raises(UserError, match="not a filingcontrast adapter"):
+        resolve_adapter_dir(tmp_path)
+
+
+def test_adapter_for_other_base_is_user_error(tmp_path):
+    ad = tmp_path / "adapter"
+    ad.mkdir()
+    (ad / "adapter_config.json").write_text("{}")
+    (ad / "filingcontrast.json").write_text(json.dumps({"base": "tiny-llama"}))
+    with pytest.raises(UserError, match="trained on 'tiny-llama'"):
+        load_scorer(tmp_path, base="smollm2-135m-instruct")
+
+
+def test_batched_scorer_matches_unbatched_and_dataset_scorer():
+    pytest.importorskip("filingcontrast.dataset")
+    from filingcontrast.dataset import PromptFormatter, score_decisions
+    from filingcontrast.model import load_base
+
+    model, tok = load_base("tiny-llama", seed=1)
+    fmt = PromptFormatter(tok, system_prompt="You compare SEC 8-K filings.")
+    texts = [
+        "Compare Filing A (beat) and Filing B (miss). Which is better?",
+        "Short one.",
+        "A much longer instruction " * 20 + "Which is better?",
+    ]
+    batched = score_instructions(model, fmt, texts, batch_size=8)
+    single = np.array([score_instructions(model, fmt, [t])[0] for t in texts])
+    assert np.allclose(batched, single, atol=1e-5)
+    assert np.allclose(batched, score_decisions(model, fmt, texts, batch_size=8), atol=1e-5)
+    assert np.all((batched > 0) & (batched < 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI: compare / rank end to end on tiny-llama, and one-line errors for bad input.
+
+PARSE = __import__("pathlib").Path(__file__).resolve().parent / "assets" / "parse"
+
+
+def _cli(capsys, *argv):
+    from filingcontrast.cli import main
+
+    rc = main(list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from tests.test_evaluate import make_adapter
+
+    run = tmp_path_factory.mktemp("cmp") / "run"
+    make_adapter(run)
+    return run
+
+
+def test_compare_and_rank_cli_end_to_end(capsys, tiny_run):
+    a, b = PARSE / "simulated.txt", PARSE / "modern_full_submission.txt"
+    rc, out, err = _cli(capsys, "compare", str(a), str(b), "--adapter", str(tiny_run), "--json",
+                        "--explain")  # fmt: skip
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["choice"] in ("A", "B") and 0 < res["p_a"] < 1 and res["ms"] >= 0
+    assert res["confidence"] in ("high", "medium", "low")
+    assert res["analysis"].startswith(f"Filing {res['choice']}")
+    assert (res["choice"] == "A") == (res["p_a"] >= 0.5)
+    # Swapping the files mirrors the verdict exactly (both orders are averaged).
+    rc, out, _ = _cli(capsys, "compare", str(b), str(a), "--adapter", str(tiny_run), "--json")
+    assert json.loads(out)["p_a"] == pytest.approx(1 - res["p_a"], abs=2e-4)
+    files = [str(PARSE / n) for n in ("simulated.txt", "modern_full_submission.txt",
+                                      "old_style.txt")]  # fmt: skip
+    rc, out, err = _cli(capsys, "rank", *files, "--adapter", str(tiny_run), "-k", "2", "--json")
+    assert rc == 0, err
+    res = json.loads(out)
+    assert [r["rank"] for r in res["ranking"]] == [1, 2, 3]
+    assert sorted(r["id"] for r in res["ranking"]) == sorted(files)
+    assert res["comparisons"] == 3
+    assert all(r["ci"][0] <= r["score"] <= r["ci"][1] + 1e-9 for r in res["ranking"])
+
+
+def test_compare_bad_inputs_are_one_line_errors(capsys, tmp_path, tiny_run):
+    good = str(PARSE / "simulated.txt")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    cases = [
+        ((str(empty), good, "--adapter", str(tiny_run)), "empty"),
+        ((str(PARSE / "form_10k.htm"), good, "--adapter", str(tiny_run)), "8-K"),
+        ((good, good, "--adapter", str(tmp_path / "nope")), "adapter not found"),
+        ((good, str(tmp_path / "missing.txt"), "--adapter", str(tiny_run)), "no such file"),
+        (
+            (good, good, "--adapter", str(tiny_run), "--base", "smollm2-135m-instruct"),
+            "trained on 'tiny-llama'",
+        ),
+    ]
+    for argv, needle in cases:
+        rc, out, err = _cli(capsys, "compare", *argv)
+        assert rc == 1, (argv, err)
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and needle in errors[0], err
+
+
+def test_adapter_whose_weights_do_not_fit_base(capsys, tmp_path, tiny_run):
+    import shutil
+
+    run = tmp_path / "other"
+    shutil.copytree(tiny_run, run)
+    meta_path = run / "adapter" / "filingcontrast.json"
+    meta = json.loads(meta_path.read_text())
+    meta["base"] = "smollm2-135m-instruct"  # tiny-llama LoRA shapes cannot load into it
+    meta_path.write_text(json.dumps(meta))
+    good = str(PARSE / "simulated.txt")
+    rc, _, err = _cli(capsys, "compare", good, good, "--adapter", str(run))
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert rc == 1 and len(errors) == 1 and "does not fit" in errors[0], err
+    assert "mismatch" in errors[0]
