@@ -553,6 +553,8 @@ def _rows(drafts: list[_Draft], digests: dict[str, str], pc: PairsConfig) -> lis
                     "gap": round(d.pair.gap, 6),
                     "window": pc.window,
                     "method": pc.method,
+                    # the selection rule the Bayes ceiling must condition on
+                    "min_gap": pc.min_gap,
                     "confidence": d.confidence,
                     "swapped": d.swapped,
                     "a": _side(d.a, da),
