@@ -1,0 +1,203 @@
+"""Training throughput: our LoRA step vs TRL's SFTTrainer (completion-only loss), same data.
+
+    python bench/train_throughput.py [--steps 4] [--base smollm2-135m-instruct]
+
+Each (trainer, setting) runs in its own subprocess, which reports tokens/s over the timed steps
+(after one warm-up step) and its own peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`).
+Settings: ~400-token rows at batch 4 without gradient checkpointing, and 2048-token rows at
+batch 1 with checkpointing. Both trainers: LoRA r16/alpha 32/dropout 0.05 on all linear
+projections, AdamW lr 2e-4, fp32 on CPU. Prints a table, then one JSON line (DESIGN.md).
+TRL is a bench-only extra: `pip install -e .[bench]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SETTINGS = [
+    {"name": "400x4", "tokens": 400, "batch": 4, "checkpointing": False},
+    {"name": "2048x1", "tokens": 2048, "batch": 1, "checkpointing": True},
+]
+
+
+def make_rows(tokenizer, target_tokens: int, n: int, seed: int = 0) -> list[dict]:
+    """Pairs rows whose chat-formatted prompt + answer is about `target_tokens` long."""
+    import random
+
+    from filingcontrast.dataset import PromptFormatter
+
+    rng = random.Random(seed)
+    words = "revenue guidance quarter company filed results increased margin outlook board".split()
+    fmt = PromptFormatter(tokenizer, "chat", "You compare SEC 8-K filings.")
+    rows = []
+    for i in range(n):
+        winner = rng.choice("AB")
+        output = (
+            f"Filing {winner} resulted in better performance. Confidence: high. Analysis: "
+            f"Filing {winner} reported stronger results and raised guidance."
+        )
+        body = []
+        while True:
+            text = " ".join(body)
+            instr = f"Compare Filing A and Filing B. Which is better?\n\nFiling A:\n{text}"
+            n_tok = len(fmt.prompt_ids(instr)) + len(fmt.answer_ids(output)) + 1
+            if n_tok >= target_tokens - 8:
+                break
+            body += [rng.choice(words) for _ in range(max(1, (target_tokens - n_tok) // 2))]
+        rows.append({"instruction": instr, "input": "", "output": output,
+                     "meta": {"winner": winner, "pair_id": str(i)}})  # fmt: skip
+    return rows
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def run_ours(base: str, setting: dict, steps: int) -> dict:
+    """Our trainer's optimizer step (train.train_step) with its defaults: micro-batches of one
+    row and gradient accumulation over the setting's batch (same effective batch and loss)."""
+    import torch
+    from accelerate import Accelerator
+    from transformers import get_cosine_schedule_with_warmup
+
+    from filingcontrast.config import load_config
+    from filingcontrast.dataset import PromptFormatter, encode_rows
+    from filingcontrast.runtime import set_threads
+    from filingcontrast.train import _module, build_model, enable_checkpointing, train_step
+
+    set_threads(0)
+    cfg = load_config(None, [f'base="{base}"', "train.batch_size=1",
+                             f"train.grad_accum={setting['batch']}"])  # fmt: skip
+    model, tok = build_model(cfg, "cpu")
+    if setting["checkpointing"]:
+        enable_checkpointing(model)
+    model.train()
+    fmt = PromptFormatter(tok, "chat", cfg.train.system_prompt)
+    rows = make_rows(tok, setting["tokens"], setting["batch"] * (steps + 1))
+    examples, _ = encode_rows(fmt, rows, setting["tokens"] + 64)
+    acc = Accelerator(cpu=True)
+    wrapped = acc.prepare_model(_module(model, 1.0))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    sched = get_cosine_schedule_with_warmup(opt, 0, steps + 1)
+    times, tokens = [], 0
+    for s in range(steps + 1):
+        step = [[i] for i in range(s * setting["batch"], (s + 1) * setting["batch"])]
+        t0 = time.perf_counter()
+        _, n_tok, _ = train_step(wrapped, acc, examples, step, cfg.train, tok.pad_token_id,
+                                 opt, sched)  # fmt: skip
+        if s:  # step 0 is warm-up
+            times.append(time.perf_counter() - t0)
+            tokens += n_tok
+    return {"tokens_per_s": tokens / sum(times), "peak_rss_gb": _peak_rss_gb(),
+            "step_s": sum(times) / len(times)}  # fmt: skip
+
+
+def run_trl(base: str, setting: dict, steps: int) -> dict:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from filingcontrast.dataset import PromptFormatter, encode_rows
+    from filingcontrast.model import load_base
+    from filingcontrast.runtime import set_threads
+
+    set_threads(0)
+    model, tok = load_base(base, device="cpu")
+    fmt = PromptFormatter(tok, "chat", "You compare SEC 8-K filings.")
+    rows = make_rows(tok, setting["tokens"], setting["batch"] * (steps + 1))
+    examples, _ = encode_rows(fmt, rows, setting["tokens"] + 64)
+    lengths = [len(e) for e in examples]
+    data = Dataset.from_list([
+        {"prompt": [{"role": "system", "content": fmt.system_prompt},
+                    {"role": "user", "content": r["instruction"]}],
+         "completion": [{"role": "assistant", "content": r["output"]}]}
+        for r in rows
+    ])  # fmt: skip
+
+    class Timer(TrainerCallback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.times.append(time.perf_counter() - self.t0)
+
+    timer = Timer()
+    args = SFTConfig(
+        output_dir="/tmp/trl-bench", per_device_train_batch_size=setting["batch"],
+        max_steps=steps + 1, learning_rate=2e-4, lr_scheduler_type="cosine", logging_steps=1,
+        report_to=[], save_strategy="no", use_cpu=True, bf16=False, fp16=False,
+        gradient_checkpointing=setting["checkpointing"], completion_only_loss=True,
+        max_length=setting["tokens"] + 64, dataloader_num_workers=0, shuffle_dataset=False,
+        disable_tqdm=True,
+    )  # fmt: skip
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
+                      task_type="CAUSAL_LM")  # fmt: skip
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
+                         peft_config=lora, callbacks=[timer])  # fmt: skip
+    trainer.train()
+    timed = timer.times[1:]
+    tokens = sum(lengths[setting["batch"] : setting["batch"] * (steps + 1)])
+    return {"tokens_per_s": tokens / sum(timed), "peak_rss_gb": _peak_rss_gb(),
+            "step_s": sum(timed) / len(timed)}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=4, help="timed steps per setting (+1 warm-up)")
+    ap.add_argument("--base", default="smollm2-135m-instruct")
+    ap.add_argument("--settings", default="400x4,2048x1")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)  # "ours:400x4" inside the subprocess
+    args = ap.parse_args()
+    if args.worker:
+        who, name = args.worker.split(":")
+        setting = next(s for s in SETTINGS if s["name"] == name)
+        fn = run_ours if who == "ours" else run_trl
+        print("RESULT " + json.dumps(fn(args.base, setting, args.steps)), flush=True)
+        return
+    rows = []
+    for setting in [s for s in SETTINGS if s["name"] in args.settings.split(",")]:
+        row = {"setting": setting["name"], "checkpointing": setting["checkpointing"]}
+        for who in ("ours", "trl"):
+            out = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--worker", f"{who}:{setting['name']}",
+                 "--steps", str(args.steps), "--base", args.base],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode or not line:
+                sys.exit(f"{who} {setting['name']} failed:\n{out.stderr[-3000:]}")
+            res = json.loads(line[-1][7:])
+            row |= {
+                f"{who}_tokens_per_s": res["tokens_per_s"],
+                f"{who}_peak_rss_gb": res["peak_rss_gb"],
+            }
+        row["speedup"] = row["ours_tokens_per_s"] / row["trl_tokens_per_s"]
+        row["rss_ratio"] = row["ours_peak_rss_gb"] / row["trl_peak_rss_gb"]
+        rows.append(row)
+    print(f"{'setting':<8} {'ckpt':<5} {'ours tok/s':>10} {'TRL tok/s':>10} {'speedup':>8} "
+          f"{'ours GB':>8} {'TRL GB':>8} {'RSS ratio':>9}")  # fmt: skip
+    for r in rows:
+        print(f"{r['setting']:<8} {str(r['checkpointing']):<5} {r['ours_tokens_per_s']:>10.1f} "
+              f"{r['trl_tokens_per_s']:>10.1f} {r['speedup']:>7.2f}x {r['ours_peak_rss_gb']:>8.2f} "
+              f"{r['trl_peak_rss_gb']:>8.2f} {r['rss_ratio']:>9.2f}")  # fmt: skip
+    first = rows[0]
+    print(json.dumps({
+        "bench": "train_throughput", "rows": rows,
+        "ours_tokens_per_s": first["ours_tokens_per_s"], "trl_tokens_per_s": first["trl_tokens_per_s"],
+        "speedup_vs_trl": first["speedup"], "ours_peak_rss_gb": first["ours_peak_rss_gb"],
+        "trl_peak_rss_gb": first["trl_peak_rss_gb"], "peak_rss_ratio_vs_trl": first["rss_ratio"],
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,604 @@
+"""LoRA fine-tuning with the loss on the answer only (`filingcontrast train`).
+
+One process by default; several through `accelerate launch -m filingcontrast train ...` (DDP; each
+process takes its slice of every global micro-batch, so N processes with batch b train like one
+process with batch N*b). Every `save_every` steps, and on Ctrl-C, a resumable checkpoint (adapter,
+optimizer, scheduler, RNG states, data position) is written to a temp dir and renamed into
+`checkpoints/step-N/` with a `COMPLETE` marker written last; `--resume` continues from the latest
+complete one and reproduces the loss sequence of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from filingcontrast.config import RunConfig, TrainConfig
+from filingcontrast.dataset import (
+    IGNORE,
+    Example,
+    PromptFormatter,
+    accuracy_by_item,
+    collate,
+    encode_rows,
+    length_grouped_batches,
+    loss_step,
+    padding_share,
+    pair_probabilities,
+)
+from filingcontrast.errors import UserError
+from filingcontrast.runtime import RunDir, atomic_write_json, seed_everything, set_threads
+
+log = logging.getLogger(__name__)
+
+META_FILE = "filingcontrast.json"
+COMPLETE = "COMPLETE"
+
+
+@dataclass
+class TrainState:
+    """Data position and best score: what a checkpoint needs besides weights and optimizer."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best: list[float] | None = None  # [valid_accuracy, -valid_loss] of the saved adapter
+    losses: list[float] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def read_pairs(pairs_dir: Path, split: str) -> list[dict]:
+    """Rows of `pairs_dir/<split>.jsonl` (via pairs.load_pairs when present); [] when missing."""
+    path = Path(pairs_dir) / f"{split}.jsonl"
+    if not path.exists():
+        return []
+    try:
+        from filingcontrast.pairs import load_pairs
+    except ImportError:
+        load_pairs = None
+    if load_pairs is not None:
+        return list(load_pairs(pairs_dir, split))
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
+        for key in ("instruction", "output"):
+            if not isinstance(row.get(key), str):
+                raise UserError(f"{path}:{n}: field {key}: missing or not a string")
+        rows.append(row)
+    return rows
+
+
+def _cap(rows: list[dict], cap: int, seed: int) -> list[dict]:
+    """A seeded random subset of `cap` rows in file order (all rows when cap is 0)."""
+    if not cap or len(rows) <= cap:
+        return rows
+    keep = sorted(random.Random(seed).sample(range(len(rows)), cap))
+    return [rows[i] for i in keep]
+
+
+def _swap_fn() -> Any:
+    try:
+        from filingcontrast.pairs import swapped_instruction
+    except ImportError:
+        return None
+    return swapped_instruction
+
+
+def step_plan(lengths: list[int], tc: TrainConfig, world: int, seed: int, epoch: int) -> list:
+    """The epoch's optimizer steps: lists of `grad_accum` global micro-batches of row indices
+    (global micro-batch = batch_size * world rows), length-grouped, order seeded per epoch."""
+    batches = length_grouped_batches(lengths, tc.batch_size * world, seed + 1009 * epoch)
+    return [batches[i : i + tc.grad_accum] for i in range(0, len(batches), tc.grad_accum)]
+
+
+def _weight_total(examples: list[Example], decision_weight: float) -> float:
+    """Loss normalizer of a set of rows: labelled next-token positions, decision token weighted."""
+    total = 0.0
+    for ex in examples:
+        total += sum(1 for label in ex.labels[1:] if label != IGNORE)
+        if ex.decision_pos >= 1:
+            total += decision_weight - 1.0
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+
+def build_model(cfg: RunConfig, device: str) -> tuple[Any, Any]:
+    """Base model with LoRA adapters (base frozen) and its tokenizer."""
+    from peft import LoraConfig, get_peft_model
+
+    from filingcontrast.model import load_base
+
+    tc = cfg.train
+    base, tokenizer = load_base(cfg.base, device=device, dtype=tc.dtype, seed=cfg.seed)
+    targets: Any = tc.lora_targets
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    lora = LoraConfig(
+        r=tc.lora_r,
+        lora_alpha=tc.lora_alpha,
+        lora_dropout=tc.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+    try:
+        model = get_peft_model(base, lora)
+    except ValueError as exc:
+        raise UserError(f"train.lora_targets={tc.lora_targets}: {exc}") from None
+    return model, tokenizer
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Non-reentrant gradient checkpointing plus the input-grad hook a frozen base needs."""
+    kwargs = {"use_reentrant": False}
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 name
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.enable_input_require_grads()
+
+
+def _module(model: Any, decision_weight: float) -> Any:
+    import torch
+
+    class AnswerLossModule(torch.nn.Module):
+        """DDP-wrappable: forward = weighted answer-loss sum over the batch (see loss_step)."""
+
+        def __init__(self, peft_model: Any) -> None:
+            super().__init__()
+            self.peft = peft_model
+
+        def forward(self, **batch: Any) -> Any:
+            from filingcontrast.dataset import _answer_loss_sums
+
+            total, _, stats = _answer_loss_sums(self.peft, batch, decision_weight)
+            self.last_stats = stats
+            return total
+
+    return AnswerLossModule(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Move a finished temp dir into place; the old target is removed only after."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_adapter(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: RunConfig,
+                 target: Path, extra: dict | None = None) -> None:  # fmt: skip
+    """PEFT adapter + tokenizer + filingcontrast.json, written to a temp dir then renamed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    meta = {
+        "base": cfg.base,
+        "template": formatter.template,
+        "system_prompt": formatter.system_prompt,
+        "decision_ids": list(formatter.decision_token_ids),
+        "end_id": formatter.end_id,
+        **(extra or {}),
+    }
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    _replace_dir(tmp, target)
+
+
+def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, scheduler: Any,
+                    state: TrainState, plan: list, keep: int = 2) -> Path:  # fmt: skip
+    """Resumable checkpoint; `COMPLETE` is written last inside the temp dir before the rename."""
+    import torch
+    from peft import get_peft_model_state_dict
+
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / f"step-{state.global_step:07d}"
+    tmp = root / f".tmp-step-{state.global_step:07d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    torch.save(get_peft_model_state_dict(model), tmp / "adapter.pt")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    rng = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.random.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    torch.save(rng, tmp / "rng.pt")
+    (tmp / "state.json").write_text(
+        json.dumps({**state.__dict__, "plan": plan if state.step_in_epoch else None})
+    )
+    (tmp / COMPLETE).write_text(str(state.global_step))
+    _replace_dir(tmp, target)
+    done = sorted(p for p in root.glob("step-*") if (p / COMPLETE).exists())
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    done = sorted(p for p in (run_dir / "checkpoints").glob("step-*") if (p / COMPLETE).exists())
+    return done[-1] if done else None
+
+
+def load_checkpoint(
+    path: Path, model: Any, optimizer: Any, scheduler: Any
+) -> tuple[TrainState, Any]:
+    import torch
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, torch.load(path / "adapter.pt", weights_only=False))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.random.set_rng_state(rng["torch"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    data = json.loads((path / "state.json").read_text())
+    plan = data.pop("plan")
+    return TrainState(**data), plan
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def evaluate_valid(model: Any, formatter: PromptFormatter, rows: list[dict],
+                   examples: list[Example], tc: TrainConfig) -> dict[str, Any]:  # fmt: skip
+    """Valid loss (loss_step) and pairwise accuracy from both orders, overall and by item."""
+    import torch
+
+    model.eval()
+    device = next(model.parameters()).device
+    total, weight = 0.0, 0.0
+    with torch.no_grad():
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i]))  # little padding
+        size = tc.batch_size * tc.grad_accum
+        for start in range(0, len(order), size):
+            chunk = [examples[i] for i in order[start : start + size]]
+            batch = {k: v.to(device) for k, v in collate(chunk, _pad_id(formatter)).items()}
+            loss, stats = loss_step(model, batch, tc.decision_weight)
+            w = _weight_total(chunk, tc.decision_weight)
+            total, weight = total + float(loss) * w, weight + w
+        swap = _swap_fn()
+        if swap is not None:
+            p_a, _, _ = pair_probabilities(model, formatter, rows, size, swap=swap)
+        else:  # without H-pairs' swapped rendering: the given order only
+            from filingcontrast.dataset import score_decisions
+
+            p_a = score_decisions(model, formatter, [r["instruction"] for r in rows], size)
+    model.train()
+    winners = [(r.get("meta") or {}).get("winner") for r in rows]
+    correct = [("A" if p > 0.5 else "B") == w for p, w in zip(p_a, winners)]
+    return {
+        "valid_loss": total / weight if weight else float("nan"),
+        "valid_accuracy": float(np.mean(correct)) if correct else float("nan"),
+        "n_pairs": len(rows),
+        "both_orders": swap is not None,
+        "by_item": accuracy_by_item(rows, correct),
+    }
+
+
+def _pad_id(formatter: PromptFormatter) -> int:
+    pad = formatter.tokenizer.pad_token_id
+    return formatter.end_id if pad is None else int(pad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def train(
+    cfg: RunConfig, pairs_dir: Path, resume: bool = False, *, stop_after: int | None = None
+) -> dict[str, Any]:
+    """Fine-tune LoRA adapters on `pairs_dir/train.jsonl`, evaluate on `valid.jsonl` each epoch,
+    keep the best adapter in `<run_dir>/adapter/`. `stop_after` (tests) interrupts after that
+    many optimizer steps of this call, saving a checkpoint as Ctrl-C does."""
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    from filingcontrast.model import resolve_device
+
+    tc = cfg.train
+    pairs_dir = Path(pairs_dir)
+    if not (pairs_dir / "train.jsonl").exists():
+        raise UserError(f"{pairs_dir / 'train.jsonl'}: training pairs not found")
+    device = resolve_device(tc.device)
+    acc = Accelerator(cpu=device == "cpu")
+    world, main = acc.num_processes, acc.is_main_process
+    threads = set_threads(
+        tc.threads if world == 1 or tc.threads else max(1, (os.cpu_count() or 2) // world)
+    )
+    seed_everything(cfg.seed)
+    run_dir = cfg.run_dir
+    if main:
+        if not resume and latest_checkpoint(run_dir) is not None:
+            raise UserError(
+                f"{run_dir}: has checkpoints from an earlier run; use --resume or a new --out"
+            )
+        run = RunDir.create(cfg)
+    acc.wait_for_everyone()
+    run = RunDir(run_dir)
+    say = (lambda m: run.log(m, echo=True)) if main else (lambda m: None)
+
+    model, tokenizer = build_model(cfg, str(acc.device))
+    formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
+    train_rows = _cap(read_pairs(pairs_dir, "train"), tc.max_train_pairs, cfg.seed)
+    examples, enc = encode_rows(formatter, train_rows, tc.max_seq_len)
+    if not examples:
+        raise UserError(f"{pairs_dir / 'train.jsonl'}: no trainable rows ({enc.to_dict()})")
+    valid_rows = _cap(read_pairs(pairs_dir, "valid"), tc.max_valid_pairs, cfg.seed)
+    valid_ex, valid_enc = encode_rows(formatter, valid_rows, tc.max_seq_len)
+    say(
+        f"train rows: {enc.to_dict()}; valid rows: {valid_enc.to_dict()}; template {formatter.template}"
+    )
+
+    lengths = [len(e) for e in examples]
+    plan0 = step_plan(lengths, tc, world, cfg.seed, 0)
+    steps_per_epoch = len(plan0)
+    total_steps = steps_per_epoch * tc.epochs
+    if tc.max_steps:
+        total_steps = min(total_steps, tc.max_steps)
+    biggest = max(len(mb) * max(lengths[i] for i in mb) for step in plan0 for mb in step) // world
+    checkpointing = tc.grad_checkpointing == "on" or (
+        tc.grad_checkpointing == "auto" and biggest > tc.checkpointing_threshold
+    )
+    if checkpointing:
+        enable_checkpointing(model)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, math.ceil(tc.warmup_ratio * total_steps), total_steps
+    )
+    state, plan = TrainState(), None
+    if resume:
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise UserError(f"{run_dir}: --resume given but no complete checkpoint found")
+        state, plan = load_checkpoint(ckpt, model, optimizer, scheduler)
+        say(f"resumed from {ckpt} (epoch {state.epoch}, step {state.global_step})")
+    wrapped = acc.prepare_model(_module(model, tc.decision_weight))
+    n_trainable = sum(p.numel() for p in params)
+    say(
+        f"base {cfg.base} on {acc.device} ({world} process(es), {threads} threads); LoRA "
+        f"r={tc.lora_r} trainable {n_trainable:,}; {len(examples)} rows, {steps_per_epoch} "
+        f"steps/epoch, {total_steps} steps; checkpointing {'on' if checkpointing else 'off'} "
+        f"(largest micro-batch {biggest} tokens); padding {padding_share(lengths, [mb for s in plan0 for mb in s]):.1%}"
+    )
+    pad_id = _pad_id(formatter)
+    bar = tqdm(total=total_steps, initial=state.global_step, disable=not main, desc="train")
+    done_here = 0
+    evals: list[dict] = []
+    interrupted = False
+    try:
+        while state.epoch < tc.epochs and state.global_step < total_steps:
+            if plan is None or state.step_in_epoch == 0:
+                plan = step_plan(lengths, tc, world, cfg.seed, state.epoch)
+            step = plan[state.step_in_epoch]
+            t0 = time.perf_counter()
+            loss, tokens, padded = train_step(
+                wrapped, acc, examples, step, tc, pad_id, optimizer, scheduler
+            )
+            dt = time.perf_counter() - t0
+            state.global_step += 1
+            state.step_in_epoch += 1
+            state.losses.append(loss)
+            done_here += 1
+            record = {
+                "type": "train", "step": state.global_step, "epoch": state.epoch + 1, "loss": loss,
+                "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens / dt,
+                "padding_share": 1 - tokens / max(padded, 1),
+            }  # fmt: skip
+            if main:
+                run.append_metrics(record)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens / dt:.0f}")
+            if state.step_in_epoch >= len(plan) or state.global_step >= total_steps:
+                if state.step_in_epoch >= len(plan):
+                    state.epoch += 1
+                    state.step_in_epoch = 0
+                if main and valid_rows and tc.eval_every_epoch:
+                    evals.append(
+                        _eval_and_keep(
+                            model, tokenizer, formatter, cfg, valid_rows, valid_ex, state, run
+                        )
+                    )
+            if world > 1 and state.step_in_epoch == 0:
+                acc.wait_for_everyone()  # the main process may have spent time evaluating
+            if main and tc.save_every and state.global_step % tc.save_every == 0:
+                save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
+            if stop_after is not None and done_here >= stop_after:
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        interrupted = True
+        if main:
+            path = save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
+            say(
+                f"interrupted at step {state.global_step}: checkpoint {path}; continue with --resume"
+            )
+        if stop_after is None:
+            bar.close()
+            raise
+    finally:
+        bar.close()
+    summary = {
+        "run_dir": str(run_dir),
+        "steps": state.global_step,
+        "total_steps": total_steps,
+        "interrupted": interrupted,
+        "final_loss": state.losses[-1] if state.losses else None,
+        "losses": state.losses,
+        "train_rows": enc.to_dict(),
+        "valid_rows": valid_enc.to_dict(),
+        "template": formatter.template,
+        "checkpointing": checkpointing,
+        "evals": evals,
+        "best": state.best,
+    }
+    if interrupted:
+        return summary
+    if main:
+        adapter = run_dir / "adapter"
+        if state.best is None:  # no validation split: keep the final adapter
+            save_adapter(model, tokenizer, formatter, cfg, adapter)
+        save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
+        if tc.merge:
+            export_merged(cfg, adapter, run_dir / "merged")
+            summary["merged"] = str(run_dir / "merged")
+        summary["adapter"] = str(adapter)
+        atomic_write_json(
+            run_dir / "train_summary.json", {k: v for k, v in summary.items() if k != "losses"}
+        )
+        say(
+            f"done: {state.global_step} steps, final loss {summary['final_loss']:.4f}, adapter {adapter}"
+        )
+    acc.wait_for_everyone()
+    return summary
+
+
+def train_step(wrapped: Any, acc: Any, examples: list[Example], step: list[list[int]],
+               tc: TrainConfig, pad_id: int, optimizer: Any, scheduler: Any) -> tuple[float, int, int]:  # fmt: skip
+    """One optimizer step over `grad_accum` global micro-batches (this process takes its
+    `batch_size` slice of each). The loss is normalized by the step's global label weight, so
+    micro-batching and processes do not change it. Returns (loss, real tokens, padded tokens)."""
+    import torch
+
+    world, rank = acc.num_processes, acc.process_index
+    norm = _weight_total([examples[i] for mb in step for i in mb], tc.decision_weight)
+    loss_sum = torch.zeros((), device=acc.device)
+    tokens = padded = 0
+    for k, mb in enumerate(step):
+        mine = mb[rank * tc.batch_size : (rank + 1) * tc.batch_size]
+        if not mine:
+            continue
+        batch = {
+            n: v.to(acc.device) for n, v in collate([examples[i] for i in mine], pad_id).items()
+        }
+        last = k == len(step) - 1
+        with acc.no_sync(wrapped) if (world > 1 and not last) else _null():
+            total = wrapped(**batch)
+            # DDP averages gradients over processes: scale so the sum is the global mean.
+            acc.backward(total * world / norm)
+        loss_sum += total.detach()
+        tokens += int(batch["attention_mask"].sum())
+        padded += batch["attention_mask"].numel()
+    if world > 1:
+        loss_sum = acc.reduce(loss_sum, "sum")
+        counts = acc.reduce(torch.tensor([tokens, padded], device=acc.device), "sum")
+        tokens, padded = int(counts[0]), int(counts[1])
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss_sum) / norm, tokens, padded
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _eval_and_keep(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: RunConfig,
+                   rows: list[dict], examples: list[Example], state: TrainState,
+                   run: RunDir) -> dict:  # fmt: skip
+    """Evaluate on valid, log an eval line, save the adapter when it is the best so far."""
+    result = evaluate_valid(model, formatter, rows, examples, cfg.train)
+    record = {"type": "eval", "epoch": state.epoch, "step": state.global_step, **result}
+    run.append_metrics(record)
+    score = [result["valid_accuracy"], -result["valid_loss"]]
+    if state.best is None or score > state.best:
+        state.best = score
+        save_adapter(model, tokenizer, formatter, cfg, run.path / "adapter",
+                     {"epoch": state.epoch, "step": state.global_step,
+                      "valid_accuracy": result["valid_accuracy"], "valid_loss": result["valid_loss"]})  # fmt: skip
+    run.log(
+        f"eval epoch {state.epoch}: valid loss {result['valid_loss']:.4f}, accuracy "
+        f"{result['valid_accuracy']:.3f} on {result['n_pairs']} pairs", echo=True
+    )  # fmt: skip
+    return record
+
+
+def export_merged(cfg: RunConfig, adapter: Path, target: Path) -> None:
+    """Base + adapter merged (merge_and_unload) and saved as safetensors, atomically."""
+    from peft import PeftModel
+
+    from filingcontrast.model import load_base
+
+    base, tokenizer = load_base(cfg.base, device="cpu", dtype="float32", seed=cfg.seed)
+    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    _replace_dir(tmp, target)
+
+
+def load_trained(
+    run_or_adapter_dir: str | Path, device: str = "auto", base: str | None = None
+) -> tuple[Any, Any, PromptFormatter, dict]:
+    """(model, tokenizer, formatter, meta) of a trained adapter (a run dir or its adapter/).
+    `base`: the base the caller expects; a different one recorded with the adapter is an error."""
+    from peft import PeftModel
+
+    from filingcontrast.model import load_base
+
+    path = Path(run_or_adapter_dir)
+    adapter = path / "adapter" if (path / "adapter").is_dir() else path
+    if not (adapter / "adapter_config.json").exists():
+        raise UserError(f"{adapter}: no trained adapter here (adapter_config.json missing)")
+    try:
+        meta = json.loads((adapter / META_FILE).read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{adapter / META_FILE}: missing or unreadable adapter metadata") from None
+    if base is not None and base != meta.get("base"):
+        raise UserError(
+            f"{adapter}: adapter was trained on base {meta.get('base')!r}, not {base!r}"
+        )
+    model, _ = load_base(meta["base"], device=device)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    formatter = PromptFormatter(
+        tokenizer, meta.get("template", "auto"), meta.get("system_prompt", "")
+    )
+    return model, tokenizer, formatter, meta

@@ -1,0 +1,185 @@
+"""LoRA training on tiny-llama: resume equals an uninterrupted run, outputs load with plain peft."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from filingcontrast.config import load_config
+from filingcontrast.errors import UserError
+from filingcontrast.train import latest_checkpoint, load_trained, train
+from tests.train_rows import toy_rows, write_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(runs: Path, name: str, *extra: str):
+    return load_config(
+        None,
+        [
+            'base="tiny-llama"',
+            f'name="{name}"',
+            f'runs_dir="{runs.as_posix()}"',
+            "train.epochs=2",
+            "train.lr=1e-3",
+            "train.batch_size=2",
+            "train.grad_accum=2",
+            "train.save_every=3",
+            "train.max_valid_pairs=6",
+            "train.threads=1",
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory) -> Path:
+    return write_pairs(tmp_path_factory.mktemp("pairs"), toy_rows(24, 0), toy_rows(6, 1))
+
+
+@pytest.fixture(scope="module")
+def full_run(pairs_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = _cfg(runs, "full")
+    return cfg, train(cfg, pairs_dir)
+
+
+def test_train_writes_run_dir_and_metrics(full_run):
+    cfg, summary = full_run
+    run = cfg.run_dir
+    assert summary["steps"] == summary["total_steps"] == 2 * 6  # 24 rows / (2 * 2) per step
+    for name in ("config.toml", "log.txt", "metrics.jsonl", "adapter/adapter_config.json"):
+        assert (run / name).exists(), name
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [x for x in lines if x["type"] == "train"]
+    eval_lines = [x for x in lines if x["type"] == "eval"]
+    assert [x["step"] for x in train_lines] == list(range(1, 13))
+    assert {"loss", "lr", "tokens_per_s", "padding_share", "epoch"} <= set(train_lines[0])
+    assert len(eval_lines) == 2 and "2.02" in eval_lines[0]["by_item"]
+    assert 0 <= eval_lines[-1]["valid_accuracy"] <= 1
+    meta = json.loads((run / "adapter" / "filingcontrast.json").read_text())
+    assert meta["base"] == "tiny-llama" and meta["template"] == "chat"
+    assert meta["decision_ids"] == [330, 389]
+    assert summary["losses"][-1] < summary["losses"][0]  # lr 1e-3 on tiny-llama: loss goes down
+    assert (latest_checkpoint(run) / "COMPLETE").exists()
+
+
+def test_resume_reproduces_uninterrupted_losses(full_run, pairs_dir, tmp_path):
+    _, full = full_run
+    cfg = _cfg(tmp_path, "resumed")
+    first = train(cfg, pairs_dir, stop_after=4)  # interrupted mid-epoch (6 steps/epoch)
+    assert first["interrupted"] and first["steps"] == 4
+    with pytest.raises(UserError, match="--resume"):
+        train(cfg, pairs_dir)
+    second = train(cfg, pairs_dir, resume=True, stop_after=4)  # across the epoch boundary
+    assert second["steps"] == 8
+    third = train(cfg, pairs_dir, resume=True)
+    assert third["steps"] == 12 and not third["interrupted"]
+    assert third["losses"] == pytest.approx(full["losses"], abs=1e-6)
+
+
+def test_incomplete_checkpoint_is_ignored(full_run):
+    cfg, _ = full_run
+    ckpts = cfg.run_dir / "checkpoints"
+    fake = ckpts / "step-9999999"
+    fake.mkdir()
+    (fake / "adapter.pt").write_text("half")
+    try:
+        assert latest_checkpoint(cfg.run_dir).name != fake.name
+    finally:
+        shutil.rmtree(fake)
+
+
+def test_adapter_loads_with_plain_peft(full_run, tmp_path):
+    cfg, _ = full_run
+    from filingcontrast.model import load_base
+
+    base, tok = load_base("tiny-llama", device="cpu")
+    base.save_pretrained(tmp_path / "base")
+    script = textwrap.dedent(
+        f"""
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        base = AutoModelForCausalLM.from_pretrained({str(tmp_path / "base")!r})
+        tok = AutoTokenizer.from_pretrained({str(cfg.run_dir / "adapter")!r})
+        model = PeftModel.from_pretrained(base, {str(cfg.run_dir / "adapter")!r}).eval()
+        ids = torch.tensor([tok("Filing A resulted").input_ids])
+        with torch.no_grad():
+            print(float(model(input_ids=ids).logits[0, -1].sum()))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import torch
+
+    model, tokenizer, formatter, meta = load_trained(cfg.run_dir, device="cpu")
+    ids = torch.tensor([tokenizer("Filing A resulted").input_ids])
+    with torch.no_grad():
+        ours = float(model(input_ids=ids).logits[0, -1].sum())
+        plain = float(base(input_ids=ids).logits[0, -1].sum())
+    assert float(out.stdout.split()[-1]) == pytest.approx(ours, rel=1e-4)
+    assert ours != pytest.approx(plain, rel=1e-6)  # the adapter changed the model
+    assert formatter.template == meta["template"] == "chat"
+
+
+def test_load_trained_errors(full_run, tmp_path):
+    cfg, _ = full_run
+    with pytest.raises(UserError, match="no trained adapter"):
+        load_trained(tmp_path)
+    with pytest.raises(UserError, match="trained on base"):
+        load_trained(cfg.run_dir, base="smollm2-135m-instruct")
+
+
+def test_merge_export_and_checkpointing(pairs_dir, tmp_path):
+    cfg = _cfg(
+        tmp_path, "merged", "train.max_steps=2", "train.merge=true", 'train.grad_checkpointing="on"'
+    )
+    summary = train(cfg, pairs_dir)
+    assert summary["checkpointing"] and summary["steps"] == 2
+    assert (cfg.run_dir / "merged" / "model.safetensors").exists()
+    assert not list(cfg.run_dir.glob(".*tmp*"))
+
+
+def _train_losses(run_dir: Path) -> list[float]:
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [x["loss"] for x in lines if x["type"] == "train"]
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_match_one_with_double_batch(pairs_dir, tmp_path):
+    """DDP over gloo: 2 processes x batch 2 train like 1 process x batch 4 (no dropout)."""
+    common = [
+        'base="tiny-llama"', "train.epochs=1", "train.lr=1e-3", "train.lora_dropout=0.0",
+        "train.grad_accum=1", "train.max_steps=3", "train.eval_every_epoch=false",
+        "train.threads=1",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TOKENIZERS_PARALLELISM": "false",
+           "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
+    one = subprocess.run(
+        [sys.executable, "-m", "filingcontrast", "train", "--pairs", str(pairs_dir),
+         "--out", str(tmp_path / "one"), *common, "train.batch_size=4"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(
+        # `--cpu` with 2 processes starts only one; `--multi_gpu` without GPUs gives MULTI_CPU (gloo)
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+         "-m", "filingcontrast", "train", "--pairs", str(pairs_dir),
+         "--out", str(tmp_path / "two"), *common, "train.batch_size=2"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    losses_one, losses_two = _train_losses(tmp_path / "one"), _train_losses(tmp_path / "two")
+    assert len(losses_one) == len(losses_two) == 3
+    assert losses_two == pytest.approx(losses_one, rel=1e-5)
+    assert (tmp_path / "two" / "adapter" / "adapter_config.json").exists()
