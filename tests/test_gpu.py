@@ -45,8 +45,14 @@ def test_train_and_score_on_cuda(tmp_path):
     pairs = ASSETS / "pairs"
     cfg = load_config(
         None,
-        [f'runs_dir="{tmp_path}"', 'name="gpu"', 'base="tiny-llama"', "train.epochs=1",
-         "train.batch_size=2", "train.lr=1e-3"],
+        [
+            f'runs_dir="{tmp_path}"',
+            'name="gpu"',
+            'base="tiny-llama"',
+            "train.epochs=1",
+            "train.batch_size=2",
+            "train.lr=1e-3",
+        ],
     )
     train(cfg, pairs)
     model, _, formatter, _ = load_trained(tmp_path / "gpu", device="cuda")

@@ -33,6 +33,8 @@ def next_session(day: dt.date, include: bool = True) -> dt.date:
     cal = xnys()
     if include and cal.is_session(str(day)):
         return day
-    return cal.date_to_session(str(day), direction="next").date() if not cal.is_session(
-        str(day)
-    ) else cal.next_session(str(day)).date()
+    return (
+        cal.date_to_session(str(day), direction="next").date()
+        if not cal.is_session(str(day))
+        else cal.next_session(str(day)).date()
+    )
