@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -89,13 +90,20 @@ def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[st
             store.unlink()
         simulate_to_store(cfg)
 
+    def train_fresh() -> None:
+        # The stage's inputs changed: what an earlier training left must not be resumed or mixed
+        # into this run's metrics.
+        for name in ("checkpoints", "adapter", "merged"):
+            shutil.rmtree(run.path / name, ignore_errors=True)
+        for name in ("metrics.jsonl", "train_summary.json"):
+            (run.path / name).unlink(missing_ok=True)
+        train(cfg, pairs_dir, resume=False)
+
     cache.run("simulate", k_sim, [store], simulate, echo)
     cache.run(
         "pairs", k_pairs, [pairs_dir / "summary.json"], lambda: build_pairs(cfg, pairs_dir), echo
     )
-    cache.run(
-        "train", k_train, [run.path / "adapter"], lambda: train(cfg, pairs_dir, resume=False), echo
-    )
+    cache.run("train", k_train, [run.path / "adapter"], train_fresh, echo)
     cache.run(
         "evaluate",
         k_eval,

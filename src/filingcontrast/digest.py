@@ -387,8 +387,13 @@ def acceptance_phrase(accepted_at: dt.datetime | None) -> str:
 
 
 def _header_lines(doc: FilingDoc) -> list[str]:
+    # Short labels, not the official titles: the titles cost ~15 tokens per item and carry
+    # nothing the item code does not, while every digest token is paid for in training.
     titles = item_titles()
-    items = "; ".join(f"{c} {titles.get(c, '')}".strip() for c in doc.items) or "none listed"
+    items = (
+        "; ".join(f"{c} {ITEM_LABELS.get(c) or titles.get(c, '')}".strip() for c in doc.items)
+        or "none listed"
+    )
     return [
         f"Form: {doc.form or '8-K'}",
         f"Items: {items}",
@@ -548,19 +553,33 @@ def _units(doc: FilingDoc, anonymize: bool) -> list[_Unit]:
 
     for line in _header_lines(doc):
         add(line, 0.0, mandatory=True)
-    sections = _sections(doc)
+    sections = {c: b for c, b in _sections(doc).items() if not c.startswith("9.01")}
+    # 9.01 (financial statements and exhibits) is a list of exhibit names: never informative.
+    # With one informative item the "Items:" line already names it, so its own header line
+    # would only spend tokens; with several, each section says which item it is.
+    labelled = sum(1 for c in sections if c) > 1
     for code, body in sections.items():
-        if code.startswith("9.01"):
-            continue  # financial statements and exhibits: a list of exhibit names
-        if code:  # the title is already in the "Items:" header line
+        if code and labelled:
             add(f"Item {code}:", 0.0, mandatory=True)
         _add_sentences(add, anon(body))
     for ex_type, text in doc.exhibits:
         if not ex_type.upper().startswith("EX-99"):
             continue  # contracts (EX-10), bylaws (EX-3) ... rarely fit and rarely move prices
-        add(f"{ex_type.upper()} highlights:", 0.0, mandatory=True)
+        add(f"{ex_type.upper()}:", 0.0, mandatory=True)
         _add_sentences(add, anon(_plain(text)), bonus=1.0)
     return units
+
+
+def _drop_empty_exhibit_headers(units: list[_Unit]) -> list[_Unit]:
+    """An exhibit label none of whose sentences made the budget says nothing: drop it."""
+    out = []
+    for i, u in enumerate(units):
+        is_label = u.mandatory and u.text.startswith("EX-") and u.text.endswith(":")
+        nxt = units[i + 1] if i + 1 < len(units) else None
+        if is_label and (nxt is None or nxt.mandatory):
+            continue
+        out.append(u)
+    return out
 
 
 def _add_sentences(add: Any, body: str, bonus: float = 0.0) -> None:
@@ -570,7 +589,8 @@ def _add_sentences(add: Any, body: str, bonus: float = 0.0) -> None:
             continue
         if _LOW_VALUE.search(sent) and not _AMOUNT.search(sent):
             continue
-        add(sent, _score(sent, rank) + bonus, newline=new_para)
+        # A section's first sentence starts its own line (its header may be left out).
+        add(sent, _score(sent, rank) + bonus, newline=new_para or rank == 0)
         rank += 1
 
 
@@ -580,13 +600,15 @@ def _add_sentences(add: Any, body: str, bonus: float = 0.0) -> None:
 
 def _join(units: Sequence[_Unit]) -> str:
     out = ""
+    prev = None
     for u in units:
         if not out:
             out = u.text
-        elif u.newline or u.mandatory:
+        elif u.newline or u.mandatory or (prev is not None and prev.mandatory):
             out += "\n" + u.text
         else:
             out += " " + u.text
+        prev = u
     return out
 
 
@@ -602,8 +624,8 @@ def _select(units: list[_Unit], counts: list[int], budget: int) -> list[_Unit]:
         if used + cost <= budget:
             chosen.append(i)
             used += cost
-    # Section headers whose sentences all missed the budget still say which items the filing has.
-    return [units[i] for i in sorted(chosen)]
+    # Item headers whose sentences all missed the budget still say which items the filing has.
+    return _drop_empty_exhibit_headers([units[i] for i in sorted(chosen)])
 
 
 def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
