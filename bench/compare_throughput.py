@@ -2,7 +2,7 @@
 
 Measures, on the embedded model (or --base), pairs/s where each pair is scored in both orders:
 
-- `predict.score_instructions` (ours: length-sorted left-padded batches, head on the last position
+- `dataset.score_decisions` (ours: length-sorted batches, head on the last position
   only, one forward pass per order);
 - `dataset.score_decisions` (the trainer's scorer: right-padded, same one-pass idea);
 - naive: `model.generate` (greedy, `--gen-tokens` new tokens, one prompt at a time) and a regex
@@ -31,7 +31,6 @@ import torch
 from filingcontrast.config import TrainConfig
 from filingcontrast.dataset import PromptFormatter, score_decisions
 from filingcontrast.model import EMBEDDED_SPEC, load_base
-from filingcontrast.predict import score_instructions
 from filingcontrast.runtime import set_threads
 
 WORDS = (
@@ -116,8 +115,7 @@ def main() -> None:
     params_body = params_all - model.get_input_embeddings().weight.numel()
     probe_before = matmul_gflops()
 
-    t_ours = timed(lambda: score_instructions(model, fmt, both, args.batch_size), args.repeats)
-    t_ds = timed(lambda: score_decisions(model, fmt, both, args.batch_size), args.repeats)
+    t_ours = timed(lambda: score_decisions(model, fmt, both, args.batch_size), args.repeats)
     naive_both = ab[: args.naive_pairs] + ba[: args.naive_pairs]
     t_naive = timed(lambda: naive_generate(model, fmt, naive_both, args.gen_tokens), 1)
     naive_pps = args.naive_pairs / t_naive
@@ -125,10 +123,7 @@ def main() -> None:
     probe = max(probe_before, matmul_gflops())
 
     rows = []
-    for name, secs, n_pairs, toks in (
-        ("predict.score_instructions", t_ours, args.pairs, tokens),
-        ("dataset.score_decisions", t_ds, args.pairs, tokens),
-    ):
+    for name, secs, n_pairs, toks in (("dataset.score_decisions", t_ours, args.pairs, tokens),):
         gflops = 2 * params_body * toks / secs / 1e9
         rows.append({
             "method": name, "pairs_per_s": n_pairs / secs, "tokens_per_s": toks / secs,
@@ -155,7 +150,6 @@ def main() -> None:
         "batch_size": args.batch_size, "matmul_gflops": probe, "rows": rows,
         "ours_pairs_per_s": ours["pairs_per_s"], "ratio_to_flop_limit": ours["ratio_to_limit"],
         "naive_pairs_per_s": naive_pps, "speedup_vs_naive": ours["pairs_per_s"] / naive_pps,
-        "speedup_vs_dataset_scorer": t_ds / t_ours,
     }))  # fmt: skip
 
 

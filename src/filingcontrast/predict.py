@@ -196,59 +196,6 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
 # Batched decision scoring.
 
 
-def score_instructions(
-    model: Any,
-    formatter: Any,
-    instructions: Sequence[str],
-    batch_size: int = 8,
-    max_batch_tokens: int = 16384,
-) -> np.ndarray:
-    """P(first-shown filing better) for each instruction: one forward pass per row.
-
-    Rows are sorted by length and left-padded, so batches waste little on padding and the
-    decision position is the last column for every row; only that position reaches the LM head
-    (`logits_to_keep=1`), which saves a (tokens x vocab) matmul per row.
-    """
-    import torch
-
-    ids = [formatter.decision_prompt_ids(text) for text in instructions]
-    id_a, id_b = formatter.decision_token_ids
-    pad = formatter.tokenizer.pad_token_id if hasattr(formatter, "tokenizer") else 0
-    pad = 0 if pad is None else pad
-    device = next(model.parameters()).device
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    out = np.empty(len(ids))
-    start = 0
-    with torch.inference_mode():
-        while start < len(order):
-            # Grow the batch while it fits both the row cap and the token budget.
-            end = start + 1
-            while (
-                end < len(order)
-                and end - start < batch_size
-                and (end - start + 1) * len(ids[order[end]]) <= max_batch_tokens
-            ):
-                end += 1
-            rows = [ids[i] for i in order[start:end]]
-            width = max(len(r) for r in rows)
-            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)  # (b, T)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)  # (b, T)
-            for r, row in enumerate(rows):
-                input_ids[r, width - len(row) :] = torch.tensor(row)
-                mask[r, width - len(row) :] = 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (b, T)
-            logits = model(
-                input_ids=input_ids.to(device),
-                attention_mask=mask.to(device),
-                position_ids=positions.to(device),
-                logits_to_keep=1,
-            ).logits[:, -1, :]  # (b, V)
-            diff = (logits[:, id_a] - logits[:, id_b]).float()  # (b,)
-            out[order[start:end]] = torch.sigmoid(diff).cpu().numpy()
-            start = end
-    return out
-
-
 def both_orders(
     model: Any,
     formatter: Any,
@@ -257,7 +204,9 @@ def both_orders(
     batch_size: int = 8,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(p_a, p_ab, p_ba) for pairs given in both orders, scored in one batched sweep."""
-    probs = score_instructions(model, formatter, list(instr_ab) + list(instr_ba), batch_size)
+    from filingcontrast.dataset import score_decisions
+
+    probs = score_decisions(model, formatter, list(instr_ab) + list(instr_ba), batch_size)
     p_ab, p_ba = probs[: len(instr_ab)], probs[len(instr_ab) :]
     return (p_ab + 1.0 - p_ba) / 2.0, p_ab, p_ba
 

@@ -1,0 +1,57 @@
+"""End to end on the embedded model: `filingcontrast demo --quick` (what `make demo` runs, small)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+EXPECTED_METRICS = {
+    "split",
+    "n_pairs",
+    "accuracy",
+    "accuracy_ci",
+    "log_loss",
+    "brier",
+    "ece",
+    "swap_consistency",
+    "ceiling",
+    "oracle_accuracy",
+    "by_item",
+    "baselines",
+    "ranking",
+}
+
+
+def run_demo(cwd):
+    start = time.time()
+    out = subprocess.run(
+        [sys.executable, "-m", "filingcontrast", "demo", "--quick"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out, time.time() - start
+
+
+def test_quick_demo_end_to_end_and_rerun_reuses_stages(tmp_path):
+    out, _ = run_demo(tmp_path)
+    run = tmp_path / "runs" / "demo-quick"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert EXPECTED_METRICS <= set(metrics)
+    assert metrics["n_pairs"] == 8 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["ceiling"] is not None and 0.5 < metrics["ceiling"] < 1.0
+    assert set(metrics["baselines"]) == {"majority", "signal_rule", "tfidf_logreg", "zero_shot"}
+    for name in ("config.toml", "log.txt", "metrics.jsonl", "report.html", "predictions.jsonl"):
+        assert (run / name).is_file(), name
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    html = (run / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    assert "Bayes ceiling" in out.stdout and "Report:" in out.stdout
+
+    out2, seconds = run_demo(tmp_path)
+    assert out2.stderr.count("up to date") == 5, out2.stderr
+    assert seconds < 60
+    assert json.loads((run / "metrics.json").read_text()) == metrics
