@@ -87,11 +87,23 @@ def read_pairs(pairs_dir: Path, split: str) -> list[dict]:
 
 
 def _cap(rows: list[dict], cap: int, seed: int) -> list[dict]:
-    """A seeded random subset of `cap` rows in file order (all rows when cap is 0)."""
+    """A seeded random subset of about `cap` rows in file order (all rows when cap is 0).
+
+    Sampled by pair: both orders of a swap-augmented pair stay together (one order alone would
+    teach the position the other order was there to cancel)."""
     if not cap or len(rows) <= cap:
         return rows
-    keep = sorted(random.Random(seed).sample(range(len(rows)), cap))
-    return [rows[i] for i in keep]
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(str((row.get("meta") or {}).get("pair_id", i)), []).append(i)
+    order = list(groups)
+    random.Random(seed).shuffle(order)
+    keep: list[int] = []
+    for key in order:
+        if len(keep) >= cap:
+            break
+        keep += groups[key]
+    return [rows[i] for i in sorted(keep)]
 
 
 def _swap_fn() -> Any:
