@@ -183,3 +183,19 @@ def test_two_cpu_processes_match_one_with_double_batch(pairs_dir, tmp_path):
     assert len(losses_one) == len(losses_two) == 3
     assert losses_two == pytest.approx(losses_one, rel=1e-5)
     assert (tmp_path / "two" / "adapter" / "adapter_config.json").exists()
+
+
+def test_training_path_imports_without_corpus_and_plotting_libraries():
+    """The GPU image has torch/transformers/peft/accelerate only: keep DuckDB, bs4 and
+    matplotlib out of the training import path."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('duckdb', 'matplotlib', 'bs4', 'lxml', 'sklearn', 'pandas'):\n"
+        "    sys.modules[name] = None\n"
+        "import filingcontrast.train, filingcontrast.dataset, filingcontrast.pairs\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -220,13 +220,14 @@ class PromptFormatter:
     def _fit_instruction(self, instruction: str, input_: str, meta: dict, room: int) -> str | None:
         """Shorten the filing digests (re-rendered via pairs.render_instruction) until the prompt
         fits `room` tokens; fall back to cutting the instruction's middle."""
-        render = _render_instruction()
+        from filingcontrast.pairs import render_instruction as render
+
         da, db = (meta.get("a") or {}).get("digest"), (meta.get("b") or {}).get("digest")
         for _ in range(6):
             over = len(self.prompt_ids(instruction, input_)) - room
             if over <= 0:
                 return instruction
-            if render is not None and da and db:
+            if da and db:
                 ta, tb = self._ids(da), self._ids(db)
                 # share what is left evenly; a short digest gives its unused share to the other
                 budget = len(ta) + len(tb) - over - 8
@@ -258,14 +259,6 @@ class PromptFormatter:
 def _first_item(side: dict | None) -> str:
     items = (side or {}).get("items") or []
     return str(items[0]) if items else "?"
-
-
-def _render_instruction() -> Callable[[str, str], str] | None:
-    try:
-        from filingcontrast.pairs import render_instruction
-    except ImportError:  # H-pairs not there yet: middle-trim fallback
-        return None
-    return render_instruction
 
 
 def encode_rows(

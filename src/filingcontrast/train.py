@@ -61,29 +61,12 @@ class TrainState:
 
 
 def read_pairs(pairs_dir: Path, split: str) -> list[dict]:
-    """Rows of `pairs_dir/<split>.jsonl` (via pairs.load_pairs when present); [] when missing."""
-    path = Path(pairs_dir) / f"{split}.jsonl"
-    if not path.exists():
+    """Rows of `pairs_dir/<split>.jsonl` (validated by pairs.load_pairs); [] when missing."""
+    from filingcontrast.pairs import load_pairs
+
+    if not (Path(pairs_dir) / f"{split}.jsonl").exists():
         return []
-    try:
-        from filingcontrast.pairs import load_pairs
-    except ImportError:
-        load_pairs = None
-    if load_pairs is not None:
-        return list(load_pairs(pairs_dir, split))
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
-        for key in ("instruction", "output"):
-            if not isinstance(row.get(key), str):
-                raise UserError(f"{path}:{n}: field {key}: missing or not a string")
-        rows.append(row)
-    return rows
+    return list(load_pairs(pairs_dir, split))
 
 
 def _cap(rows: list[dict], cap: int, seed: int) -> list[dict]:
@@ -104,14 +87,6 @@ def _cap(rows: list[dict], cap: int, seed: int) -> list[dict]:
             break
         keep += groups[key]
     return [rows[i] for i in sorted(keep)]
-
-
-def _swap_fn() -> Any:
-    try:
-        from filingcontrast.pairs import swapped_instruction
-    except ImportError:
-        return None
-    return swapped_instruction
 
 
 def step_plan(lengths: list[int], tc: TrainConfig, world: int, seed: int, epoch: int) -> list:
@@ -303,13 +278,7 @@ def evaluate_valid(model: Any, formatter: PromptFormatter, rows: list[dict],
             loss, stats = loss_step(model, batch, tc.decision_weight)
             w = _weight_total(chunk, tc.decision_weight)
             total, weight = total + float(loss) * w, weight + w
-        swap = _swap_fn()
-        if swap is not None:
-            p_a, _, _ = pair_probabilities(model, formatter, rows, size, swap=swap)
-        else:  # without H-pairs' swapped rendering: the given order only
-            from filingcontrast.dataset import score_decisions
-
-            p_a = score_decisions(model, formatter, [r["instruction"] for r in rows], size)
+        p_a, _, _ = pair_probabilities(model, formatter, rows, size)
     model.train()
     winners = [(r.get("meta") or {}).get("winner") for r in rows]
     correct = [("A" if p > 0.5 else "B") == w for p, w in zip(p_a, winners)]
@@ -317,7 +286,7 @@ def evaluate_valid(model: Any, formatter: PromptFormatter, rows: list[dict],
         "valid_loss": total / weight if weight else float("nan"),
         "valid_accuracy": float(np.mean(correct)) if correct else float("nan"),
         "n_pairs": len(rows),
-        "both_orders": swap is not None,
+        "both_orders": True,
         "by_item": accuracy_by_item(rows, correct),
     }
 
