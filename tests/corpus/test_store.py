@@ -25,8 +25,8 @@ def test_upsert_is_keyed_and_idempotent(tmp_path) -> None:
 def test_write_filing_replaces_documents_atomically(tmp_path) -> None:
     filing = {"accession": "a", "form": "8-K", "items": ["2.02"], "source": "files"}
     docs = [
-        {"accession": "a", "name": "main.htm", "kind": "main", "text": "x"},
-        {"accession": "a", "name": "ex.htm", "kind": "exhibit", "text": "y"},
+        store_mod.document_row("a", "main.htm", "main", None, "x"),
+        store_mod.document_row("a", "ex.htm", "exhibit", "EX-99.1", "y"),
     ]
     with Store(tmp_path / "s.duckdb") as s:
         s.write_filing(filing, docs)

@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from filingcontrast.corpus.http import Client, HttpCache, HttpError, Transport, validate_identity
-from filingcontrast.corpus.store import Store
+from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
 
 TICKERS_URL = "https://www.sec.gov/files/company_tickers.json"
@@ -158,13 +158,13 @@ def submission_documents(sub: SgmlSubmission, accession: str) -> list[dict[str, 
             continue
         have_main = have_main or is_main
         docs.append(
-            {
-                "accession": accession,
-                "name": d.filename or f"document-{i + 1}.txt",
-                "kind": "main" if is_main else "exhibit",
-                "exhibit_type": None if is_main else d.type,
-                "text": text,
-            }
+            document_row(
+                accession,
+                d.filename or f"document-{i + 1}.txt",
+                "main" if is_main else "exhibit",
+                None if is_main else d.type,
+                text,
+            )
         )
     return docs
 
@@ -257,15 +257,7 @@ def fetch_filing(
         if exc.status != 404 or not primary:
             raise
         body = client.get(primary_url, cache_404=True).decode("utf-8", errors="replace")
-        docs = [
-            {
-                "accession": accession,
-                "name": primary,
-                "kind": "main",
-                "exhibit_type": None,
-                "text": document_text(body),
-            }
-        ]
+        docs = [document_row(accession, primary, "main", None, document_text(body))]
     main = next((d for d in docs if d["kind"] == "main"), None)
     items = _split_items(row.get("items"))
     if not items and main is not None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from filingcontrast.corpus.edgar import EASTERN, FORMS, document_text, parse_sgml
-from filingcontrast.corpus.store import Store
+from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
 
 DOC_SUFFIXES = (".htm", ".html", ".txt")
@@ -214,12 +214,15 @@ def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows 
     if rec.get("text"):
         raw, name = str(rec["text"]), f"{accession}.txt"
     elif rec.get("path"):
-        raw, name = _read_doc(base, str(rec["path"]), where, "path"), Path(str(rec["path"])).name
+        raw, name = (
+            _read_doc(base, str(rec["path"]), where, "path"),
+            Path(str(rec["path"])).name,
+        )
     else:
         raise UserError(f"{where}: fields text/path: give the document's text or a path to it")
     if form not in FORMS:
         return f"form {form} is not an 8-K"
-    docs = [_doc(accession, name, "main", None, document_text(raw))]
+    docs = [document_row(accession, name, "main", None, document_text(raw))]
     for i, ex in enumerate(rec.get("exhibits") or []):
         if not isinstance(ex, dict) or not ex.get("type"):
             raise UserError(f'{where}: field exhibits[{i}]: expected {{"type", "text"|"path"}}')
@@ -228,7 +231,9 @@ def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows 
         )
         ex_name = Path(str(ex.get("path"))).name if ex.get("path") else f"{ex['type']}.txt"
         docs.append(
-            _doc(accession, ex_name, "exhibit", str(ex["type"]).upper(), document_text(ex_raw))
+            document_row(
+                accession, ex_name, "exhibit", str(ex["type"]).upper(), document_text(ex_raw)
+            )
         )
     if not docs[0]["text"]:
         return "empty document"
@@ -266,16 +271,6 @@ def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows 
         for window, ret in returns.items()
     ]
     return FilingRows(filing, docs, events, company=rec.get("company") or None)
-
-
-def _doc(accession: str, name: str, kind: str, ex_type: str | None, text: str) -> dict[str, Any]:
-    return {
-        "accession": accession,
-        "name": name,
-        "kind": kind,
-        "exhibit_type": ex_type,
-        "text": text,
-    }
 
 
 def _parse(raw: str, name: str) -> Any:
@@ -333,7 +328,7 @@ def _file_filing(path: Path, cik_tickers: dict[str, str]) -> FilingRows | str:
     ticker = ids["ticker"] or (cik_tickers.get(cik) if cik else None)
     docs = submission_documents(sub, accession) if sub and sub.documents else []
     if not docs:
-        docs = [_doc(accession, path.name, "main", None, document_text(raw))]
+        docs = [document_row(accession, path.name, "main", None, document_text(raw))]
     accepted = sub.accepted_at if sub else None
     filing = {
         "accession": accession,

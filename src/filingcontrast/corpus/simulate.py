@@ -32,7 +32,7 @@ import pandas as pd
 from filingcontrast.config import PairsConfig, RunConfig, SimulateConfig
 from filingcontrast.corpus import calendar
 from filingcontrast.corpus.sim_text import ROLE_TITLES, Company, render_filing
-from filingcontrast.corpus.store import INDEX_TICKER, Store, sha256_text
+from filingcontrast.corpus.store import INDEX_TICKER, Store, document_row
 from filingcontrast.errors import UserError
 
 ET = ZoneInfo("America/New_York")
@@ -668,9 +668,9 @@ def simulate_market(sim: SimulateConfig, seed: int) -> Market:
             }
         )
         main_name = f"{co.ticker.lower()}-8k_{local_date:%Y%m%d}.txt"
-        doc_rows.append(_doc(acc, main_name, "main", None, main))
+        doc_rows.append(document_row(acc, main_name, "main", None, main))
         for j, (etype, text) in enumerate(exhibits, start=1):
-            doc_rows.append(_doc(acc, f"ex99-{j}.txt", "exhibit", etype, text))
+            doc_rows.append(document_row(acc, f"ex99-{j}.txt", "exhibit", etype, text))
         truth_rows.append(
             {
                 "accession": acc,
@@ -706,17 +706,6 @@ def simulate_market(sim: SimulateConfig, seed: int) -> Market:
         day0=day0s,
         realized=dict(zip(market_acc, ar.tolist())),
     )
-
-
-def _doc(acc: str, name: str, kind: str, etype: str | None, text: str) -> dict[str, Any]:
-    return {
-        "accession": acc,
-        "name": name,
-        "kind": kind,
-        "exhibit_type": etype,
-        "text": text,
-        "sha256": sha256_text(text),
-    }
 
 
 def _price_frame(

@@ -121,6 +121,20 @@ def sha256_text(text: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def document_row(
+    accession: str, name: str, kind: str, exhibit_type: str | None, text: str
+) -> dict[str, Any]:
+    """A `documents` row (kind `main|exhibit`) with the hash of its text: every source uses it."""
+    return {
+        "accession": accession,
+        "name": name,
+        "kind": kind,
+        "exhibit_type": exhibit_type,
+        "text": text,
+        "sha256": sha256_text(text),
+    }
+
+
 class Store:
     """A DuckDB corpus store. Use as a context manager or call `close()`.
 
@@ -281,13 +295,10 @@ class Store:
         The filing's previous documents are replaced, so a re-ingest with fewer documents leaves
         no stale ones; a run killed mid-way leaves either the whole filing or none of it.
         """
-        docs = [
-            {**d, "sha256": d.get("sha256") or sha256_text(d.get("text") or "")} for d in documents
-        ]
         with self.transaction() as con:
             con.execute("DELETE FROM documents WHERE accession = ?", [filing["accession"]])
             self.upsert("filings", [filing])
-            self.upsert("documents", docs)
+            self.upsert("documents", list(documents))
             self.upsert("events", list(events))
 
     # -- reads ----------------------------------------------------------------------------
