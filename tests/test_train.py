@@ -135,7 +135,7 @@ def test_load_trained_errors(full_run, tmp_path):
     cfg, _ = full_run
     with pytest.raises(UserError, match="no trained adapter"):
         load_trained(tmp_path)
-    with pytest.raises(UserError, match="trained on base"):
+    with pytest.raises(UserError, match="field base: adapter was trained on"):
         load_trained(cfg.run_dir, base="smollm2-135m-instruct")
 
 

@@ -441,10 +441,20 @@ def pair_probabilities(
     if swap is None:
         from filingcontrast.pairs import swapped_instruction as swap
     firsts = [r["instruction"] for r in rows]
-    swapped = [swap(r) for r in rows]
-    probs = score_decisions(model, formatter, firsts + swapped, batch_size)
-    p_ab, p_ba = probs[: len(rows)], probs[len(rows) :]
-    return (p_ab + 1 - p_ba) / 2, p_ab, p_ba
+    return both_orders(model, formatter, firsts, [swap(r) for r in rows], batch_size)
+
+
+def both_orders(
+    model: Any,
+    formatter: PromptFormatter,
+    instr_ab: Sequence[str],
+    instr_ba: Sequence[str],
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p_a, p_ab, p_ba) for pairs given in both orders, scored in one batched sweep."""
+    probs = score_decisions(model, formatter, list(instr_ab) + list(instr_ba), batch_size)
+    p_ab, p_ba = probs[: len(instr_ab)], probs[len(instr_ab) :]
+    return (p_ab + 1.0 - p_ba) / 2.0, p_ab, p_ba
 
 
 def accuracy_by_item(rows: Sequence[dict], correct: Sequence[bool]) -> dict[str, dict[str, Any]]:

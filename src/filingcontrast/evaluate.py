@@ -155,8 +155,9 @@ def _top_up_schedule(
 def _ranking(
     scorer: Any, rows: Sequence[dict], p_a: np.ndarray, ec: Any, seed: int
 ) -> dict[str, Any]:
+    from filingcontrast.dataset import both_orders
     from filingcontrast.pairs import render_instruction
-    from filingcontrast.predict import both_orders, bradley_terry
+    from filingcontrast.predict import bradley_terry
 
     filings, pair_idx = _filings(rows)
     comps = [(i, j, float(p)) for (i, j), p in zip(pair_idx, p_a, strict=True)]
@@ -204,8 +205,8 @@ def _finite(obj: Any) -> Any:
 
 def score_rows(scorer: Any, rows: Sequence[dict], batch_size: int, zero_shot: bool = False):
     """(p_a, p_ab, p_ba) for pairs rows; `zero_shot` disables the adapter for the call."""
+    from filingcontrast.dataset import both_orders
     from filingcontrast.pairs import swapped_instruction
-    from filingcontrast.predict import both_orders
 
     ctx = scorer.model.disable_adapter() if zero_shot else nullcontext()
     with ctx:
@@ -222,7 +223,8 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     """Evaluate a trained adapter on `pairs_dir/<split>.jsonl`; write metrics.json and
     predictions.jsonl into the run directory; return the metrics."""
     from filingcontrast import baselines as B
-    from filingcontrast.predict import load_scorer, resolve_adapter_dir
+    from filingcontrast.predict import load_scorer
+    from filingcontrast.train import resolve_adapter_dir
 
     ec = cfg.evaluate
     seed = cfg.seed

@@ -15,7 +15,6 @@ Heavy libraries (torch, transformers, peft) are imported inside functions so tha
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,14 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from filingcontrast.dataset import both_orders
 from filingcontrast.errors import UserError
 from filingcontrast.metrics import confidence_level
+from filingcontrast.train import adapter_meta, load_trained, resolve_adapter_dir
 
 DEFAULT_DIGEST_TOKENS = 900
 """Tokens per filing digest when the run does not say (half of a 2048-token row, minus the
 question and the answer)."""
 EXPLAIN_MAX_NEW_TOKENS = 80
-META_FILE = "filingcontrast.json"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,42 +135,13 @@ class Scorer:
     has_adapter: bool = False
 
 
-def resolve_adapter_dir(path: str | Path) -> Path:
-    """`runs/NAME` or `runs/NAME/adapter` -> the adapter directory, checked for its files."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: adapter not found (pass runs/NAME after `filingcontrast train`)")
-    adapter = path / "adapter" if (path / "adapter").is_dir() else path
-    for name in ("adapter_config.json", META_FILE):
-        if not (adapter / name).is_file():
-            raise UserError(f"{adapter}: not a filingcontrast adapter directory ({name} missing)")
-    return adapter
-
-
-def adapter_meta(adapter_dir: Path) -> dict:
-    try:
-        meta = json.loads((adapter_dir / META_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{adapter_dir / META_FILE}: unreadable: {exc}") from None
-    if not isinstance(meta, dict) or not meta.get("base"):
-        raise UserError(f"{adapter_dir / META_FILE}: field base: missing")
-    return meta
-
-
 def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> Scorer:
     """The fine-tuned model (adapter given) or the base model alone (zero-shot)."""
     if adapter:
         adapter_dir = resolve_adapter_dir(adapter)
         meta = adapter_meta(adapter_dir)
-        if base and base != meta["base"]:
-            raise UserError(
-                f"{adapter_dir / META_FILE}: field base: adapter was trained on "
-                f"{meta['base']!r}, not on --base {base!r}"
-            )
-        from filingcontrast.train import load_trained
-
         try:
-            model, tokenizer, formatter, meta2 = load_trained(adapter_dir)
+            model, tokenizer, formatter, meta = load_trained(adapter_dir, base=base)
         except (RuntimeError, ValueError, KeyError) as exc:
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             # torch's load error opens with a generic line; the size mismatch says why.
@@ -179,7 +150,6 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
             raise UserError(
                 f"{adapter_dir}: adapter does not fit base model {meta['base']!r}: {first[:200]}"
             ) from None
-        meta = {**meta, **(meta2 or {})}
         return Scorer(model, tokenizer, formatter, meta, has_adapter=hasattr(model, "peft_config"))
     from filingcontrast.config import TrainConfig
     from filingcontrast.dataset import PromptFormatter
@@ -190,25 +160,6 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
     tc = TrainConfig()
     formatter = PromptFormatter(tokenizer, template=tc.template, system_prompt=tc.system_prompt)
     return Scorer(model, tokenizer, formatter, {"base": spec}, has_adapter=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Batched decision scoring.
-
-
-def both_orders(
-    model: Any,
-    formatter: Any,
-    instr_ab: Sequence[str],
-    instr_ba: Sequence[str],
-    batch_size: int = 8,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(p_a, p_ab, p_ba) for pairs given in both orders, scored in one batched sweep."""
-    from filingcontrast.dataset import score_decisions
-
-    probs = score_decisions(model, formatter, list(instr_ab) + list(instr_ba), batch_size)
-    p_ab, p_ba = probs[: len(instr_ab)], probs[len(instr_ab) :]
-    return (p_ab + 1.0 - p_ba) / 2.0, p_ab, p_ba
 
 
 def generate_analysis(

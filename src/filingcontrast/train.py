@@ -550,6 +550,32 @@ def export_merged(cfg: RunConfig, adapter: Path, target: Path) -> None:
     _replace_dir(tmp, target)
 
 
+def resolve_adapter_dir(path: str | Path) -> Path:
+    """`runs/NAME` or `runs/NAME/adapter` -> the adapter directory, checked for its files."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: adapter not found (pass runs/NAME after `filingcontrast train`)")
+    adapter = path / "adapter" if (path / "adapter").is_dir() else path
+    for name in ("adapter_config.json", META_FILE):
+        if not (adapter / name).is_file():
+            raise UserError(
+                f"{adapter}: no trained adapter here: not a filingcontrast adapter directory "
+                f"({name} missing)"
+            )
+    return adapter
+
+
+def adapter_meta(adapter_dir: Path) -> dict:
+    """The adapter's `filingcontrast.json` (base model spec, template, system prompt)."""
+    try:
+        meta = json.loads((adapter_dir / META_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{adapter_dir / META_FILE}: unreadable: {exc}") from None
+    if not isinstance(meta, dict) or not meta.get("base"):
+        raise UserError(f"{adapter_dir / META_FILE}: field base: missing")
+    return meta
+
+
 def load_trained(
     run_or_adapter_dir: str | Path, device: str = "auto", base: str | None = None
 ) -> tuple[Any, Any, PromptFormatter, dict]:
@@ -559,17 +585,12 @@ def load_trained(
 
     from filingcontrast.model import load_base
 
-    path = Path(run_or_adapter_dir)
-    adapter = path / "adapter" if (path / "adapter").is_dir() else path
-    if not (adapter / "adapter_config.json").exists():
-        raise UserError(f"{adapter}: no trained adapter here (adapter_config.json missing)")
-    try:
-        meta = json.loads((adapter / META_FILE).read_text())
-    except (OSError, ValueError):
-        raise UserError(f"{adapter / META_FILE}: missing or unreadable adapter metadata") from None
-    if base is not None and base != meta.get("base"):
+    adapter = resolve_adapter_dir(run_or_adapter_dir)
+    meta = adapter_meta(adapter)
+    if base is not None and base != meta["base"]:
         raise UserError(
-            f"{adapter}: adapter was trained on base {meta.get('base')!r}, not {base!r}"
+            f"{adapter / META_FILE}: field base: adapter was trained on {meta['base']!r}, "
+            f"not on {base!r}"
         )
     model, _ = load_base(meta["base"], device=device)
     from transformers import AutoTokenizer
