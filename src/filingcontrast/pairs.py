@@ -59,6 +59,7 @@ from filingcontrast.digest import (  # noqa: F401  (re-exported: the contract na
     swapped_instruction,
 )
 from filingcontrast.errors import ConfigError, UserError
+from filingcontrast.runtime import iter_jsonl
 
 SPLITS = ("train", "valid", "test")
 TEMPLATE_OVERHEAD = 40  # chat template + system prompt tokens around instruction and answer
@@ -685,18 +686,11 @@ def load_pairs(pairs_dir: str | Path, split: str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserError(f"{path}: not found (build it with `filingcontrast pairs --out DIR`)")
     rows = []
-    with path.open() as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
-            problem = _row_problem(row)
-            if problem:
-                raise UserError(f"{path}:{n}: {problem}")
-            rows.append(row)
+    for n, row in iter_jsonl(path):
+        problem = _row_problem(row)
+        if problem:
+            raise UserError(f"{path}:{n}: {problem}")
+        rows.append(row)
     return rows
 
 

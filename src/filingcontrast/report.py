@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from filingcontrast.errors import UserError
-from filingcontrast.runtime import atomic_write_text
+from filingcontrast.runtime import atomic_write_text, iter_jsonl
 
 # Items the seed's epoch story names: beat/miss (2.02 results of operations), CEO departures
 # (5.02), convertible debt (2.03 direct financial obligations, 3.02 unregistered equity sales).
@@ -42,18 +42,7 @@ def read_jsonl(path: Path) -> list[dict]:
     """JSON lines; a torn last line (a crashed writer) is skipped, any other bad line is an error."""
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
-    out = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            if n == len(lines):
-                break
-            raise UserError(f"{path}:{n}: not valid JSON") from None
-    return out
+    return [obj for _, obj in iter_jsonl(path, torn_tail_ok=True)]
 
 
 def read_json(path: Path) -> dict | None:

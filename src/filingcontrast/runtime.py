@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,27 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def iter_jsonl(path: str | Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON-lines file.
+
+    A line that is not a JSON object is a one-line `UserError` naming `path:line`. With
+    `torn_tail_ok`, a broken *last* line (a writer killed mid-line, e.g. a live metrics.jsonl) is
+    skipped instead."""
+    from filingcontrast.errors import UserError
+
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if torn_tail_ok and n == len(lines):
+                return
+            raise UserError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{path}:{n}: expected a JSON object per line")
+        yield n, obj

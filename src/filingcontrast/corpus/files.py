@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import re
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 from filingcontrast.corpus.edgar import EASTERN, FORMS, document_text, parse_sgml
 from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
+from filingcontrast.runtime import iter_jsonl
 
 DOC_SUFFIXES = (".htm", ".html", ".txt")
 MANIFEST_FIELDS = (
@@ -141,20 +141,11 @@ def parse_returns(value: Any, where: str) -> dict[str, float | None]:
 def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for each row of a JSONL or CSV manifest."""
     if path.suffix.lower() == ".jsonl":
-        with path.open(encoding="utf-8-sig") as fh:
-            for line_no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
-                if not isinstance(rec, dict):
-                    raise UserError(f"{path}:{line_no}: expected a JSON object per line")
-                unknown = sorted(set(rec) - set(MANIFEST_FIELDS))
-                if unknown:
-                    raise UserError(f"{path}:{line_no}: unknown field(s) {', '.join(unknown)}")
-                yield line_no, rec
+        for line_no, rec in iter_jsonl(path):
+            unknown = sorted(set(rec) - set(MANIFEST_FIELDS))
+            if unknown:
+                raise UserError(f"{path}:{line_no}: unknown field(s) {', '.join(unknown)}")
+            yield line_no, rec
         return
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
