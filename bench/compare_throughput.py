@@ -2,9 +2,10 @@
 
 Measures, on the embedded model (or --base), pairs/s where each pair is scored in both orders:
 
-- `dataset.score_decisions` (ours: length-sorted batches, head on the last position
-  only, one forward pass per order);
-- `dataset.score_decisions` (the trainer's scorer: right-padded, same one-pass idea);
+- `dataset.score_decisions` (ours: length-sorted right-padded batches, the prompts' shared token
+  prefix run once and its KV cache reused, the head on the last position only, one forward pass
+  per order);
+- the same without prefix sharing (every prompt token recomputed);
 - naive: `model.generate` (greedy, `--gen-tokens` new tokens, one prompt at a time) and a regex
   "Filing ([AB])" on the text.
 
@@ -116,6 +117,10 @@ def main() -> None:
     probe_before = matmul_gflops()
 
     t_ours = timed(lambda: score_decisions(model, fmt, both, args.batch_size), args.repeats)
+    t_noshare = timed(
+        lambda: score_decisions(model, fmt, both, args.batch_size, share_prefix=False),
+        args.repeats,
+    )
     naive_both = ab[: args.naive_pairs] + ba[: args.naive_pairs]
     t_naive = timed(lambda: naive_generate(model, fmt, naive_both, args.gen_tokens), 1)
     naive_pps = args.naive_pairs / t_naive
@@ -123,7 +128,10 @@ def main() -> None:
     probe = max(probe_before, matmul_gflops())
 
     rows = []
-    for name, secs, n_pairs, toks in (("dataset.score_decisions", t_ours, args.pairs, tokens),):
+    for name, secs, n_pairs, toks in (
+        ("dataset.score_decisions", t_ours, args.pairs, tokens),
+        ("  without prefix sharing", t_noshare, args.pairs, tokens),
+    ):
         gflops = 2 * params_body * toks / secs / 1e9
         rows.append({
             "method": name, "pairs_per_s": n_pairs / secs, "tokens_per_s": toks / secs,

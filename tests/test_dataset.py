@@ -11,8 +11,10 @@ import torch
 
 from filingcontrast.dataset import (
     IGNORE,
+    MIN_SHARED_PREFIX,
     PromptFormatter,
     collate,
+    common_prefix_len,
     encode_rows,
     length_grouped_batches,
     loss_step,
@@ -178,6 +180,25 @@ def test_score_decisions_batched_equals_single_and_full_forward(tok, tiny):
     with torch.no_grad():
         logits = tiny(input_ids=ids).logits[0, -1, list(fmt.decision_token_ids)]
     assert math.isclose(float(torch.softmax(logits, -1)[0]), batched[0], rel_tol=1e-5)
+
+
+def test_shared_prefix_scoring_equals_full_recompute(tok, tiny):
+    """The shared prefix's KV cache, reused for every right-padded batch, changes nothing."""
+    fmt = PromptFormatter(tok, "chat", "You compare SEC 8-K filings.")
+    rows = toy_rows(5, filler=7) + toy_rows(3)
+    texts = [r["instruction"] for r in rows]
+    prompts = [fmt.decision_prompt_ids(t) for t in texts]
+    assert common_prefix_len(prompts) >= MIN_SHARED_PREFIX  # system message + "Compare Filing A"
+    shared = score_decisions(tiny, fmt, texts, batch_size=3, share_prefix=True)
+    full = score_decisions(tiny, fmt, texts, batch_size=3, share_prefix=False)
+    np.testing.assert_allclose(shared, full, atol=1e-5)
+
+
+def test_common_prefix_len_leaves_a_token():
+    assert common_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2
+    assert common_prefix_len([[1, 2, 3], [1, 5]]) == 1
+    assert common_prefix_len([[7], [7]]) == 0
+    assert common_prefix_len([]) == 0
 
 
 def test_pair_probabilities_cancels_position_bias(tok):

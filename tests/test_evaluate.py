@@ -120,3 +120,27 @@ def test_evaluate_cli_unlabelled_pairs_exit_1(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert rc == 1 and len(errors) == 1 and "winner" in errors[0], err
+
+
+def test_evaluate_applies_the_adapters_calibration(run_dir, tmp_path):
+    """metrics.json's model figures use the stored calibration; `uncalibrated` keeps the raw."""
+    from filingcontrast.calibration import Calibration
+    from filingcontrast.evaluate import evaluate_run
+
+    run = tmp_path / "cal"
+    shutil.copytree(run_dir / "adapter", run / "adapter")
+    meta_path = run / "adapter" / "filingcontrast.json"
+    cal = Calibration(temperature=0.5, bias=0.3, n_pairs=10)
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "calibration": cal.to_dict()}))
+    cfg = RunConfig(name="cal", base="tiny-llama")
+    cfg.evaluate.bootstrap = 50
+    cfg.evaluate.baselines = []
+    m = evaluate_run(run, ASSETS, cfg)
+    assert m["calibration"]["temperature"] == 0.5
+    assert set(m["uncalibrated"]) >= {"accuracy", "ece", "swap_consistency"}
+    preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    for p in preds:
+        assert p["p_ab"] == pytest.approx(float(cal.per_order(p["raw"]["p_ab"])))
+        assert p["p_ba"] == pytest.approx(float(cal.per_order(p["raw"]["p_ba"])))
+        assert p["p_a"] == pytest.approx((p["p_ab"] + 1 - p["p_ba"]) / 2)

@@ -67,6 +67,9 @@ def test_train_writes_run_dir_and_metrics(full_run):
     meta = json.loads((run / "adapter" / "filingcontrast.json").read_text())
     assert meta["base"] == "tiny-llama" and meta["template"] == "chat"
     assert meta["decision_ids"] == [330, 389]
+    # 6 validation pairs are below calibration.MIN_PAIRS: the identity is stored, not a fit.
+    assert meta["calibration"] == {"temperature": 1.0, "bias": 0.0, "n_pairs": 0,
+                                   "log_loss_before": None, "log_loss_after": None}  # fmt: skip
     assert summary["losses"][-1] < summary["losses"][0]  # lr 1e-3 on tiny-llama: loss goes down
     assert (latest_checkpoint(run) / "COMPLETE").exists()
 

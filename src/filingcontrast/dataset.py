@@ -395,12 +395,42 @@ def loss_step(
 # Decision scoring
 
 
+def common_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix all prompts share, leaving each at least one token."""
+    if not prompts:
+        return 0
+    first, limit = prompts[0], min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
+MIN_SHARED_PREFIX = 8
+"""Shorter shared prefixes are recomputed per prompt: the cache copy would cost more."""
+
+
+def _prefix_cache(body: Any, prefix: Sequence[int], device: Any) -> Any:
+    """The decoder's KV cache for `prefix` (batch 1), computed once per scoring call."""
+    import torch
+
+    ids = torch.tensor([list(prefix)], device=device)  # [1, P]
+    return body(input_ids=ids, use_cache=True).past_key_values
+
+
 def score_decisions(
-    model: Any, formatter: PromptFormatter, instructions: Sequence[str], batch_size: int = 8
+    model: Any,
+    formatter: PromptFormatter,
+    instructions: Sequence[str],
+    batch_size: int = 8,
+    share_prefix: bool = True,
 ) -> np.ndarray:
     """P(A) for each instruction: softmax over the (" A", " B") logits at the decision position
     (after the answer's "Filing"). Right-padded batches sorted by length; the head runs on the
-    last real position of each row only."""
+    last real position of each row only. The token prefix every prompt shares (system message,
+    "Compare Filing A (") is run once and its KV cache reused by every batch."""
+    import copy
+
     import torch
 
     prompts = [formatter.decision_prompt_ids(text) for text in instructions]
@@ -410,18 +440,28 @@ def score_decisions(
     device = next(body.parameters()).device
     pad = formatter.tokenizer.pad_token_id or 0
     id_a, id_b = formatter.decision_token_ids
+    shared = common_prefix_len(prompts) if share_prefix else 0
+    shared = shared if shared >= MIN_SHARED_PREFIX else 0
     with torch.no_grad():
+        cache = _prefix_cache(body, prompts[0][:shared], device) if shared else None
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(prompts[i]) for i in idx)
+            rest = [prompts[i][shared:] for i in idx]
+            width = max(len(r) for r in rest)
             ids = torch.full((len(idx), width), pad, dtype=torch.long)  # [B, T]
-            mask = torch.zeros((len(idx), width), dtype=torch.long)  # [B, T]
-            for row, i in enumerate(idx):
-                ids[row, : len(prompts[i])] = torch.tensor(prompts[i])
-                mask[row, : len(prompts[i])] = 1
+            mask = torch.zeros((len(idx), shared + width), dtype=torch.long)  # [B, P+T]
+            mask[:, :shared] = 1
+            for row, r in enumerate(rest):
+                ids[row, : len(r)] = torch.tensor(r)
+                mask[row, shared : shared + len(r)] = 1
             ids, mask = ids.to(device), mask.to(device)
-            hidden = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-            last = mask.sum(1) - 1  # [B]
+            kwargs: dict[str, Any] = {"use_cache": False}
+            if cache is not None:
+                past = copy.deepcopy(cache)  # the forward appends to it
+                past.batch_repeat_interleave(len(idx))
+                kwargs = {"use_cache": True, "past_key_values": past}
+            hidden = body(input_ids=ids, attention_mask=mask, **kwargs).last_hidden_state
+            last = mask[:, shared:].sum(1) - 1  # [B]
             h = hidden[torch.arange(len(idx), device=device), last]  # [B, H]
             logits = head(h).float()[:, [id_a, id_b]]  # [B, 2]
             p_a = torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
@@ -450,10 +490,14 @@ def both_orders(
     instr_ab: Sequence[str],
     instr_ba: Sequence[str],
     batch_size: int = 8,
+    calibration: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(p_a, p_ab, p_ba) for pairs given in both orders, scored in one batched sweep."""
+    """(p_a, p_ab, p_ba) for pairs given in both orders, scored in one batched sweep; with a
+    `calibration.Calibration` the per-order probabilities are calibrated before averaging."""
     probs = score_decisions(model, formatter, list(instr_ab) + list(instr_ba), batch_size)
     p_ab, p_ba = probs[: len(instr_ab)], probs[len(instr_ab) :]
+    if calibration is not None:
+        return calibration.apply(p_ab, p_ba)
     return (p_ab + 1.0 - p_ba) / 2.0, p_ab, p_ba
 
 

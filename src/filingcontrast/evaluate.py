@@ -12,8 +12,12 @@ What is measured (all on the chosen split, default `test`; never on training dat
   own comparisons plus a k-regular schedule that tops every filing up to `rank_k` comparisons),
   their Spearman IC with the realized abnormal returns and the top-minus-bottom quintile spread.
 
+The model's figures use the adapter's calibration (calibration.py: position bias and temperature
+fitted on the validation pairs during training), as compare and rank do; `uncalibrated` holds the
+same figures from the raw decision probabilities. Zero-shot is reported raw.
+
 Outputs (atomic): `RUN/metrics.json` and `RUN/predictions.jsonl` (per pair: pair_id, winner,
-p_a, p_ab, p_ba for the model and for zero-shot).
+p_a, p_ab, p_ba for the model (calibrated, and `raw`) and for zero-shot).
 """
 
 from __future__ import annotations
@@ -166,7 +170,9 @@ def _ranking(
         dig = [f["digest"] for f in filings]
         ab = [render_instruction(dig[i], dig[j]) for i, j in extra]
         ba = [render_instruction(dig[j], dig[i]) for i, j in extra]
-        px, _, _ = both_orders(scorer.model, scorer.formatter, ab, ba, ec.batch_size)
+        px, _, _ = both_orders(
+            scorer.model, scorer.formatter, ab, ba, ec.batch_size, scorer.calibration
+        )
         comps += [(i, j, float(p)) for (i, j), p in zip(extra, px, strict=True)]
     bt = bradley_terry(len(filings), comps, n_boot=min(ec.bootstrap, 200), seed=seed)
     have = [n for n, f in enumerate(filings) if f["ret"] is not None]
@@ -242,11 +248,19 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     run.log(f"evaluate: {len(rows)} {ec.split} pairs from {pairs_dir}")
 
     scorer = load_scorer(adapter_dir)
-    p_a, p_ab, p_ba = score_rows(scorer, rows, ec.batch_size)
+    raw = score_rows(scorer, rows, ec.batch_size)
+    # What compare/rank would answer: the adapter's validation-fitted calibration applied.
+    p_a, p_ab, p_ba = scorer.calibration.apply(raw[1], raw[2])
     out: dict[str, Any] = {"split": ec.split, "n_pairs": len(rows)}
     block = _model_block(p_a, p_ab, p_ba, rows, ec, seed)
     out.update({k: block[k] for k in ("accuracy", "accuracy_ci", "log_loss", "brier", "ece")})
     out["swap_consistency"] = block["swap_consistency"]
+    out["calibration"] = scorer.calibration.to_dict()
+    raw_block = _model_block(*raw, rows, ec, seed)
+    out["uncalibrated"] = {
+        k: raw_block[k]
+        for k in ("accuracy", "accuracy_ci", "log_loss", "brier", "ece", "swap_consistency")
+    }
     out["ceiling"], out["oracle_accuracy"] = _ceiling(rows)
     for key in ("by_item", "by_confidence", "reliability"):
         out[key] = block[key]
@@ -289,6 +303,7 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
             "p_a": float(p_a[n]),
             "p_ab": float(p_ab[n]),
             "p_ba": float(p_ba[n]),
+            "raw": {"p_a": float(raw[0][n]), "p_ab": float(raw[1][n]), "p_ba": float(raw[2][n])},
         }
         if zs is not None:
             rec["zero_shot"] = {"p_a": float(zs[0][n]), "p_ab": float(zs[1][n]),

@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from filingcontrast.calibration import Calibration
 from filingcontrast.dataset import both_orders
 from filingcontrast.errors import UserError
 from filingcontrast.metrics import confidence_level
-from filingcontrast.train import adapter_meta, load_trained, resolve_adapter_dir
+from filingcontrast.train import META_FILE, adapter_meta, load_trained, resolve_adapter_dir
 
 DEFAULT_DIGEST_TOKENS = 900
 """Tokens per filing digest when the run does not say (half of a 2048-token row, minus the
@@ -126,13 +127,15 @@ def bradley_terry(
 
 @dataclass
 class Scorer:
-    """A loaded model ready for verdicts; `has_adapter` tells whether zero-shot is separable."""
+    """A loaded model ready for verdicts; `has_adapter` tells whether zero-shot is separable;
+    `calibration` is the adapter's (identity for the base model alone)."""
 
     model: Any
     tokenizer: Any
     formatter: Any
     meta: dict = field(default_factory=dict)
     has_adapter: bool = False
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> Scorer:
@@ -140,6 +143,7 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
     if adapter:
         adapter_dir = resolve_adapter_dir(adapter)
         meta = adapter_meta(adapter_dir)
+        calibration = Calibration.from_dict(meta.get("calibration"), str(adapter_dir / META_FILE))
         try:
             model, tokenizer, formatter, meta = load_trained(adapter_dir, base=base)
         except (RuntimeError, ValueError, KeyError) as exc:
@@ -150,7 +154,7 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
             raise UserError(
                 f"{adapter_dir}: adapter does not fit base model {meta['base']!r}: {first[:200]}"
             ) from None
-        return Scorer(model, tokenizer, formatter, meta, has_adapter=hasattr(model, "peft_config"))
+        return Scorer(model, tokenizer, formatter, meta, hasattr(model, "peft_config"), calibration)
     from filingcontrast.config import TrainConfig
     from filingcontrast.dataset import PromptFormatter
     from filingcontrast.model import EMBEDDED_SPEC, load_base
@@ -222,8 +226,10 @@ def compare(
     digest_tokens: int = DEFAULT_DIGEST_TOKENS,
     explain: bool = False,
     max_new_tokens: int = EXPLAIN_MAX_NEW_TOKENS,
+    calibration: Calibration | None = None,
 ) -> dict:
-    """Which of two `FilingDoc`s had the better abnormal return: the DESIGN compare JSON."""
+    """Which of two `FilingDoc`s had the better abnormal return: the DESIGN compare JSON
+    (`calibrated` says whether the adapter's validation-fitted calibration was applied)."""
     from filingcontrast import pairs
 
     t0 = time.perf_counter()
@@ -232,7 +238,9 @@ def compare(
     dig_b = pairs.filing_digest(doc_b, digest_tokens, tok)
     instr_ab = pairs.render_instruction(dig_a, dig_b)
     instr_ba = pairs.render_instruction(dig_b, dig_a)
-    p_a, p_ab, p_ba = both_orders(model, formatter, [instr_ab], [instr_ba], batch_size=2)
+    p_a, p_ab, p_ba = both_orders(
+        model, formatter, [instr_ab], [instr_ba], batch_size=2, calibration=calibration
+    )
     pa = float(p_a[0])
     choice = "A" if pa >= 0.5 else "B"
     result: dict[str, Any] = {
@@ -241,6 +249,7 @@ def compare(
         "confidence": confidence_level(pa),
         "p_ab": round(float(p_ab[0]), 4),
         "p_ba": round(float(p_ba[0]), 4),
+        "calibrated": bool(calibration is not None and calibration.fitted),
     }
     if explain:
         result["analysis"] = generate_analysis(model, formatter, instr_ab, choice, max_new_tokens)
@@ -266,6 +275,7 @@ def compare_cli(
         doc_b,
         digest_tokens=_digest_tokens(scorer),
         explain=explain,
+        calibration=scorer.calibration,
     )
 
 
@@ -278,6 +288,7 @@ def rank_digests(
     batch_size: int = 8,
     extra: Sequence[tuple[int, int, float]] = (),
     n_boot: int = 200,
+    calibration: Calibration | None = None,
 ) -> tuple[BTResult, list[tuple[int, int, float]]]:
     """Bradley-Terry fit of digests from model verdicts on a k-regular schedule (both orders),
     plus any already-scored `extra` comparisons (i, j, P(i beats j))."""
@@ -288,7 +299,7 @@ def rank_digests(
     if sched:
         ab = [render_instruction(digests[i], digests[j]) for i, j in sched]
         ba = [render_instruction(digests[j], digests[i]) for i, j in sched]
-        p_a, _, _ = both_orders(model, formatter, ab, ba, batch_size)
+        p_a, _, _ = both_orders(model, formatter, ab, ba, batch_size, calibration)
         comps += [(i, j, float(p)) for (i, j), p in zip(sched, p_a, strict=True)]
     return bradley_terry(len(digests), comps, n_boot=n_boot, seed=seed), comps
 
@@ -310,7 +321,9 @@ def rank_cli(
     from filingcontrast.pairs import filing_digests
 
     digests = filing_digests(docs, _digest_tokens(scorer), scorer.formatter.tokenizer)
-    bt, comps = rank_digests(scorer.model, scorer.formatter, digests, k=k)
+    bt, comps = rank_digests(
+        scorer.model, scorer.formatter, digests, k=k, calibration=scorer.calibration
+    )
     order = np.argsort(-bt.scores, kind="stable")
     ranking = [
         {

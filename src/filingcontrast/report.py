@@ -281,7 +281,10 @@ def _img(b64: str | None, alt: str, missing: str) -> str:
 def metrics_table(m: dict) -> str:
     head = "<tr><th>model</th><th>accuracy</th><th>95 % CI</th><th>log-loss</th><th>Brier</th>"
     head += "<th>ECE</th><th>n</th></tr>"
-    rows = [("fine-tuned", m)] + list((m.get("baselines") or {}).items())
+    rows = [("fine-tuned", m)]
+    if m.get("uncalibrated"):
+        rows.append(("fine-tuned, uncalibrated", m["uncalibrated"]))
+    rows += list((m.get("baselines") or {}).items())
     body = []
     for name, b in rows:
         if b.get("skipped"):
@@ -323,6 +326,22 @@ def metrics_table(m: dict) -> str:
     )
 
 
+def calibration_note(m: dict) -> str:
+    """What the calibration did, with the raw figures beside the calibrated ones."""
+    cal = m.get("calibration") or {}
+    raw = m.get("uncalibrated") or {}
+    if not cal.get("n_pairs"):
+        return "<p class='note'>No calibration was fitted (too few validation pairs).</p>"
+    return (
+        f"<p>Calibration fitted on {cal['n_pairs']} validation pairs (both orders): position "
+        f"bias {_fmt(cal.get('bias'), 3)} (decision logit), temperature "
+        f"{_fmt(cal.get('temperature'), 3)}; validation log-loss per order "
+        f"{_fmt(cal.get('log_loss_before'))} &rarr; {_fmt(cal.get('log_loss_after'))}. "
+        f"Uncalibrated on this split: ECE {_fmt(raw.get('ece'))}, swap consistency "
+        f"{_fmt(raw.get('swap_consistency'))}.</p>"
+    )
+
+
 def build_report(run_dir: Path) -> str:
     lines = read_jsonl(run_dir / "metrics.jsonl")
     train = [r for r in lines if r.get("type") == "train" and "loss" in r and "step" in r]
@@ -355,6 +374,7 @@ def build_report(run_dir: Path) -> str:
     parts.append(_img(plot_reliability(rel), "reliability diagram", "No reliability data."))
     if m and m.get("ece") is not None:
         parts.append(f"<p>Expected calibration error: {_fmt(m['ece'])}.</p>")
+    parts.append(calibration_note(m or {}))
     parts.append("<h2 id='by-item'>Accuracy by item</h2>")
     parts.append(_img(plot_by_item((m or {}).get("by_item") or {}), "accuracy by item",
                       "No per-item results."))  # fmt: skip

@@ -278,7 +278,7 @@ def evaluate_valid(model: Any, formatter: PromptFormatter, rows: list[dict],
             loss, stats = loss_step(model, batch, tc.decision_weight)
             w = _weight_total(chunk, tc.decision_weight)
             total, weight = total + float(loss) * w, weight + w
-        p_a, _, _ = pair_probabilities(model, formatter, rows, size)
+        p_a, p_ab, p_ba = pair_probabilities(model, formatter, rows, size)
     model.train()
     winners = [(r.get("meta") or {}).get("winner") for r in rows]
     correct = [("A" if p > 0.5 else "B") == w for p, w in zip(p_a, winners)]
@@ -288,6 +288,8 @@ def evaluate_valid(model: Any, formatter: PromptFormatter, rows: list[dict],
         "n_pairs": len(rows),
         "both_orders": True,
         "by_item": accuracy_by_item(rows, correct),
+        "p_ab": p_ab.tolist(),
+        "p_ba": p_ba.tolist(),
     }
 
 
@@ -519,15 +521,21 @@ def _eval_and_keep(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: 
                    rows: list[dict], examples: list[Example], state: TrainState,
                    run: RunDir) -> dict:  # fmt: skip
     """Evaluate on valid, log an eval line, save the adapter when it is the best so far."""
+    from filingcontrast.calibration import fit_calibration
+
     result = evaluate_valid(model, formatter, rows, examples, cfg.train)
+    p_ab, p_ba = result.pop("p_ab"), result.pop("p_ba")
     record = {"type": "eval", "epoch": state.epoch, "step": state.global_step, **result}
     run.append_metrics(record)
     score = [result["valid_accuracy"], -result["valid_loss"]]
     if state.best is None or score > state.best:
         state.best = score
+        winners = [(r.get("meta") or {}).get("winner") for r in rows]
+        cal = fit_calibration(p_ab, p_ba, winners)
         save_adapter(model, tokenizer, formatter, cfg, run.path / "adapter",
                      {"epoch": state.epoch, "step": state.global_step,
-                      "valid_accuracy": result["valid_accuracy"], "valid_loss": result["valid_loss"]})  # fmt: skip
+                      "valid_accuracy": result["valid_accuracy"], "valid_loss": result["valid_loss"],
+                      "calibration": cal.to_dict()})  # fmt: skip
     run.log(
         f"eval epoch {state.epoch}: valid loss {result['valid_loss']:.4f}, accuracy "
         f"{result['valid_accuracy']:.3f} on {result['n_pairs']} pairs", echo=True
