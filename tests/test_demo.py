@@ -44,6 +44,11 @@ def test_quick_demo_end_to_end_and_rerun_reuses_stages(tmp_path):
     assert metrics["n_pairs"] == 8 and 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["ceiling"] is not None and 0.5 < metrics["ceiling"] < 1.0
     assert set(metrics["baselines"]) == {"majority", "signal_rule", "tfidf_logreg", "zero_shot"}
+    # Calibration fitted on the 8 validation pairs and applied; raw figures kept beside it.
+    assert metrics["calibration"]["n_pairs"] == 8
+    assert set(metrics["uncalibrated"]) >= {"accuracy", "ece", "swap_consistency"}
+    meta = json.loads((run / "adapter" / "filingcontrast.json").read_text())
+    assert meta["calibration"] == metrics["calibration"] and meta["digest_tokens"] > 0
     for name in ("config.toml", "log.txt", "metrics.jsonl", "report.html", "predictions.jsonl"):
         assert (run / name).is_file(), name
     assert (run / "adapter" / "adapter_config.json").is_file()

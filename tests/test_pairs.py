@@ -239,6 +239,31 @@ def test_swap_augment_only_in_train(store: Path, tmp_path: Path, tokenizer) -> N
     assert not any(r["meta"]["swapped"] for s in ("valid", "test") for r in rows[s])
 
 
+def test_key_facts_line_states_the_analysis_facts(store: Path, tmp_path: Path, tokenizer) -> None:
+    """pairs.key_facts: each digest's first content line is the facts its analysis cites."""
+    summary = build_pairs(config(store, key_facts=True), tmp_path / "p", tokenizer=tokenizer,
+                          signal_fn=fake_signals)  # fmt: skip
+    assert summary["key_facts"] is True
+    rows = [r for split in all_rows(tmp_path / "p").values() for r in split]
+    assert rows
+    for r in rows:
+        for side in "ab":
+            digest = r["meta"][side]["digest"]
+            line = next(ln for ln in digest.splitlines() if ln.startswith("Key facts: "))
+            facts = line.removeprefix("Key facts: ").removesuffix(".")
+            cited = f"Filing {side.upper()}: {facts}." if facts != "none extracted" else (
+                f"Filing {side.upper()}: no clear signals.")  # fmt: skip
+            assert cited in r["output"], (line, r["output"])
+    # Off by default: no such line.
+    rows = [r for split in all_rows(built_dir(store, tmp_path, tokenizer)).values() for r in split]
+    assert not any("Key facts:" in r["instruction"] for r in rows)
+
+
+def built_dir(store: Path, tmp_path: Path, tokenizer) -> Path:
+    build_pairs(config(store), tmp_path / "plain", tokenizer=tokenizer, signal_fn=fake_signals)
+    return tmp_path / "plain"
+
+
 def test_min_gap_and_rules(store: Path, tmp_path: Path, tokenizer) -> None:
     cfg = config(store, min_gap=0.02, same_item=True, max_days_apart=3)
     summary = build_pairs(cfg, tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)

@@ -125,6 +125,7 @@ def test_compare_and_rank_cli_end_to_end(capsys, tiny_run):
     assert res["confidence"] in ("high", "medium", "low")
     assert res["analysis"].startswith(f"Filing {res['choice']}")
     assert (res["choice"] == "A") == (res["p_a"] >= 0.5)
+    assert res["calibrated"] is False  # make_adapter stores no calibration
     # Swapping the files mirrors the verdict exactly (both orders are averaged).
     rc, out, _ = _cli(capsys, "compare", str(b), str(a), "--adapter", str(tiny_run), "--json")
     assert json.loads(out)["p_a"] == pytest.approx(1 - res["p_a"], abs=2e-4)
@@ -174,3 +175,31 @@ def test_adapter_whose_weights_do_not_fit_base(capsys, tmp_path, tiny_run):
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert rc == 1 and len(errors) == 1 and "does not fit" in errors[0], err
     assert "mismatch" in errors[0]
+
+
+def test_compare_builds_digests_like_training(tiny_run, tmp_path, monkeypatch):
+    """An adapter trained on key-facts digests of N tokens gets the same digests in compare."""
+    import shutil
+
+    import filingcontrast.pairs as pairs_mod
+    from filingcontrast.predict import compare_cli
+
+    run = tmp_path / "kf"
+    shutil.copytree(tiny_run / "adapter", run / "adapter")
+    meta_path = run / "adapter" / "filingcontrast.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "digest_tokens": 120, "key_facts": True}))
+    seen = []
+    real = pairs_mod.filing_digests
+
+    def spy(docs, budget, tok, anonymize=True, facts=None):
+        out = real(docs, budget, tok, anonymize, facts)
+        seen.append((budget, out))
+        return out
+
+    monkeypatch.setattr(pairs_mod, "filing_digests", spy)
+    compare_cli(str(PARSE / "simulated.txt"), str(PARSE / "modern_full_submission.txt"),
+                adapter=str(run))  # fmt: skip
+    ((budget, digests),) = seen
+    assert budget == 120
+    assert all("\nKey facts: " in d for d in digests)

@@ -202,3 +202,26 @@ def test_training_path_imports_without_corpus_and_plotting_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_lora_layers_adapts_only_the_top_layers_and_truncates_backward(tmp_path):
+    """train.lora_layers=1 on the 2-layer tiny model: adapters in layer 1 only, every linear
+    projection there, and no gradient reaches layer 0 (the backward stops at layer 1)."""
+    import torch
+
+    from filingcontrast.train import build_model
+
+    model, _ = build_model(_cfg(tmp_path, "top", "train.lora_layers=1"), "cpu")
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert names and all(".layers.1." in n for n in names)
+    projections = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in names}
+    assert projections == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                           "down_proj"}  # fmt: skip
+    seen = []
+    layer0 = model.get_base_model().model.layers[0]
+    layer0.register_full_backward_hook(lambda *a: seen.append(1))
+    ids = torch.tensor([[1, 5, 9, 4]])
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert seen == []  # nothing below the lowest adapted layer is differentiated
+    with pytest.raises(UserError, match="train.lora_layers=3: .* only 2 decoder layers"):
+        build_model(_cfg(tmp_path, "top", "train.lora_layers=3"), "cpu")

@@ -415,7 +415,15 @@ def _prefix_cache(body: Any, prefix: Sequence[int], device: Any) -> Any:
     import torch
 
     ids = torch.tensor([list(prefix)], device=device)  # [1, P]
-    return body(input_ids=ids, use_cache=True).past_key_values
+    out = body(input_ids=ids, use_cache=True)
+    return out.cache if hasattr(out, "cache") else out.past_key_values
+
+
+def _cache_kwarg(body: Any) -> str:
+    """transformers renamed `past_key_values` to `cache` (5.x, old name deprecated)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
 
 
 def score_decisions(
@@ -459,7 +467,7 @@ def score_decisions(
             if cache is not None:
                 past = copy.deepcopy(cache)  # the forward appends to it
                 past.batch_repeat_interleave(len(idx))
-                kwargs = {"use_cache": True, "past_key_values": past}
+                kwargs = {"use_cache": True, _cache_kwarg(body): past}
             hidden = body(input_ids=ids, attention_mask=mask, **kwargs).last_hidden_state
             last = mask[:, shared:].sum(1) - 1  # [B]
             h = hidden[torch.arange(len(idx), device=device), last]  # [B, H]

@@ -11,6 +11,11 @@ of each item and of the press release), counted with the real tokenizer: all sen
 filings are tokenized in one batch (`filing_digests`), so building thousands of digests takes
 seconds. Company names and tickers are replaced by "the Company" / "[TICKER]" by default.
 
+With `pairs.key_facts`, a `Key facts:` line after the header states what signals.py extracted
+(EPS vs consensus with the surprise, guidance, offerings, departures, ...; "none extracted"
+otherwise): the same facts the answer's analysis cites, stated once where a small model reading
+a short digest cannot miss them.
+
 `render_instruction(digest_a, digest_b)` wraps two digests in the seed's question; the
 parenthetical after each filing (its items' short event types) is read back from the digest
 header, so `swapped_instruction` needs nothing but the two digests.
@@ -541,8 +546,18 @@ def _score(sentence: str, rank_in_section: int) -> float:
     return score
 
 
-def _units(doc: FilingDoc, anonymize: bool) -> list[_Unit]:
-    """All candidate lines of a digest: mandatory headers, then scored sentences in order."""
+KEY_FACTS_LEAD = "Key facts:"
+NO_KEY_FACTS = "none extracted"
+
+
+def key_facts_line(facts: Sequence[str]) -> str:
+    """The digest's optional first content line: the filing's extracted facts (signals.py)."""
+    return f"{KEY_FACTS_LEAD} {'; '.join(facts) if facts else NO_KEY_FACTS}."
+
+
+def _units(doc: FilingDoc, anonymize: bool, facts: Sequence[str] | None = None) -> list[_Unit]:
+    """All candidate lines of a digest: mandatory headers (and the key-facts line when `facts`
+    is given), then scored sentences in order."""
     units: list[_Unit] = []
 
     def add(text: str, score: float, mandatory: bool = False, newline: bool = True) -> None:
@@ -553,6 +568,8 @@ def _units(doc: FilingDoc, anonymize: bool) -> list[_Unit]:
 
     for line in _header_lines(doc):
         add(line, 0.0, mandatory=True)
+    if facts is not None:
+        add(anon(key_facts_line(facts)), 0.0, mandatory=True)
     sections = {c: b for c, b in _sections(doc).items() if not c.startswith("9.01")}
     # 9.01 (financial statements and exhibits) is a list of exhibit names: never informative.
     # With one informative item the "Items:" line already names it, so its own header line
@@ -642,20 +659,33 @@ _count = count_tokens
 
 
 def filing_digests(
-    docs: Sequence[FilingDoc], budget_tokens: int, tokenizer: Any, anonymize: bool = True
+    docs: Sequence[FilingDoc],
+    budget_tokens: int,
+    tokenizer: Any,
+    anonymize: bool = True,
+    facts: Sequence[Sequence[str]] | None = None,
 ) -> list[str]:
-    """Digests of many filings, each at most `budget_tokens` tokens (one tokenizer batch)."""
-    return digests_with_counts(docs, budget_tokens, tokenizer, anonymize)[0]
+    """Digests of many filings, each at most `budget_tokens` tokens (one tokenizer batch).
+    `facts` (one list per doc, from signals.py) adds a `Key facts:` line after the header."""
+    return digests_with_counts(docs, budget_tokens, tokenizer, anonymize, facts)[0]
 
 
 def digests_with_counts(
-    docs: Sequence[FilingDoc], budget_tokens: int, tokenizer: Any, anonymize: bool = True
+    docs: Sequence[FilingDoc],
+    budget_tokens: int,
+    tokenizer: Any,
+    anonymize: bool = True,
+    facts: Sequence[Sequence[str]] | None = None,
 ) -> tuple[list[str], list[int]]:
     """`filing_digests` plus each digest's token count (exact near the budget, else the
     per-sentence estimate, which is within a token or two of exact)."""
     if budget_tokens < 16:
         raise UserError(f"digest budget {budget_tokens} tokens is too small (need >= 16)")
-    all_units = [_units(doc, anonymize) for doc in docs]
+    if facts is not None and len(facts) != len(docs):
+        raise ValueError(f"facts for {len(facts)} filings, digests for {len(docs)}")
+    all_units = [
+        _units(doc, anonymize, None if facts is None else facts[i]) for i, doc in enumerate(docs)
+    ]
     flat = [u.text for units in all_units for u in units]
     flat_counts = _count(tokenizer, flat)
     chosen, pos = [], 0
@@ -693,10 +723,16 @@ def _trim(chosen: list[_Unit], budget: int, tokenizer: Any) -> str:
 
 
 def filing_digest(
-    doc: FilingDoc, budget_tokens: int, tokenizer: Any, anonymize: bool = True
+    doc: FilingDoc,
+    budget_tokens: int,
+    tokenizer: Any,
+    anonymize: bool = True,
+    facts: Sequence[str] | None = None,
 ) -> str:
     """One filing's digest within `budget_tokens` (see module docstring)."""
-    return filing_digests([doc], budget_tokens, tokenizer, anonymize)[0]
+    return filing_digests(
+        [doc], budget_tokens, tokenizer, anonymize, None if facts is None else [facts]
+    )[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -455,8 +455,9 @@ def build_pairs(
     sigma = _sigma(plan.events["train"])
     drafts = _drafts(pairs, pc, seed, signals, sigma, tokenizer)
     budget = _digest_budget(drafts, pc, tokenizer)
+    facts = [signals[a][0] for a in accessions] if pc.key_facts else None
     digest_list, digest_counts = digests_with_counts(
-        [docs[a] for a in accessions], budget, tokenizer, pc.anonymize
+        [docs[a] for a in accessions], budget, tokenizer, pc.anonymize, facts
     )
     digests = dict(zip(accessions, digest_list, strict=True))
     rows = _rows(drafts, digests, pc)
@@ -468,6 +469,7 @@ def build_pairs(
     summary = _summary(cfg, pairs, rows, plan, ev_dropped, pair_dropped, n_rows, events)
     summary.update(
         digest_tokens=budget,
+        key_facts=pc.key_facts,
         max_row_tokens=max(lengths),
         sigma={"truth_filings": sum(bool(e.truth) for e in events), "mad_train": sigma},
         seconds=round(time.perf_counter() - started, 2),

@@ -197,6 +197,18 @@ def _digest_tokens(scorer: Scorer) -> int:
     return int(scorer.meta.get("digest_tokens") or DEFAULT_DIGEST_TOKENS)
 
 
+def key_facts_of(doc: Any) -> list[str]:
+    """The `Key facts:` of one filing, extracted and anonymized as `pairs` does it."""
+    from filingcontrast.pairs import _signals, default_signals
+
+    return _signals(doc, default_signals, anonymize=True)[0]
+
+
+def _facts(scorer: Scorer, docs: Sequence[Any]) -> list[list[str]] | None:
+    """Key facts per doc when the adapter was trained on digests with them, else None."""
+    return [key_facts_of(d) for d in docs] if scorer.meta.get("key_facts") else None
+
+
 def _load_doc(ref: str, store: str | None) -> Any:
     """A filing from a .htm/.txt path, or from the store by accession id."""
     from filingcontrast import pairs
@@ -224,6 +236,7 @@ def compare(
     doc_b: Any,
     *,
     digest_tokens: int = DEFAULT_DIGEST_TOKENS,
+    key_facts: bool = False,
     explain: bool = False,
     max_new_tokens: int = EXPLAIN_MAX_NEW_TOKENS,
     calibration: Calibration | None = None,
@@ -234,8 +247,8 @@ def compare(
 
     t0 = time.perf_counter()
     tok = formatter.tokenizer
-    dig_a = pairs.filing_digest(doc_a, digest_tokens, tok)
-    dig_b = pairs.filing_digest(doc_b, digest_tokens, tok)
+    facts = [key_facts_of(doc_a), key_facts_of(doc_b)] if key_facts else None
+    dig_a, dig_b = pairs.filing_digests([doc_a, doc_b], digest_tokens, tok, facts=facts)
     instr_ab = pairs.render_instruction(dig_a, dig_b)
     instr_ba = pairs.render_instruction(dig_b, dig_a)
     p_a, p_ab, p_ba = both_orders(
@@ -274,6 +287,7 @@ def compare_cli(
         doc_a,
         doc_b,
         digest_tokens=_digest_tokens(scorer),
+        key_facts=bool(scorer.meta.get("key_facts")),
         explain=explain,
         calibration=scorer.calibration,
     )
@@ -320,7 +334,9 @@ def rank_cli(
     scorer = load_scorer(adapter, base)
     from filingcontrast.pairs import filing_digests
 
-    digests = filing_digests(docs, _digest_tokens(scorer), scorer.formatter.tokenizer)
+    digests = filing_digests(
+        docs, _digest_tokens(scorer), scorer.formatter.tokenizer, facts=_facts(scorer, docs)
+    )
     bt, comps = rank_digests(
         scorer.model, scorer.formatter, digests, k=k, calibration=scorer.calibration
     )

@@ -69,6 +69,24 @@ def read_pairs(pairs_dir: Path, split: str) -> list[dict]:
     return list(load_pairs(pairs_dir, split))
 
 
+def pairs_digest_meta(pairs_dir: Path) -> dict[str, Any]:
+    """How the training digests were built (pairs summary.json), so that compare and rank
+    build theirs the same way: `digest_tokens` and `key_facts`. Empty for hand-made pairs."""
+    path = pairs_dir / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON: {exc}") from None
+    out: dict[str, Any] = {}
+    if isinstance(summary, dict) and isinstance(summary.get("digest_tokens"), int):
+        out["digest_tokens"] = summary["digest_tokens"]
+    if isinstance(summary, dict):
+        out["key_facts"] = bool(summary.get("key_facts", False))
+    return out
+
+
 def _cap(rows: list[dict], cap: int, seed: int) -> list[dict]:
     """A seeded random subset of about `cap` rows in file order (all rows when cap is 0).
 
@@ -121,11 +139,20 @@ def build_model(cfg: RunConfig, device: str) -> tuple[Any, Any]:
     targets: Any = tc.lora_targets
     if targets == ["all-linear"]:
         targets = "all-linear"
+    n_layers = int(base.config.num_hidden_layers)
+    if tc.lora_layers > n_layers:
+        raise UserError(
+            f"train.lora_layers={tc.lora_layers}: {cfg.base} has only {n_layers} decoder layers"
+        )
+    top = list(range(n_layers - tc.lora_layers, n_layers)) if tc.lora_layers else None
+    if top is not None and targets == "all-linear":
+        targets = _layer_linear_names(base)  # peft takes layers_to_transform with names only
     lora = LoraConfig(
         r=tc.lora_r,
         lora_alpha=tc.lora_alpha,
         lora_dropout=tc.lora_dropout,
         target_modules=targets,
+        layers_to_transform=top,
         task_type="CAUSAL_LM",
     )
     try:
@@ -133,6 +160,21 @@ def build_model(cfg: RunConfig, device: str) -> tuple[Any, Any]:
     except ValueError as exc:
         raise UserError(f"train.lora_targets={tc.lora_targets}: {exc}") from None
     return model, tokenizer
+
+
+def _layer_linear_names(base: Any) -> list[str]:
+    """Leaf names of the linear projections inside the decoder layers (what `all-linear`
+    means, spelled out): q_proj, k_proj, ... for Llama-style models."""
+    import torch
+
+    head = base.get_output_embeddings()
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, mod in base.named_modules()
+            if isinstance(mod, torch.nn.Linear) and mod is not head and ".layers." in f".{name}"
+        }
+    )
 
 
 def enable_checkpointing(model: Any) -> None:
@@ -349,6 +391,7 @@ def train(
         f"train rows: {enc.to_dict()}; valid rows: {valid_enc.to_dict()}; template {formatter.template}"
     )
 
+    digest_meta = pairs_digest_meta(pairs_dir)
     lengths = [len(e) for e in examples]
     plan0 = step_plan(lengths, tc, world, cfg.seed, 0)
     steps_per_epoch = len(plan0)
@@ -417,7 +460,15 @@ def train(
                 if main and valid_rows and tc.eval_every_epoch:
                     evals.append(
                         _eval_and_keep(
-                            model, tokenizer, formatter, cfg, valid_rows, valid_ex, state, run
+                            model,
+                            tokenizer,
+                            formatter,
+                            cfg,
+                            valid_rows,
+                            valid_ex,
+                            state,
+                            run,
+                            digest_meta,
                         )
                     )
             if world > 1 and state.step_in_epoch == 0:
@@ -457,7 +508,7 @@ def train(
     if main:
         adapter = run_dir / "adapter"
         if state.best is None:  # no validation split: keep the final adapter
-            save_adapter(model, tokenizer, formatter, cfg, adapter)
+            save_adapter(model, tokenizer, formatter, cfg, adapter, digest_meta)
         save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
         if tc.merge:
             export_merged(cfg, adapter, run_dir / "merged")
@@ -519,7 +570,7 @@ class _null:
 
 def _eval_and_keep(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: RunConfig,
                    rows: list[dict], examples: list[Example], state: TrainState,
-                   run: RunDir) -> dict:  # fmt: skip
+                   run: RunDir, digest_meta: dict) -> dict:  # fmt: skip
     """Evaluate on valid, log an eval line, save the adapter when it is the best so far."""
     from filingcontrast.calibration import fit_calibration
 
@@ -535,7 +586,7 @@ def _eval_and_keep(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: 
         save_adapter(model, tokenizer, formatter, cfg, run.path / "adapter",
                      {"epoch": state.epoch, "step": state.global_step,
                       "valid_accuracy": result["valid_accuracy"], "valid_loss": result["valid_loss"],
-                      "calibration": cal.to_dict()})  # fmt: skip
+                      "calibration": cal.to_dict(), **digest_meta})  # fmt: skip
     run.log(
         f"eval epoch {state.epoch}: valid loss {result['valid_loss']:.4f}, accuracy "
         f"{result['valid_accuracy']:.3f} on {result['n_pairs']} pairs", echo=True
