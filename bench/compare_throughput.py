@@ -43,13 +43,7 @@ WORDS = (
 def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     """Best-of-`reps` fp32 GFLOP/s of an n x n x n torch.mm on this machine."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    return 2 * n**3 / timed(lambda: torch.mm(a, b), reps) / 1e9
 
 
 def make_instructions(formatter: PromptFormatter, pairs: int, tokens: int, seed: int) -> tuple:

@@ -2,10 +2,10 @@
 # Render a run's report.html in headless Chromium and save a screenshot, to check that the
 # self-contained HTML (embedded base64 PNGs, no network) displays.
 #
-# Usage: bench/render_report.sh runs/NAME/report.html [OUT.png] [WIDTHxHEIGHT]
+# Usage: bench/render_report.sh runs/NAME/report.html [OUT.png] [WIDTH,HEIGHT]
 # Needs Debian's chromium: apt-get update && apt-get install -y chromium
 set -euo pipefail
-html=$(realpath "${1:?usage: render_report.sh REPORT.html [OUT.png] [WxH]}")
+html=$(realpath "${1:?usage: render_report.sh REPORT.html [OUT.png] [W,H]}")
 out=$(realpath -m "${2:-/tmp/report.png}")
 size=${3:-1200,3000}
 browser=${CHROMIUM:-/usr/bin/chromium}

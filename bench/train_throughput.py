@@ -59,9 +59,10 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
 
 
-def run_ours(base: str, setting: dict, steps: int) -> dict:
+def run_ours(base: str, setting: dict, steps: int, overrides: tuple[str, ...] = ()) -> dict:
     """Our trainer's optimizer step (train.train_step) with its defaults: micro-batches of one
-    row and gradient accumulation over the setting's batch (same effective batch and loss)."""
+    row and gradient accumulation over the setting's batch (same effective batch and loss).
+    `overrides`: extra dotted TrainConfig settings (bench/train_options.py)."""
     import torch
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
@@ -73,7 +74,7 @@ def run_ours(base: str, setting: dict, steps: int) -> dict:
 
     set_threads(0)
     cfg = load_config(None, [f'base="{base}"', "train.batch_size=1",
-                             f"train.grad_accum={setting['batch']}"])  # fmt: skip
+                             f"train.grad_accum={setting['batch']}", *overrides])  # fmt: skip
     model, tok = build_model(cfg, "cpu")
     if setting["checkpointing"]:
         enable_checkpointing(model)

@@ -51,3 +51,20 @@ def test_typo_config_key_exits_2_with_one_line(tmp_path, capsys):
 def test_bad_override_exits_2(capsys):
     rc = main(["simulate", "train.lr=7"])
     assert rc == 2 and "train.lr" in capsys.readouterr().err
+
+
+def test_unwritable_store_path_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    rc = main(["simulate", "--filings", "5", "--store", str(blocker / "x.duckdb")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.count("\n") == 0 and "file.txt" in err
+
+
+def test_cli_paths_survive_toml_quoting():
+    """Paths become dotted TOML overrides: backslashes and quotes must not be mangled."""
+    from filingcontrast.cli import _toml_str
+    from filingcontrast.config import load_config
+
+    path = 'C:\\data\\x "y".duckdb'
+    assert load_config(None, ["store=" + _toml_str(path)]).store == path

@@ -69,6 +69,11 @@ def test_unknown_key_names_the_key(tmp_path):
         ("pairs.embargo_days=0", r"pairs\.embargo_days"),
         ("seed=-3", r"seed: must be >= 0"),
         ("train=3", r"train: expected a table"),
+        (
+            "pairs.digest_tokens=20",
+            r"pairs\.digest_tokens: must be 0 \(split max_tokens\) or >= 64",
+        ),
+        ("train.lora_layers=-1", r"train\.lora_layers: must be >= 0"),
     ],
 )
 def test_bad_values_name_the_key(override, match):

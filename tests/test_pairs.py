@@ -427,6 +427,17 @@ def test_load_pairs_errors(tmp_path: Path, built: tuple[Path, dict]) -> None:
         load_pairs(tmp_path, "test")
     with pytest.raises(UserError, match="not found"):
         load_pairs(tmp_path / "nope", "train")
+    # Wrong types are named too (they used to surface as TypeErrors deep in evaluate/stats).
+    for field, value, message in (
+        ("digest", None, r"field meta\.a\.digest: must be a string"),
+        ("items", "2.02", r"field meta\.a\.items: must be a list"),
+        ("abnormal_ret", "high", r"field meta\.a\.abnormal_ret: must be a number"),
+    ):
+        row = json.loads(good[0])
+        row["meta"]["a"][field] = value
+        (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
+        with pytest.raises(UserError, match=r"test\.jsonl:1: " + message):
+            load_pairs(tmp_path, "test")
 
 
 def test_bad_inputs(tmp_path: Path, store: Path, tokenizer) -> None:

@@ -19,14 +19,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def _winner_a(rows: Sequence[dict]) -> np.ndarray:
-    return np.array([1.0 if r["meta"]["winner"] == "A" else 0.0 for r in rows])
+from filingcontrast.pairs import a_won
 
 
 def majority(train_rows: Sequence[dict], test_rows: Sequence[dict]) -> np.ndarray:
     """Constant P(A) = share of training pairs won by the first-shown filing (0.5 if no train)."""
-    share = float(_winner_a(train_rows).mean()) if len(train_rows) else 0.5
+    share = float(a_won(train_rows).mean()) if len(train_rows) else 0.5
     return np.full(len(test_rows), share)
 
 
@@ -53,7 +51,7 @@ def tfidf_logreg(
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    y = _winner_a(train_rows)
+    y = a_won(train_rows)
     if len(train_rows) == 0 or len(test_rows) == 0:
         return np.full(len(test_rows), 0.5)
     texts = list(dict.fromkeys(_digest(r, s) for r in train_rows for s in ("a", "b")))

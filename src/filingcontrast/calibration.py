@@ -17,28 +17,27 @@ applied by compare, rank and evaluate; evaluate also reports the uncalibrated fi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import expit as sigmoid
+from scipy.special import logit as _scipy_logit
 
 from filingcontrast.errors import UserError
+from filingcontrast.metrics import EPS, log_loss
 
 MIN_PAIRS = 8
 """Fewer validation pairs than this and no calibration is fitted (identity)."""
 TEMPERATURE_RANGE = (0.02, 50.0)
 """Bounds of the fitted temperature: a few dozen validation pairs must not produce 0 or inf."""
-_EPS = 1e-6
 
 
 def logit(p: Any) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return np.log(p) - np.log1p(-p)
-
-
-def sigmoid(z: Any) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+    """scipy's logit with p clipped like metrics.log_loss (0 and 1 stay finite)."""
+    return _scipy_logit(np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS))
 
 
 @dataclass(frozen=True)
@@ -105,11 +104,6 @@ def _per_order_targets(p_ab: Any, p_ba: Any, winners: Sequence[str]) -> tuple[np
     return p, y
 
 
-def _nll(p: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
-
-
 def fit_calibration(p_ab: Any, p_ba: Any, winners: Sequence[str]) -> Calibration:
     """Maximum-likelihood bias and temperature on labelled pairs scored in both orders
     (`p_ab` = P(first) with A first, `p_ba` = P(first) with B first, winners "A"/"B")."""
@@ -119,20 +113,14 @@ def fit_calibration(p_ab: Any, p_ba: Any, winners: Sequence[str]) -> Calibration
         return Calibration()
     p, y = _per_order_targets(p_ab, p_ba, winners)
     d = logit(p)
-    lo, hi = np.log(TEMPERATURE_RANGE)
 
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        log_t, bias = theta
-        t = np.exp(log_t)
-        q = sigmoid((d - bias) / t)
-        # d/dz of the mean NLL is (q - y) / n; chain rule through z = (d - bias) / t.
-        g = (q - y) / d.size
-        grad = np.array([np.sum(g * -(d - bias) / t), np.sum(g * -1.0 / t)])
-        return _nll(q, y), grad
+    def nll(theta: np.ndarray) -> float:  # theta = (log temperature, bias)
+        return log_loss(sigmoid((d - theta[1]) / np.exp(theta[0])), y)
 
-    start = np.array([0.0, float(np.mean(d))])
-    res = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(lo, hi), (None, None)])
-    log_t, bias = (float(v) for v in res.x)
-    cal = Calibration(float(np.clip(np.exp(log_t), *TEMPERATURE_RANGE)), bias, len(winners))
-    before, after = _nll(p, y), _nll(cal.per_order(p), y)
-    return Calibration(cal.temperature, cal.bias, cal.n_pairs, before, after)
+    bounds = [tuple(np.log(TEMPERATURE_RANGE)), (None, None)]
+    res = minimize(nll, np.array([0.0, float(np.mean(d))]), method="L-BFGS-B", bounds=bounds)
+    temperature = float(np.clip(np.exp(res.x[0]), *TEMPERATURE_RANGE))
+    fitted = Calibration(temperature, float(res.x[1]), len(winners))
+    return dataclasses.replace(
+        fitted, log_loss_before=log_loss(p, y), log_loss_after=log_loss(fitted.per_order(p), y)
+    )

@@ -38,8 +38,14 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _toml_str(value: str) -> str:
+    """A CLI string as a TOML string for a dotted override (JSON escaping is valid TOML), so
+    Windows paths and quotes in paths survive."""
+    return json.dumps(str(value))
+
+
 def _store_override(args: argparse.Namespace) -> list[str]:
-    return [f'store="{args.store}"'] if getattr(args, "store", None) else []
+    return [f"store={_toml_str(args.store)}"] if getattr(args, "store", None) else []
 
 
 def _print_json(obj: Any) -> None:
@@ -57,7 +63,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.seed is not None:
         extra.append(f"seed={args.seed}")
     if args.preset is not None:
-        extra.append(f'simulate.preset="{args.preset}"')
+        extra.append(f"simulate.preset={_toml_str(args.preset)}")
     cfg = _config(args, extra)
     from filingcontrast.corpus.simulate import simulate_to_store
 
@@ -150,7 +156,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     extra = []
     if args.out:
         out = Path(args.out)
-        extra += [f'runs_dir="{out.parent.as_posix()}"', f'name="{out.name}"']
+        extra += [f"runs_dir={_toml_str(out.parent.as_posix())}", f"name={_toml_str(out.name)}"]
     cfg = _config(args, extra)
     from filingcontrast.train import train
 
@@ -196,7 +202,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    extra = [f'evaluate.split="{args.split}"'] if args.split else []
+    extra = [f"evaluate.split={_toml_str(args.split)}"] if args.split else []
     cfg = _config(args, extra)
     from filingcontrast.evaluate import evaluate_run
 
@@ -323,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory (runs/NAME)")
 
     p = add("demo", cmd_demo, "The whole pipeline offline on the simulated market.")
-    p.add_argument("--quick", action="store_true", help="small smoke-test version (~2 min)")
+    p.add_argument("--quick", action="store_true", help="small smoke-test version (about a minute)")
     _add_config_args(p)
     return parser
 
@@ -339,14 +345,14 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("filingcontrast."):
-            raise
-        print(f"error: `{args.command}` is not built yet ({exc.name} missing)", file=sys.stderr)
-        return 3
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a user path that cannot be created or written (--out, --store)
+        if exc.filename is None:
+            raise
+        print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

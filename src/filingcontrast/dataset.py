@@ -21,7 +21,6 @@ decision position of each prompt (the " A"/" B" after "Filing").
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -60,7 +59,6 @@ class Example:
     decision_pos: int  # index in input_ids of the decision token, -1 if the answer has none
     pair_id: str = ""
     trimmed: bool = False
-    items: tuple[str, str] = ("", "")
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -182,11 +180,6 @@ class PromptFormatter:
                 "the answer would be trained on shifted labels"
             )
 
-    def encode_example(self, row: dict, max_seq_len: int) -> dict | None:
-        """Encode one pairs row (dict with input_ids, labels, ...), or None when no answer fits."""
-        ex = self.encode(row, max_seq_len)
-        return None if isinstance(ex, str) else ex.to_dict()
-
     def encode(self, row: dict, max_seq_len: int, check: bool = True) -> Example | str:
         """An `Example`, or the reason string why the row cannot be trained on."""
         instruction, input_ = row.get("instruction", ""), row.get("input", "") or ""
@@ -196,7 +189,8 @@ class PromptFormatter:
             return "empty_answer"
         answer = self.answer_ids(output) + [self.end_id]
         room = max_seq_len - len(answer)
-        prompt = self.prompt_ids(instruction, input_)
+        text = self.prompt_text(instruction, input_)  # rendered once: ids and boundary check
+        prompt = self._text_ids(text)
         trimmed = False
         if len(prompt) > room:
             if len(self.prompt_ids("", input_)) + 16 > room:
@@ -204,18 +198,18 @@ class PromptFormatter:
             instruction = self._fit_instruction(instruction, input_, meta, room)
             if instruction is None:
                 return "prompt_does_not_fit"
-            prompt, trimmed = self.prompt_ids(instruction, input_), True
+            text = self.prompt_text(instruction, input_)
+            prompt, trimmed = self._text_ids(text), True
         ids = prompt + answer
         if check:
-            self.check_boundary(self.prompt_text(instruction, input_), output, ids[:-1])
+            self.check_boundary(text, output, ids[:-1])
         labels = [IGNORE] * len(prompt) + answer
         if all(label == IGNORE for label in labels[1:]):  # the first label is never predicted
             return "no_trainable_labels"
         pos = len(prompt) + len(self.lead_ids)
         decision_pos = pos if pos < len(ids) and ids[pos] in self.decision_token_ids else -1
-        items = (_first_item(meta.get("a")), _first_item(meta.get("b")))
         return Example(ids, labels, len(prompt), decision_pos, str(meta.get("pair_id", "")),
-                       trimmed, items)  # fmt: skip
+                       trimmed)  # fmt: skip
 
     def _fit_instruction(self, instruction: str, input_: str, meta: dict, room: int) -> str | None:
         """Shorten the filing digests (re-rendered via pairs.render_instruction) until the prompt
@@ -254,11 +248,6 @@ class PromptFormatter:
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
-
-
-def _first_item(side: dict | None) -> str:
-    items = (side or {}).get("items") or []
-    return str(items[0]) if items else "?"
 
 
 def encode_rows(
@@ -452,6 +441,7 @@ def score_decisions(
     shared = shared if shared >= MIN_SHARED_PREFIX else 0
     with torch.no_grad():
         cache = _prefix_cache(body, prompts[0][:shared], device) if shared else None
+        cache_kwarg = _cache_kwarg(body) if shared else ""
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             rest = [prompts[i][shared:] for i in idx]
@@ -467,7 +457,7 @@ def score_decisions(
             if cache is not None:
                 past = copy.deepcopy(cache)  # the forward appends to it
                 past.batch_repeat_interleave(len(idx))
-                kwargs = {"use_cache": True, _cache_kwarg(body): past}
+                kwargs = {"use_cache": True, cache_kwarg: past}
             hidden = body(input_ids=ids, attention_mask=mask, **kwargs).last_hidden_state
             last = mask[:, shared:].sum(1) - 1  # [B]
             h = hidden[torch.arange(len(idx), device=device), last]  # [B, H]
@@ -507,18 +497,3 @@ def both_orders(
     if calibration is not None:
         return calibration.apply(p_ab, p_ba)
     return (p_ab + 1.0 - p_ba) / 2.0, p_ab, p_ba
-
-
-def accuracy_by_item(rows: Sequence[dict], correct: Sequence[bool]) -> dict[str, dict[str, Any]]:
-    """Accuracy by item code: a pair counts under the first item of filing A and of filing B
-    (once when both share it)."""
-    groups: dict[str, list[bool]] = {}
-    for row, ok in zip(rows, correct):
-        meta = row.get("meta") or {}
-        for key in {_first_item(meta.get("a")), _first_item(meta.get("b"))}:
-            groups.setdefault(key, []).append(bool(ok))
-    return {k: {"n": len(v), "accuracy": sum(v) / len(v)} for k, v in sorted(groups.items())}
-
-
-def nan_to_none(x: float) -> float | None:
-    return None if x is None or math.isnan(x) else x

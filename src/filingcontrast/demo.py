@@ -20,7 +20,7 @@ from typing import Any
 
 from filingcontrast import __version__
 from filingcontrast.config import RunConfig, load_config, to_dict
-from filingcontrast.runtime import RunDir, atomic_write_json
+from filingcontrast.runtime import RunDir, atomic_write_json, read_json
 
 STAGES_FILE = "stages.json"
 
@@ -41,7 +41,7 @@ class StageCache:
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / STAGES_FILE
-        self.done: dict[str, str] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.done: dict[str, str] = read_json(self.path, missing_ok=True) or {}
 
     def run(
         self, name: str, key: str, outputs: list[Path], fn: Callable[[], Any], echo: Callable
@@ -112,7 +112,7 @@ def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[st
         echo,
     )
     cache.run("report", k_eval, [run.path / "report.html"], lambda: write_report(run.path), echo)
-    return json.loads((run.path / "metrics.json").read_text())
+    return read_json(run.path / "metrics.json")
 
 
 def headline(metrics: dict[str, Any], run_dir: Path) -> str:

@@ -33,6 +33,7 @@ import numpy as np
 from filingcontrast import metrics as M
 from filingcontrast.config import RunConfig
 from filingcontrast.errors import UserError
+from filingcontrast.pairs import a_won, pair_items
 from filingcontrast.runtime import RunDir, atomic_write_json, atomic_write_text
 
 
@@ -60,18 +61,6 @@ def _load_split(pairs_dir: Path, split: str, required: bool = True) -> list[dict
     return list(load_pairs(pairs_dir, split))
 
 
-def _items(row: dict) -> list[str]:
-    meta = row["meta"]
-    items = list((meta.get("a") or {}).get("items") or []) + list(
-        (meta.get("b") or {}).get("items") or []
-    )
-    return [str(i) for i in items] or ["?"]
-
-
-def _y(rows: Sequence[dict]) -> np.ndarray:
-    return np.array([1 if r["meta"]["winner"] == "A" else 0 for r in rows])
-
-
 def _ceiling(rows: Sequence[dict]) -> tuple[float | None, float | None]:
     """(Bayes ceiling, oracle accuracy) when every pair carries simulated truth, else (None, None)."""
     metas = [r["meta"] for r in rows]
@@ -90,11 +79,11 @@ def _ceiling(rows: Sequence[dict]) -> tuple[float | None, float | None]:
 def _model_block(
     p_a: np.ndarray, p_ab: np.ndarray, p_ba: np.ndarray, rows: Sequence[dict], ec: Any, seed: int
 ) -> dict:
-    y = _y(rows)
+    y = a_won(rows)
     out = M.prob_metrics(p_a, y, ec.ece_bins, ec.bootstrap, seed)
     out["swap_consistency"] = M.swap_consistency(p_ab, p_ba)
     credit = M.correctness(p_a, y)
-    out["by_item"] = M.grouped_accuracy([_items(r) for r in rows], credit, ec.bootstrap, seed)
+    out["by_item"] = M.grouped_accuracy([pair_items(r) for r in rows], credit, ec.bootstrap, seed)
     out["by_confidence"] = M.grouped_accuracy(
         [[M.confidence_level(float(p))] for p in p_a], credit, ec.bootstrap, seed
     )
@@ -103,7 +92,7 @@ def _model_block(
 
 
 def _baseline_block(p: np.ndarray, rows: Sequence[dict], ec: Any, seed: int, probs: bool) -> dict:
-    y = _y(rows)
+    y = a_won(rows)
     if probs:
         return M.prob_metrics(p, y, ec.ece_bins, ec.bootstrap, seed)
     credit = M.correctness(p, y)
@@ -159,22 +148,23 @@ def _top_up_schedule(
 def _ranking(
     scorer: Any, rows: Sequence[dict], p_a: np.ndarray, ec: Any, seed: int
 ) -> dict[str, Any]:
-    from filingcontrast.dataset import both_orders
-    from filingcontrast.pairs import render_instruction
-    from filingcontrast.predict import bradley_terry
+    from filingcontrast.predict import rank_digests
 
     filings, pair_idx = _filings(rows)
-    comps = [(i, j, float(p)) for (i, j), p in zip(pair_idx, p_a, strict=True)]
+    # The pairs' own verdicts, plus the top-up comparisons scored the way `rank` scores them.
+    scored = [(i, j, float(p)) for (i, j), p in zip(pair_idx, p_a, strict=True)]
     extra = _top_up_schedule(len(filings), pair_idx, ec.rank_k, seed)
-    if extra:
-        dig = [f["digest"] for f in filings]
-        ab = [render_instruction(dig[i], dig[j]) for i, j in extra]
-        ba = [render_instruction(dig[j], dig[i]) for i, j in extra]
-        px, _, _ = both_orders(
-            scorer.model, scorer.formatter, ab, ba, ec.batch_size, scorer.calibration
-        )
-        comps += [(i, j, float(p)) for (i, j), p in zip(extra, px, strict=True)]
-    bt = bradley_terry(len(filings), comps, n_boot=min(ec.bootstrap, 200), seed=seed)
+    bt, comps = rank_digests(
+        scorer.model,
+        scorer.formatter,
+        [f["digest"] for f in filings],
+        seed=seed,
+        batch_size=ec.batch_size,
+        extra=scored,
+        n_boot=min(ec.bootstrap, 200),
+        calibration=scorer.calibration,
+        schedule=extra,
+    )
     have = [n for n, f in enumerate(filings) if f["ret"] is not None]
     scores = bt.scores[have]
     rets = np.array([float(filings[n]["ret"]) for n in have])
@@ -211,18 +201,10 @@ def _finite(obj: Any) -> Any:
 
 def score_rows(scorer: Any, rows: Sequence[dict], batch_size: int, zero_shot: bool = False):
     """(p_a, p_ab, p_ba) for pairs rows; `zero_shot` disables the adapter for the call."""
-    from filingcontrast.dataset import both_orders
-    from filingcontrast.pairs import swapped_instruction
+    from filingcontrast.dataset import pair_probabilities
 
-    ctx = scorer.model.disable_adapter() if zero_shot else nullcontext()
-    with ctx:
-        return both_orders(
-            scorer.model,
-            scorer.formatter,
-            [r["instruction"] for r in rows],
-            [swapped_instruction(r) for r in rows],
-            batch_size,
-        )
+    with scorer.model.disable_adapter() if zero_shot else nullcontext():
+        return pair_probabilities(scorer.model, scorer.formatter, rows, batch_size)
 
 
 def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> dict:
@@ -271,16 +253,18 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
         base["majority"] = _baseline_block(B.majority(train_rows, rows), rows, ec, seed, False)
         base["majority"]["train_pairs"] = len(train_rows)
     if "signal_rule" in ec.baselines:
-        try:
-            base["signal_rule"] = _baseline_block(B.signal_rule(rows), rows, ec, seed, False)
-        except ImportError as exc:  # signals.py not installed in this build
-            base["signal_rule"] = {"skipped": f"signals unavailable: {exc}"}
+        base["signal_rule"] = _baseline_block(B.signal_rule(rows), rows, ec, seed, False)
     if "tfidf_logreg" in ec.baselines:
-        if train_rows:
-            p = B.tfidf_logreg(train_rows, rows, seed)
-            base["tfidf_logreg"] = _baseline_block(p, rows, ec, seed, True)
+        try:
+            p = B.tfidf_logreg(train_rows, rows, seed) if train_rows else None
+        except ValueError as exc:  # e.g. sklearn's "empty vocabulary" on hand-made pairs
+            base["tfidf_logreg"] = {"skipped": f"cannot fit: {exc}"}
         else:
-            base["tfidf_logreg"] = {"skipped": "no training pairs to fit on"}
+            base["tfidf_logreg"] = (
+                _baseline_block(p, rows, ec, seed, True)
+                if p is not None
+                else {"skipped": "no training pairs to fit on"}
+            )
     if "zero_shot" in ec.baselines:
         if scorer.has_adapter:
             zs = score_rows(scorer, rows, ec.batch_size, zero_shot=True)

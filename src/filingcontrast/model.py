@@ -11,7 +11,7 @@
   deterministic from `seed`, for tests.
 - a local directory with an HF checkpoint, or a hub id (fails in one line when offline).
 
-Cache directory: `--cache-dir` flag > `$FILINGCONTRAST_CACHE` > `$XDG_CACHE_HOME/filingcontrast`
+Cache directory: `cache_dir=` argument > `$FILINGCONTRAST_CACHE` > `$XDG_CACHE_HOME/filingcontrast`
 > `~/.cache/filingcontrast`.
 """
 

@@ -59,7 +59,7 @@ from filingcontrast.digest import (  # noqa: F401  (re-exported: the contract na
     swapped_instruction,
 )
 from filingcontrast.errors import ConfigError, UserError
-from filingcontrast.runtime import iter_jsonl
+from filingcontrast.runtime import iter_jsonl, read_json
 
 SPLITS = ("train", "valid", "test")
 TEMPLATE_OVERHEAD = 40  # chat template + system prompt tokens around instruction and answer
@@ -451,10 +451,11 @@ def build_pairs(
     missing = [a for a in accessions if not docs.get(a) or not docs[a].main_text]
     if missing:
         raise UserError(f"{cfg.store}: filing {missing[0]} has no main document text")
-    signals = {a: _signals(docs[a], signal_fn, pc.anonymize) for a in accessions}
+    signals = {a: filing_signals(docs[a], signal_fn, pc.anonymize) for a in accessions}
     sigma = _sigma(plan.events["train"])
     drafts = _drafts(pairs, pc, seed, signals, sigma, tokenizer)
-    budget = _digest_budget(drafts, pc, tokenizer)
+    q_counts, a_counts = _part_counts(drafts, tokenizer)
+    budget = _digest_budget(pc, q_counts, a_counts)
     facts = [signals[a][0] for a in accessions] if pc.key_facts else None
     digest_list, digest_counts = digests_with_counts(
         [docs[a] for a in accessions], budget, tokenizer, pc.anonymize, facts
@@ -462,7 +463,7 @@ def build_pairs(
     digests = dict(zip(accessions, digest_list, strict=True))
     rows = _rows(drafts, digests, pc)
     lengths = _estimated_lengths(
-        drafts, dict(zip(accessions, digest_counts, strict=True)), tokenizer
+        drafts, dict(zip(accessions, digest_counts, strict=True)), q_counts, a_counts
     )
     if not pc.digest_tokens and max(lengths) > pc.max_tokens:
         raise RuntimeError(f"row of {max(lengths)} tokens exceeds pairs.max_tokens")
@@ -478,7 +479,8 @@ def build_pairs(
     return summary
 
 
-def _signals(doc: FilingDoc, signal_fn: SignalFn, anonymize: bool) -> tuple[list[str], float]:
+def filing_signals(doc: FilingDoc, signal_fn: SignalFn, anonymize: bool) -> tuple[list[str], float]:
+    """(facts, score) of one filing from its full text, facts anonymized like its digest."""
     facts, score = signal_fn(doc.full_text())
     if anonymize:
         facts = [anonymize_text(f, doc.company, doc.ticker) for f in facts]
@@ -521,15 +523,22 @@ def _drafts(
     return drafts
 
 
-def _digest_budget(drafts: list[_Draft], pc: PairsConfig, tokenizer: Any) -> int:
+def _part_counts(drafts: list[_Draft], tokenizer: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """Token counts of the distinct question skeletons and answers, in one tokenizer batch."""
+    questions = sorted({_skeleton(d) for d in drafts})
+    outputs = sorted({d.output for d in drafts})
+    counts = count_tokens(tokenizer, questions + outputs)
+    return (
+        dict(zip(questions, counts[: len(questions)], strict=True)),
+        dict(zip(outputs, counts[len(questions) :], strict=True)),
+    )
+
+
+def _digest_budget(pc: PairsConfig, q_counts: dict[str, int], a_counts: dict[str, int]) -> int:
     """Tokens per digest: what the longest question and answer leave, split between A and B."""
     if pc.digest_tokens:
         return pc.digest_tokens
-    skeletons = sorted({_skeleton(d) for d in drafts})
-    outputs = sorted({d.output for d in drafts})
-    counts = count_tokens(tokenizer, skeletons + outputs)
-    q_max = max(counts[: len(skeletons)])
-    a_max = max(counts[len(skeletons) :])
+    q_max, a_max = max(q_counts.values()), max(a_counts.values())
     budget = (pc.max_tokens - q_max - a_max - TEMPLATE_OVERHEAD - BUDGET_SLACK) // 2
     if budget < 64:
         raise ConfigError(
@@ -569,20 +578,18 @@ def _rows(drafts: list[_Draft], digests: dict[str, str], pc: PairsConfig) -> lis
 
 
 def _estimated_lengths(
-    drafts: list[_Draft], digest_counts: dict[str, int], tokenizer: Any
+    drafts: list[_Draft],
+    digest_counts: dict[str, int],
+    q_counts: dict[str, int],
+    a_counts: dict[str, int],
 ) -> list[int]:
     """Prompt + answer + template tokens per row from its parts' counts (no re-tokenizing of
     whole prompts: that would double the build time; the budget keeps BUDGET_SLACK spare)."""
-    questions = sorted({_skeleton(d) for d in drafts})
-    outputs = sorted({d.output for d in drafts})
-    counts = count_tokens(tokenizer, questions + outputs)
-    q = dict(zip(questions, counts[: len(questions)], strict=True))
-    o = dict(zip(outputs, counts[len(questions) :], strict=True))
     return [
-        q[_skeleton(d)]
+        q_counts[_skeleton(d)]
         + digest_counts[d.a.accession]
         + digest_counts[d.b.accession]
-        + o[d.output]
+        + a_counts[d.output]
         + TEMPLATE_OVERHEAD
         for d in drafts
     ]
@@ -680,6 +687,20 @@ def _replaceable(path: Path) -> bool:
 # Reading.
 
 
+def a_won(rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    """1.0 where a labelled row's winner is A, else 0.0 (rows checked by `load_pairs`)."""
+    return np.array([1.0 if r["meta"]["winner"] == "A" else 0.0 for r in rows])
+
+
+def pair_items(row: dict[str, Any]) -> list[str]:
+    """Item codes of filing A then B (a pair counts under each of them), or ["?"]."""
+    meta = row.get("meta") or {}
+    items = list((meta.get("a") or {}).get("items") or []) + list(
+        (meta.get("b") or {}).get("items") or []
+    )
+    return [str(i) for i in items] or ["?"]
+
+
 def load_pairs(pairs_dir: str | Path, split: str) -> list[dict[str, Any]]:
     """Rows of `pairs_dir/split.jsonl`, checked; UserError "file:line: ..." on a bad row."""
     if split not in SPLITS:
@@ -717,9 +738,20 @@ def _row_problem(row: Any) -> str | None:
     for s in ("a", "b"):
         if not isinstance(meta[s], dict):
             return f"field meta.{s}: must be an object"
+        side = meta[s]
         for f in SIDE_FIELDS:
-            if f not in meta[s]:
+            if f not in side:
                 return f"missing field meta.{s}.{f}"
+        for f in ("accession", "day0", "digest"):
+            if not isinstance(side[f], str):
+                return f"field meta.{s}.{f}: must be a string"
+        if not (isinstance(side["items"], list) and all(isinstance(i, str) for i in side["items"])):
+            return f"field meta.{s}.items: must be a list of item codes (strings)"
+        ret = side["abnormal_ret"]
+        if ret is not None and (isinstance(ret, bool) or not isinstance(ret, int | float)):
+            return f"field meta.{s}.abnormal_ret: must be a number or null"
+    if not isinstance(meta["confidence"], str):
+        return "field meta.confidence: must be a string"
     if not row["output"].startswith(DECISION.format(w=meta["winner"])):
         return f"field output: must start with {DECISION.format(w=meta['winner'])!r}"
     return None
@@ -731,10 +763,7 @@ def pairs_stats(pairs_dir: str | Path) -> str:
     summary_path = pairs_dir / "summary.json"
     if not summary_path.is_file():
         raise UserError(f"{summary_path}: not found (not a complete pairs directory)")
-    try:
-        summary = json.loads(summary_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{summary_path}: invalid JSON: {exc.msg}") from None
+    summary = read_json(summary_path)
     from filingcontrast.model import load_tokenizer
 
     spec = summary.get("tokenizer", "smollm2-135m-instruct")

@@ -146,6 +146,10 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
         calibration = Calibration.from_dict(meta.get("calibration"), str(adapter_dir / META_FILE))
         try:
             model, tokenizer, formatter, meta = load_trained(adapter_dir, base=base)
+        except OSError as exc:  # missing or corrupt tokenizer / adapter weight files
+            raise UserError(
+                f"{adapter_dir}: cannot load adapter: {str(exc).strip()[:200]}"
+            ) from None
         except (RuntimeError, ValueError, KeyError) as exc:
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             # torch's load error opens with a generic line; the size mismatch says why.
@@ -199,9 +203,9 @@ def _digest_tokens(scorer: Scorer) -> int:
 
 def key_facts_of(doc: Any) -> list[str]:
     """The `Key facts:` of one filing, extracted and anonymized as `pairs` does it."""
-    from filingcontrast.pairs import _signals, default_signals
+    from filingcontrast.pairs import default_signals, filing_signals
 
-    return _signals(doc, default_signals, anonymize=True)[0]
+    return filing_signals(doc, default_signals, anonymize=True)[0]
 
 
 def _facts(scorer: Scorer, docs: Sequence[Any]) -> list[list[str]] | None:
@@ -303,12 +307,13 @@ def rank_digests(
     extra: Sequence[tuple[int, int, float]] = (),
     n_boot: int = 200,
     calibration: Calibration | None = None,
+    schedule: Sequence[tuple[int, int]] | None = None,
 ) -> tuple[BTResult, list[tuple[int, int, float]]]:
-    """Bradley-Terry fit of digests from model verdicts on a k-regular schedule (both orders),
-    plus any already-scored `extra` comparisons (i, j, P(i beats j))."""
+    """Bradley-Terry fit of digests from model verdicts on a k-regular schedule (or the given
+    `schedule`), both orders, plus any already-scored `extra` comparisons (i, j, P(i beats j))."""
     from filingcontrast.pairs import render_instruction
 
-    sched = comparison_schedule(len(digests), k, seed)
+    sched = comparison_schedule(len(digests), k, seed) if schedule is None else list(schedule)
     comps = list(extra)
     if sched:
         ab = [render_instruction(digests[i], digests[j]) for i, j in sched]

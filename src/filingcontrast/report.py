@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from filingcontrast.errors import UserError
-from filingcontrast.runtime import atomic_write_text, iter_jsonl
+from filingcontrast.runtime import atomic_write_text, iter_jsonl, read_json
 
 # Items the seed's epoch story names: beat/miss (2.02 results of operations), CEO departures
 # (5.02), convertible debt (2.03 direct financial obligations, 3.02 unregistered equity sales).
@@ -43,15 +42,6 @@ def read_jsonl(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [obj for _, obj in iter_jsonl(path, torn_tail_ok=True)]
-
-
-def read_json(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise UserError(f"{path}: not valid JSON: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +336,7 @@ def build_report(run_dir: Path) -> str:
     lines = read_jsonl(run_dir / "metrics.jsonl")
     train = [r for r in lines if r.get("type") == "train" and "loss" in r and "step" in r]
     evals = [r for r in lines if r.get("type") == "eval" and "epoch" in r]
-    m = read_json(run_dir / "metrics.json")
+    m = read_json(run_dir / "metrics.json", missing_ok=True)
     table = item_accuracy_by_epoch(evals)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>filingcontrast report: "

@@ -80,6 +80,25 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
+def read_json(path: str | Path, missing_ok: bool = False) -> dict | None:
+    """A JSON object from a file; None when missing and `missing_ok`. Missing, invalid or
+    non-object files are one-line `UserError`s naming the path."""
+    from filingcontrast.errors import UserError
+
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise UserError(f"{path}: not found") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return obj
+
+
 def iter_jsonl(path: str | Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a JSON-lines file.
 

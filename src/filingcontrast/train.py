@@ -17,18 +17,19 @@ import os
 import random
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from filingcontrast import metrics as M
 from filingcontrast.config import RunConfig, TrainConfig
 from filingcontrast.dataset import (
     IGNORE,
     Example,
     PromptFormatter,
-    accuracy_by_item,
     collate,
     encode_rows,
     length_grouped_batches,
@@ -37,7 +38,14 @@ from filingcontrast.dataset import (
     pair_probabilities,
 )
 from filingcontrast.errors import UserError
-from filingcontrast.runtime import RunDir, atomic_write_json, seed_everything, set_threads
+from filingcontrast.pairs import a_won, pair_items
+from filingcontrast.runtime import (
+    RunDir,
+    atomic_write_json,
+    read_json,
+    seed_everything,
+    set_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +80,12 @@ def read_pairs(pairs_dir: Path, split: str) -> list[dict]:
 def pairs_digest_meta(pairs_dir: Path) -> dict[str, Any]:
     """How the training digests were built (pairs summary.json), so that compare and rank
     build theirs the same way: `digest_tokens` and `key_facts`. Empty for hand-made pairs."""
-    path = pairs_dir / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError:
+    summary = read_json(pairs_dir / "summary.json", missing_ok=True)
+    if summary is None:
         return {}
-    except ValueError as exc:
-        raise UserError(f"{path}: not valid JSON: {exc}") from None
-    out: dict[str, Any] = {}
-    if isinstance(summary, dict) and isinstance(summary.get("digest_tokens"), int):
+    out: dict[str, Any] = {"key_facts": bool(summary.get("key_facts", False))}
+    if isinstance(summary.get("digest_tokens"), int):
         out["digest_tokens"] = summary["digest_tokens"]
-    if isinstance(summary, dict):
-        out["key_facts"] = bool(summary.get("key_facts", False))
     return out
 
 
@@ -322,14 +324,14 @@ def evaluate_valid(model: Any, formatter: PromptFormatter, rows: list[dict],
             total, weight = total + float(loss) * w, weight + w
         p_a, p_ab, p_ba = pair_probabilities(model, formatter, rows, size)
     model.train()
-    winners = [(r.get("meta") or {}).get("winner") for r in rows]
-    correct = [("A" if p > 0.5 else "B") == w for p, w in zip(p_a, winners)]
+    # The same credit and item grouping as `evaluate` (a pair counts under each of its items).
+    credit = M.correctness(p_a, a_won(rows))
     return {
         "valid_loss": total / weight if weight else float("nan"),
-        "valid_accuracy": float(np.mean(correct)) if correct else float("nan"),
+        "valid_accuracy": float(credit.mean()) if credit.size else float("nan"),
         "n_pairs": len(rows),
         "both_orders": True,
-        "by_item": accuracy_by_item(rows, correct),
+        "by_item": M.grouped_accuracy([pair_items(r) for r in rows], credit),
         "p_ab": p_ab.tolist(),
         "p_ba": p_ba.tolist(),
     }
@@ -543,7 +545,7 @@ def train_step(wrapped: Any, acc: Any, examples: list[Example], step: list[list[
             n: v.to(acc.device) for n, v in collate([examples[i] for i in mine], pad_id).items()
         }
         last = k == len(step) - 1
-        with acc.no_sync(wrapped) if (world > 1 and not last) else _null():
+        with acc.no_sync(wrapped) if (world > 1 and not last) else nullcontext():
             total = wrapped(**batch)
             # DDP averages gradients over processes: scale so the sum is the global mean.
             acc.backward(total * world / norm)
@@ -558,14 +560,6 @@ def train_step(wrapped: Any, acc: Any, examples: list[Example], step: list[list[
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss_sum) / norm, tokens, padded
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _eval_and_keep(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: RunConfig,
@@ -626,11 +620,8 @@ def resolve_adapter_dir(path: str | Path) -> Path:
 
 def adapter_meta(adapter_dir: Path) -> dict:
     """The adapter's `filingcontrast.json` (base model spec, template, system prompt)."""
-    try:
-        meta = json.loads((adapter_dir / META_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{adapter_dir / META_FILE}: unreadable: {exc}") from None
-    if not isinstance(meta, dict) or not meta.get("base"):
+    meta = read_json(adapter_dir / META_FILE)
+    if not meta.get("base"):
         raise UserError(f"{adapter_dir / META_FILE}: field base: missing")
     return meta
 

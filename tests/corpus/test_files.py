@@ -249,6 +249,38 @@ def test_csv_manifest(tmp_path) -> None:
         files.ingest_files(tmp_path / "s.duckdb", bad)
 
 
+def test_csv_manifest_row_with_extra_cells(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "id,ticker,accepted_at,form,text\n"
+        "0000000003-21-000001,XYZ,2021-03-01T21:05:00Z,8-K,FORM 8-K Item 8.01 News.\n"
+        "0000000003-21-000002,XYZ,2021-03-02T21:05:00Z,8-K,FORM 8-K Item 8.01 News.,oops,more\n"
+    )
+    with pytest.raises(UserError, match=r"m\.csv:3: 2 more cells than the header"):
+        files.ingest_files(tmp_path / "s.duckdb", path)
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        assert store.count("filings") == 1  # the good row before the bad one stays
+
+
+@pytest.mark.parametrize("text", [5, ["<p>a</p>"], {"p": "a"}])
+def test_manifest_exhibit_text_must_be_a_string(tmp_path, text) -> None:
+    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1, exhibits=[{"type": "EX-99.1", "text": text}])])
+    with pytest.raises(UserError, match=r"m\.jsonl:1: field exhibits\[0\]\.text: must be a string"):
+        files.ingest_files(tmp_path / "s.duckdb", manifest)
+
+
+def test_items_with_item_prefix_are_stored_as_codes(tmp_path) -> None:
+    assert files.parse_items(["Item 2.02", "item 9.01"], "w") == ["2.02", "9.01"]
+    assert files.parse_items("Item 2.02; ITEM 9.01", "w") == ["2.02", "9.01"]
+    assert files.parse_items("2.02,9.01", "w") == ["2.02", "9.01"]
+    with pytest.raises(UserError, match=r"w: field items: unknown item '2\.99'"):
+        files.parse_items(["Item 2.99"], "w")
+    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1, items=["Item 2.02", "Item 9.01"])])
+    files.ingest_files(tmp_path / "s.duckdb", manifest)
+    f = tables(tmp_path / "s.duckdb")["filings"]
+    assert list(f.loc[0, "items"]) == ["2.02", "9.01"]
+
+
 def test_bad_paths(tmp_path) -> None:
     with pytest.raises(UserError, match="not found"):
         files.ingest_files(tmp_path / "s.duckdb", tmp_path / "nope.jsonl")

@@ -6,6 +6,8 @@ import datetime as dt
 import functools
 from typing import Any
 
+from filingcontrast.errors import UserError
+
 CALENDAR = "XNYS"
 # exchange_calendars needs explicit bounds; these cover the oldest EDGAR 8-Ks and a year ahead.
 FIRST_DAY = "1993-01-04"
@@ -28,13 +30,11 @@ def is_session(day: dt.date) -> bool:
     return bool(xnys().is_session(str(day)))
 
 
-def next_session(day: dt.date, include: bool = True) -> dt.date:
-    """The first trading day on or after `day` (strictly after when include=False)."""
-    cal = xnys()
-    if include and cal.is_session(str(day)):
-        return day
-    return (
-        cal.date_to_session(str(day), direction="next").date()
-        if not cal.is_session(str(day))
-        else cal.next_session(str(day)).date()
-    )
+def parse_date_arg(value: str | dt.date | None, name: str) -> dt.date | None:
+    """A YYYY-MM-DD command-line date (None and dates pass through); UserError naming `name`."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise UserError(f"{name} {value!r}: not a date (YYYY-MM-DD)") from None

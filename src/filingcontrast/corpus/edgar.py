@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from filingcontrast.corpus.calendar import parse_date_arg
+from filingcontrast.corpus.html import html_to_text
 from filingcontrast.corpus.http import Client, HttpCache, HttpError, Transport, validate_identity
+from filingcontrast.corpus.parse import parse_8k
 from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
 
@@ -111,19 +114,11 @@ def parse_sgml(text: str) -> SgmlSubmission:
     return out
 
 
-def _html_to_text(html: str) -> str:
-    try:
-        from filingcontrast.corpus.parse import html_to_text
-    except ImportError:  # parse.py not built yet: the shared HTML walker does the same job
-        from filingcontrast.corpus.html import html_to_text
-    return html_to_text(html)
-
-
 def document_text(body: str) -> str:
     """Plain text of one document body (HTML flattened, SGML page marks removed)."""
     body = re.sub(r"^\s*<XBRL>|</XBRL>\s*$", "", body)
     if _HTML_HINT.search(body[:20000]):
-        text = _html_to_text(body)
+        text = html_to_text(body)
     else:
         text = re.sub(r"</?(PAGE|S|C|F\d|FN|TABLE|CAPTION)>", "", body, flags=re.I)
     lines = [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n")]
@@ -132,10 +127,6 @@ def document_text(body: str) -> str:
 
 def items_from_text(text: str, filename: str = "") -> list[str]:
     """Item codes found by the 8-K parser ([] when it cannot tell)."""
-    try:
-        from filingcontrast.corpus.parse import parse_8k
-    except ImportError:
-        return []
     try:
         return list(parse_8k(text, filename).items)
     except UserError:
@@ -280,15 +271,6 @@ def fetch_filing(
 # The command
 
 
-def _date(value: str | dt.date | None, name: str) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise UserError(f"{name} {value!r}: not a date (YYYY-MM-DD)") from None
-
-
 def default_cache_dir() -> Path:
     from filingcontrast.model import cache_root
 
@@ -316,8 +298,8 @@ def ingest_edgar(
     Filings that cannot be fetched are listed in the summary's `failed` (never silently dropped).
     """
     identity = validate_identity(identity)  # refuse before any request
-    since_d = _date(since, "--since")
-    until_d = _date(until, "--until")
+    since_d = parse_date_arg(since, "--since")
+    until_d = parse_date_arg(until, "--until")
     if until_d and since_d and until_d < since_d:
         raise UserError(f"--until {until_d}: before --since {since_d}")
     tickers = [t.strip().upper() for t in tickers if t.strip()]

@@ -360,13 +360,7 @@ def compute_events_in_store(
         with store.transaction() as con:
             placeholders = ", ".join("?" for _ in methods)
             con.execute(f"DELETE FROM events WHERE method IN ({placeholders})", list(methods))
-            if len(events):
-                con.register("_events", events)
-                try:
-                    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-                    con.execute(f"INSERT INTO events ({cols}) SELECT {cols} FROM _events")
-                finally:
-                    con.unregister("_events")
+            store.upsert_frame("events", events[EVENT_COLUMNS])  # joins this transaction
     skipped = events["skip_reason"].dropna().value_counts().to_dict() if len(events) else {}
     return {
         "filings": int(len(filings)),

@@ -99,14 +99,15 @@ def parse_items(value: Any, where: str) -> list[str] | None:
     if value is None or value == "" or value == []:
         return None
     if isinstance(value, str):
+        # "Item 2.02; Item 9.01": drop the word first, else the split makes "Item" a code.
+        value = re.sub(r"(?i)\bitem\b", " ", value)
         codes = [c.strip() for c in re.split(r"[;,\s]+", value) if c.strip()]
     elif isinstance(value, list):
         codes = [str(c).strip() for c in value]
     else:
         raise UserError(f"{where}: field items: expected a list of item codes, got {value!r}")
+    codes = [c[4:].strip() if c.lower().startswith("item") else c for c in codes]
     for code in codes:
-        if code.lower().startswith("item"):
-            code = code[4:].strip()
         if not _ITEM.fullmatch(code) or code not in ITEM_TITLES:
             raise UserError(
                 f"{where}: field items: unknown item {code!r} "
@@ -164,6 +165,9 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             raise UserError(f"{path}:1: header: {'; '.join(what)} (see docs/corpus.md)")
         reader.fieldnames = header
         for line_no, row in enumerate(reader, start=2):
+            if None in row:  # DictReader puts cells beyond the header under the key None
+                n = len(row[None])
+                raise UserError(f"{path}:{line_no}: {n} more cells than the header")
             rec: dict[str, Any] = {k: v for k, v in row.items() if k in allowed and v != ""}
             rets = {
                 k[len("abnormal_ret_") :]: v
@@ -217,6 +221,8 @@ def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows 
     for i, ex in enumerate(rec.get("exhibits") or []):
         if not isinstance(ex, dict) or not ex.get("type"):
             raise UserError(f'{where}: field exhibits[{i}]: expected {{"type", "text"|"path"}}')
+        if ex.get("text") is not None and not isinstance(ex["text"], str):
+            raise UserError(f"{where}: field exhibits[{i}].text: must be a string")
         ex_raw = ex.get("text") or _read_doc(
             base, str(ex.get("path") or ""), where, f"exhibits[{i}]"
         )

@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from filingcontrast.corpus.calendar import parse_date_arg
 from filingcontrast.corpus.store import INDEX_TICKER, Store
 from filingcontrast.errors import UserError
 
@@ -202,7 +203,7 @@ def ingest_prices(
             raise UserError("--tickers: give the tickers to download, e.g. --tickers AAPL,MSFT")
         if not since:
             raise UserError("--since: give the first date to download (YYYY-MM-DD)")
-        _date_arg(since, "--since")
+        parse_date_arg(since, "--since")
         symbol = index_symbol or os.environ.get(INDEX_ENV) or DEFAULT_INDEX_SYMBOL
         frame = fetch_yfinance([*tickers, symbol], since, until, download=download)
         frame = with_index(frame, symbol)
@@ -224,10 +225,3 @@ def ingest_prices(
 
         summary["events"] = compute_events_in_store(store_path)
     return summary
-
-
-def _date_arg(value: str, name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise UserError(f"{name} {value!r}: not a date (YYYY-MM-DD)") from None

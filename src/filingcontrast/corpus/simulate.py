@@ -536,17 +536,6 @@ def acceptance_time(day0: dt.date, prev_session: dt.date, rng: np.random.Generat
     return local.replace(tzinfo=ET).astimezone(dt.UTC)
 
 
-def day0_of(accepted_at: dt.datetime) -> dt.date:
-    """The day-0 rule (mirrors events.day0; used when the events module is unavailable)."""
-    local = accepted_at.astimezone(ET)
-    d = local.date()
-    if not calendar.is_session(d):
-        return calendar.next_session(d)
-    if local.time() > dt.time(16, 0):
-        return calendar.next_session(d, include=False)
-    return d
-
-
 # ---------------------------------------------------------------------------------------------
 # Prices.
 
@@ -811,25 +800,21 @@ _QUAD_POINTS = 2000
 
 
 def _t_quantiles(df: np.ndarray) -> np.ndarray:
-    """Equal-probability midpoints of a standard t for each df: [n, K]."""
+    """Equal-probability midpoints of a standard t for each df: [n, K]. The ppf runs once per
+    distinct df (a market has one or a few), not once per pair."""
     from scipy import stats
 
     u = (np.arange(_QUAD_POINTS) + 0.5) / _QUAD_POINTS  # [K]
-    return stats.t.ppf(u[None, :], df[:, None])
+    distinct, index = np.unique(df, return_inverse=True)
+    return stats.t.ppf(u[None, :], distinct[:, None])[index]
 
 
 def _p_exceeds(
-    x: np.ndarray,
-    mu: np.ndarray,
-    sa: np.ndarray,
-    da: np.ndarray,
-    sb: np.ndarray,
-    db: np.ndarray,
+    x: np.ndarray, mu: np.ndarray, sa: np.ndarray, da: np.ndarray, nb: np.ndarray
 ) -> np.ndarray:
-    """P(mu + sa*Ta - sb*Tb >= x) per pair, by quadrature over Tb's quantiles."""
+    """P(mu + sa*Ta - Nb >= x) per pair, by quadrature over Nb's quantiles `nb` [n, K]."""
     from scipy import stats
 
-    nb = sb[:, None] * _t_quantiles(db)  # [n, K]
     z = (x[:, None] - mu[:, None] + nb) / sa[:, None]
     return stats.t.sf(z, da[:, None]).mean(axis=1)
 
@@ -868,16 +853,15 @@ def pair_win_probabilities(
     if arrs is None or not pairs_meta:
         return None
     ea, sa, da, eb, sb, db = arrs
-    default = PairsConfig().min_gap if min_gap is None else min_gap
-    g = np.array(
-        [
-            float(p.get("min_gap", default)) if min_gap is None else float(min_gap)
-            for p in pairs_meta
-        ]
-    )
+    if min_gap is None:
+        default = PairsConfig().min_gap
+        g = np.array([float(p.get("min_gap", default)) for p in pairs_meta])
+    else:
+        g = np.full(len(pairs_meta), float(min_gap))
     mu = np.abs(ea - eb)
-    hit = _p_exceeds(g, mu, sa, da, sb, db)
-    miss = _p_exceeds(g, -mu, sa, da, sb, db)
+    nb = sb[:, None] * _t_quantiles(db)  # [n, K]: B's noise quantiles, shared by both tails
+    hit = _p_exceeds(g, mu, sa, da, nb)
+    miss = _p_exceeds(g, -mu, sa, da, nb)
     p = hit / np.maximum(hit + miss, 1e-300)
     return np.where(mu == 0, 0.5, p)
 
