@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,6 +91,21 @@ def test_hub_id_offline_fails_in_one_line(monkeypatch):
         load_base("someorg/somemodel", device="cpu")
     assert "\n" not in str(info.value)
     assert time.time() - start < 5
+
+
+def test_hub_id_offline_uses_the_local_hf_cache(monkeypatch, tmp_path):
+    """A hub id downloaded earlier resolves to its cached snapshot when offline."""
+    from filingcontrast.model import _resolve_checkpoint
+
+    repo = tmp_path / "models--someorg--cached"
+    snap = repo / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    assert Path(_resolve_checkpoint("someorg/cached")) == snap
 
 
 def test_missing_local_dir_and_unknown_spec(tmp_path):

@@ -36,10 +36,16 @@ def signal_rule(test_rows: Sequence[dict]) -> np.ndarray:
     """1 if signal_score(A) > signal_score(B), 0 if lower, 0.5 on ties (incl. no signals)."""
     from filingcontrast.signals import extract_signals, signal_score
 
+    scores: dict[str, float] = {}  # a filing appears in several pairs: read each digest once
+
+    def score(digest: str) -> float:
+        if digest not in scores:
+            scores[digest] = signal_score(extract_signals(digest))
+        return scores[digest]
+
     out = np.empty(len(test_rows))
     for n, row in enumerate(test_rows):
-        sa = signal_score(extract_signals(_digest(row, "a")))
-        sb = signal_score(extract_signals(_digest(row, "b")))
+        sa, sb = score(_digest(row, "a")), score(_digest(row, "b"))
         out[n] = 0.5 if sa == sb else float(sa > sb)
     return out
 

@@ -9,7 +9,8 @@
   so a killed first load can never leave a cache that looks complete.
 - `tiny-llama`: a random-init Llama (2 layers, width 64) with the real SmolLM2 tokenizer,
   deterministic from `seed`, for tests.
-- a local directory with an HF checkpoint, or a hub id (fails in one line when offline).
+- a local directory with an HF checkpoint, or a hub id (offline: its snapshot in the local
+  Hugging Face cache if it was downloaded before, else a one-line error).
 
 Cache directory: `cache_dir=` argument > `$FILINGCONTRAST_CACHE` > `$XDG_CACHE_HOME/filingcontrast`
 > `~/.cache/filingcontrast`.
@@ -171,6 +172,16 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
+def _hub_cache_snapshot(spec: str) -> str | None:
+    """The local Hugging Face cache's snapshot of hub id `spec`, or None if never downloaded."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(spec, local_files_only=True)
+    except Exception:  # noqa: BLE001  (huggingface_hub raises several "not cached" types)
+        return None
+
+
 def _resolve_checkpoint(spec: str) -> str:
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -185,6 +196,9 @@ def _resolve_checkpoint(spec: str) -> str:
             "a local checkpoint directory or a hub id like org/name"
         )
     if not _hub_reachable():
+        cached = _hub_cache_snapshot(spec)
+        if cached is not None:  # downloaded before: offline use is what the cache is for
+            return cached
         raise UserError(
             f"base={spec!r}: the Hugging Face Hub is unreachable (offline?); download the model "
             "elsewhere and pass its local directory, or use the embedded default"

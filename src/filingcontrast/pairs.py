@@ -92,6 +92,12 @@ class Event:
     items: list[str]
     truth: dict[str, float] | None
 
+    @property
+    def company(self) -> str:
+        """Who filed it, for same-company rules and holdouts (a filing with neither ticker nor
+        CIK is its own company, never everyone else's)."""
+        return self.ticker or self.cik or self.accession
+
 
 @dataclass
 class Pair:
@@ -215,7 +221,7 @@ def plan_splits(events: list[Event], pc: PairsConfig, seed: int) -> SplitPlan:
     t_pos = min(n - 1, round(n * (1 - pc.test_frac)))
     v_start, t_start = ev[v_pos].idx, ev[t_pos].idx
     gap = pc.embargo_days + _window_end(pc.window)
-    companies = sorted({e.ticker or e.cik or e.accession for e in ev})
+    companies = sorted({e.company for e in ev})
     rng = np.random.default_rng([seed, 1])
     n_hold = round(len(companies) * pc.holdout_companies)
     holdout = sorted(rng.choice(companies, size=n_hold, replace=False).tolist()) if n_hold else []
@@ -232,7 +238,7 @@ def plan_splits(events: list[Event], pc: PairsConfig, seed: int) -> SplitPlan:
         else:
             dropped["embargo"] += 1
             continue
-        if split == "train" and (e.ticker or e.cik or e.accession) in held:
+        if split == "train" and e.company in held:
             dropped["holdout_company"] += 1
             continue
         out[split].append(e)
@@ -265,7 +271,7 @@ def pair_split(
         for b in ev[i + 1 :]:
             if b.idx - a.idx > pc.max_days_apart:
                 break
-            if (a.ticker or a.cik) == (b.ticker or b.cik):
+            if a.company == b.company:
                 dropped["same_company"] += 1
             elif pc.same_item and not _shared_item(a, b):
                 dropped["different_item"] += 1

@@ -44,7 +44,6 @@ FEMALE_FIRST = frozenset(
     ["Mary", "Linda", "Susan", "Karen", "Laura", "Emily", "Sarah", "Michelle", "Anna", "Julia"]
 )
 ROLE_TITLES = {"CEO": "Chief Executive Officer", "CFO": "Chief Financial Officer"}
-OTHER_ROLES = ["Chief Operating Officer", "General Counsel", "Chief Technology Officer"]
 
 
 @dataclass
@@ -113,11 +112,9 @@ def _range_money(m: float, pk: Picker) -> str:
     return pk.one([f"${m:,.0f} million", f"${m:,.1f} million"])
 
 
-def fmt_eps(x: float, pk: Picker, word_loss: bool = True) -> str:
-    """EPS amount; losses as "a loss of $0.12" or "$(0.12)"."""
-    if x >= 0:
-        return f"${x:.2f}"
-    return f"a loss of ${-x:.2f}" if word_loss else f"$({-x:.2f})"
+def fmt_eps(x: float) -> str:
+    """EPS amount in prose; a loss as "a loss of $0.12" (tables use `fmt_table_eps`)."""
+    return f"${x:.2f}" if x >= 0 else f"a loss of ${-x:.2f}"
 
 
 def fmt_table_eps(x: float) -> str:
@@ -225,8 +222,8 @@ def _eps_sentence(ev: dict[str, Any], co: Company, pk: Picker, realistic: bool) 
     a, c = ev["eps"], ev["eps_ref"]
     label = pk.one(["adjusted", "non-GAAP"]) if ev["adjusted"] else "GAAP diluted"
     per = pk.one(["per diluted share", "per share"])
-    amt = fmt_eps(a, pk)
-    ref = fmt_eps(c, pk)
+    amt = fmt_eps(a)
+    ref = fmt_eps(c)
     if ev["ref_kind"] == "outlook":
         refp = pk.one(
             [

@@ -244,9 +244,6 @@ def make_companies(n: int, rng: np.random.Generator) -> list[Company]:
         mcap = rev * float(rng.uniform(1.0, 5.0))
         city, state, zipc = CITIES[int(rng.integers(len(CITIES)))]
 
-        def person() -> str:
-            return f"{FIRST[int(rng.integers(len(FIRST)))]} {LAST[int(rng.integers(len(LAST)))]}"
-
         out.append(
             Company(
                 cik=str(1_900_000 + i * 7 + int(rng.integers(7))),
@@ -266,7 +263,7 @@ def make_companies(n: int, rng: np.random.Generator) -> list[Company]:
                 else "New York Stock Exchange",
                 revenue_m=round(rev, 1),
                 market_cap_m=round(mcap, 1),
-                officers={"CEO": person(), "CFO": person(), "COO": person()},
+                officers={"CEO": _person(rng), "CFO": _person(rng), "COO": _person(rng)},
             )
         )
     return out
