@@ -171,8 +171,8 @@ class TrainConfig:
     """Modules that get LoRA adapters; `all-linear` = every linear projection except the head."""
     lora_layers: int = 0
     """Adapt only the top N decoder layers (0 = all). The backward pass then stops at the lowest
-    adapted layer, which skips most of the backward pass. Measured by bench/train_options.py: the top 10 of 30 layers ran 1.74x the tokens/s
-    of all layers (both without dropout)."""
+    adapted layer. Measured by bench/train_options.py: the top 10 of 30 layers ran 1.74x the
+    tokens/s of all layers (both without dropout)."""
     grad_checkpointing: Literal["auto", "on", "off"] = "auto"
     """Gradient checkpointing; `auto` turns it on when a micro-batch has more tokens than the threshold."""
     checkpointing_threshold: int = 4096
@@ -192,7 +192,7 @@ class TrainConfig:
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     """Compute dtype; `auto` = fp32 on CPU (bf16 is ~100x slower there), bf16 on CUDA."""
     threads: int = 0
-    """Torch intra-op threads on CPU (0 = number of physical cores)."""
+    """Torch intra-op threads on CPU (0 = the CPUs this process may use, shared by processes)."""
     merge: bool = False
     """Also export the merged model (`merge_and_unload`) as safetensors."""
 

@@ -29,12 +29,14 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
-def set_threads(threads: int = 0) -> int:
-    """Torch intra-op threads: physical cores by default (hyper-threads slow fp32 matmuls)."""
+def set_threads(threads: int = 0, processes: int = 1) -> int:
+    """Torch intra-op threads; 0 = the CPUs this process may run on (its affinity, which
+    respects container limits, unlike os.cpu_count), shared evenly by `processes`."""
     import torch
 
     if threads <= 0:
-        threads = max(1, (os.cpu_count() or 2))
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        threads = max(1, (usable or os.cpu_count() or 2) // max(1, processes))
     torch.set_num_threads(threads)
     return threads
 

@@ -366,9 +366,7 @@ def train(
     device = resolve_device(tc.device)
     acc = Accelerator(cpu=device == "cpu")
     world, main = acc.num_processes, acc.is_main_process
-    threads = set_threads(
-        tc.threads if world == 1 or tc.threads else max(1, (os.cpu_count() or 2) // world)
-    )
+    threads = set_threads(tc.threads, processes=world)
     seed_everything(cfg.seed)
     run_dir = cfg.run_dir
     if main:
