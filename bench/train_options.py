@@ -2,8 +2,10 @@
 
 Same rows, same step (`train_throughput.run_ours`: train.train_step with micro-batches of one
 row, gradient accumulation over --batch rows, step 0 untimed), on the embedded model; each
-variant is a list of dotted TrainConfig overrides. Default variants: all layers with dropout 0.05 (the trainer's default) and 0, and LoRA on the top
-15 / 10 decoder layers only (`train.lora_layers`), where the backward pass stops early.
+variant is a list of dotted TrainConfig overrides. Default variants: all layers with dropout
+0.05 (the trainer's default) and 0, each also with peft's own LoRA forward instead of ours
+(`train.fused_lora=false`, filingcontrast.lora), and LoRA on the top 15 / 10 decoder layers only
+(`train.lora_layers`), where the backward pass stops early.
 
 Usage: python bench/train_options.py [--tokens 400] [--batch 4] [--steps 3]
 Prints a table, then one final JSON line {"bench": "train_options", ...}.
@@ -18,7 +20,9 @@ from train_throughput import run_ours
 
 VARIANTS = {
     "all layers, dropout 0.05": ["train.lora_dropout=0.05"],
+    "dropout 0.05, peft's forward": ["train.lora_dropout=0.05", "train.fused_lora=false"],
     "all layers, dropout 0": ["train.lora_dropout=0"],
+    "dropout 0, peft's forward": ["train.lora_dropout=0", "train.fused_lora=false"],
     "top 15 layers, dropout 0": ["train.lora_dropout=0", "train.lora_layers=15"],
     "top 10 layers, dropout 0": ["train.lora_dropout=0", "train.lora_layers=10"],
 }

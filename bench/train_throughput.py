@@ -5,7 +5,8 @@
 Each (trainer, setting) runs in its own subprocess, which reports tokens/s over the timed steps
 (after one warm-up step) and its own peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`).
 Settings: ~400-token rows at batch 4 without gradient checkpointing, and 2048-token rows at
-batch 1 with checkpointing. Both trainers: LoRA r16/alpha 32/dropout 0.05 on all linear
+batch 1 with checkpointing. Ours runs twice per setting: defaults, and with `train.lean_memory`
+(glibc maps large blocks per allocation: less memory, more page faults). Both trainers: LoRA r16/alpha 32/dropout 0.05 on all linear
 projections, AdamW lr 2e-4, fp32 on CPU. Prints a table, then one JSON line (DESIGN.md).
 TRL is a bench-only extra: `pip install -e .[bench]`.
 """
@@ -24,6 +25,10 @@ SETTINGS = [
     {"name": "400x4", "tokens": 400, "batch": 4, "checkpointing": False},
     {"name": "2048x1", "tokens": 2048, "batch": 1, "checkpointing": True},
 ]
+
+
+TRAINERS = {"ours": (), "ours_lean": ("train.lean_memory=true",)}
+"""Our trainer's variants: defaults, and with `train.lean_memory` (runtime.lean_allocator)."""
 
 
 def make_rows(tokenizer, target_tokens: int, n: int, seed: int = 0) -> list[dict]:
@@ -69,12 +74,14 @@ def run_ours(base: str, setting: dict, steps: int, overrides: tuple[str, ...] = 
 
     from filingcontrast.config import load_config
     from filingcontrast.dataset import PromptFormatter, encode_rows
-    from filingcontrast.runtime import set_threads
+    from filingcontrast.runtime import lean_allocator, set_threads
     from filingcontrast.train import _module, build_model, enable_checkpointing, train_step
 
     set_threads(0)
     cfg = load_config(None, [f'base="{base}"', "train.batch_size=1",
                              f"train.grad_accum={setting['batch']}", *overrides])  # fmt: skip
+    if cfg.train.lean_memory:
+        lean_allocator()
     model, tok = build_model(cfg, "cpu")
     if setting["checkpointing"]:
         enable_checkpointing(model)
@@ -162,35 +169,31 @@ def main() -> None:
     if args.worker:
         who, name = args.worker.split(":")
         setting = next(s for s in SETTINGS if s["name"] == name)
-        fn = run_ours if who == "ours" else run_trl
-        print("RESULT " + json.dumps(fn(args.base, setting, args.steps)), flush=True)
+        if who == "trl":
+            res = run_trl(args.base, setting, args.steps)
+        else:
+            res = run_ours(args.base, setting, args.steps, TRAINERS[who])
+        print("RESULT " + json.dumps(res), flush=True)
         return
     rows = []
     for setting in [s for s in SETTINGS if s["name"] in args.settings.split(",")]:
-        row = {"setting": setting["name"], "checkpointing": setting["checkpointing"]}
-        for who in ("ours", "trl"):
-            out = subprocess.run(
-                [sys.executable, str(Path(__file__).resolve()), "--worker", f"{who}:{setting['name']}",
-                 "--steps", str(args.steps), "--base", args.base],
-                capture_output=True, text=True,
-            )  # fmt: skip
-            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
-            if out.returncode or not line:
-                sys.exit(f"{who} {setting['name']} failed:\n{out.stderr[-3000:]}")
-            res = json.loads(line[-1][7:])
-            row |= {
-                f"{who}_tokens_per_s": res["tokens_per_s"],
-                f"{who}_peak_rss_gb": res["peak_rss_gb"],
-            }
-        row["speedup"] = row["ours_tokens_per_s"] / row["trl_tokens_per_s"]
-        row["rss_ratio"] = row["ours_peak_rss_gb"] / row["trl_peak_rss_gb"]
-        rows.append(row)
-    print(f"{'setting':<8} {'ckpt':<5} {'ours tok/s':>10} {'TRL tok/s':>10} {'speedup':>8} "
-          f"{'ours GB':>8} {'TRL GB':>8} {'RSS ratio':>9}")  # fmt: skip
+        results = {who: _worker(who, setting, args) for who in (*TRAINERS, "trl")}
+        trl = results.pop("trl")
+        for who, res in results.items():
+            rows.append({
+                "setting": setting["name"], "checkpointing": setting["checkpointing"],
+                "trainer": who, "ours_tokens_per_s": res["tokens_per_s"],
+                "trl_tokens_per_s": trl["tokens_per_s"],
+                "speedup": res["tokens_per_s"] / trl["tokens_per_s"],
+                "ours_peak_rss_gb": res["peak_rss_gb"], "trl_peak_rss_gb": trl["peak_rss_gb"],
+                "rss_ratio": res["peak_rss_gb"] / trl["peak_rss_gb"],
+            })  # fmt: skip
+    print(f"{'setting':<8} {'ckpt':<5} {'trainer':<10} {'tok/s':>7} {'TRL tok/s':>10} "
+          f"{'speedup':>8} {'GB':>6} {'TRL GB':>7} {'RSS ratio':>9}")  # fmt: skip
     for r in rows:
-        print(f"{r['setting']:<8} {str(r['checkpointing']):<5} {r['ours_tokens_per_s']:>10.1f} "
-              f"{r['trl_tokens_per_s']:>10.1f} {r['speedup']:>7.2f}x {r['ours_peak_rss_gb']:>8.2f} "
-              f"{r['trl_peak_rss_gb']:>8.2f} {r['rss_ratio']:>9.2f}")  # fmt: skip
+        print(f"{r['setting']:<8} {str(r['checkpointing']):<5} {r['trainer']:<10} "
+              f"{r['ours_tokens_per_s']:>7.1f} {r['trl_tokens_per_s']:>10.1f} {r['speedup']:>7.2f}x "
+              f"{r['ours_peak_rss_gb']:>6.2f} {r['trl_peak_rss_gb']:>7.2f} {r['rss_ratio']:>9.2f}")  # fmt: skip
     first = rows[0]
     print(json.dumps({
         "bench": "train_throughput", "rows": rows,
@@ -198,6 +201,19 @@ def main() -> None:
         "speedup_vs_trl": first["speedup"], "ours_peak_rss_gb": first["ours_peak_rss_gb"],
         "trl_peak_rss_gb": first["trl_peak_rss_gb"], "peak_rss_ratio_vs_trl": first["rss_ratio"],
     }))  # fmt: skip
+
+
+def _worker(who: str, setting: dict, args: argparse.Namespace) -> dict:
+    """Run one (trainer, setting) in a fresh subprocess: its own peak RSS and allocator."""
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", f"{who}:{setting['name']}",
+         "--steps", str(args.steps), "--base", args.base],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+    if out.returncode or not line:
+        sys.exit(f"{who} {setting['name']} failed:\n{out.stderr[-3000:]}")
+    return json.loads(line[-1][7:])
 
 
 if __name__ == "__main__":

@@ -169,6 +169,10 @@ class TrainConfig:
     """Dropout on the LoRA input."""
     lora_targets: list[str] = field(default_factory=lambda: ["all-linear"])
     """Modules that get LoRA adapters; `all-linear` = every linear projection except the head."""
+    fused_lora: bool = True
+    """CPU fast path for LoRA layers (filingcontrast.lora): dropout masks from 16-bit uniforms
+    (p rounded to 1/65536) and the scaling and residual add folded into one addmm. Same
+    parameters and adapter files as peft's layer; false = peft's own forward."""
     lora_layers: int = 0
     """Adapt only the top N decoder layers (0 = all). The backward pass then stops at the lowest
     adapted layer. Measured by bench/train_options.py: the top 10 of 30 layers ran 1.74x the
@@ -193,6 +197,10 @@ class TrainConfig:
     """Compute dtype; `auto` = fp32 on CPU (bf16 is ~100x slower there), bf16 on CUDA."""
     threads: int = 0
     """Torch intra-op threads on CPU (0 = the CPUs this process may use, shared by processes)."""
+    lean_memory: bool = False
+    """Trade speed for peak memory on CPU (glibc only): blocks of 4 MiB and more are mapped per
+    allocation and returned to the OS when freed, instead of being kept in a heap that
+    fragments (`runtime.lean_allocator`). Pays with long rows: bench/train_throughput.py."""
     merge: bool = False
     """Also export the merged model (`merge_and_unload`) as safetensors."""
 

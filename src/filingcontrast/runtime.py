@@ -69,6 +69,30 @@ class RunDir:
             fh.write(json.dumps(record) + "\n")
 
 
+LEAN_MMAP_THRESHOLD = 4 << 20
+"""Bytes from which `lean_allocator` maps each block separately (a 2048 x 576 fp32 activation is 4.7 MB)."""
+
+
+def lean_allocator(threshold: int = LEAN_MMAP_THRESHOLD) -> bool:
+    """Make glibc malloc map blocks of `threshold` bytes and more with mmap and unmap them when
+    freed (mallopt M_MMAP_THRESHOLD, which also stops glibc raising the threshold by itself).
+    By default glibc moves such blocks into its heap after the first free, where a training
+    step's mix of sizes fragments it: measured at 2048-token rows with checkpointing, peak RSS
+    3.7 GB instead of 1.4-1.5 GB, at the price of page faults on every large allocation (a step
+    ~30 % slower). Process-wide; False where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold = -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, int(threshold)))
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via a temp file and rename, so a reader never sees a half-written file."""
     path = Path(path)

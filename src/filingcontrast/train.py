@@ -42,6 +42,7 @@ from filingcontrast.pairs import a_won, pair_items
 from filingcontrast.runtime import (
     RunDir,
     atomic_write_json,
+    lean_allocator,
     read_json,
     seed_everything,
     set_threads,
@@ -157,6 +158,10 @@ def build_model(cfg: RunConfig, device: str) -> tuple[Any, Any]:
         layers_to_transform=top,
         task_type="CAUSAL_LM",
     )
+    if tc.fused_lora:
+        from filingcontrast.lora import register_fast_lora
+
+        register_fast_lora(lora)
     try:
         model = get_peft_model(base, lora)
     except ValueError as exc:
@@ -367,6 +372,8 @@ def train(
     acc = Accelerator(cpu=device == "cpu")
     world, main = acc.num_processes, acc.is_main_process
     threads = set_threads(tc.threads, processes=world)
+    if tc.lean_memory and device == "cpu" and not lean_allocator():
+        log.warning("train.lean_memory: not a glibc system, the allocator is unchanged")
     seed_everything(cfg.seed)
     run_dir = cfg.run_dir
     if main:
