@@ -175,7 +175,7 @@ class TrainConfig:
     parameters and adapter files as peft's layer; false = peft's own forward."""
     lora_layers: int = 0
     """Adapt only the top N decoder layers (0 = all). The backward pass then stops at the lowest
-    adapted layer. Measured by bench/train_options.py: the top 10 of 30 layers ran 1.74x the
+    adapted layer. Measured by bench/train_options.py: the top 10 of 30 layers ran 1.4-1.6x the
     tokens/s of all layers (both without dropout)."""
     grad_checkpointing: Literal["auto", "on", "off"] = "auto"
     """Gradient checkpointing; `auto` turns it on when a micro-batch has more tokens than the threshold."""
