@@ -225,3 +225,17 @@ def test_lora_layers_adapts_only_the_top_layers_and_truncates_backward(tmp_path)
     assert seen == []  # nothing below the lowest adapted layer is differentiated
     with pytest.raises(UserError, match="train.lora_layers=3: .* only 2 decoder layers"):
         build_model(_cfg(tmp_path, "top", "train.lora_layers=3"), "cpu")
+
+
+def test_fused_lora_setting_picks_the_layer_class(tmp_path):
+    """train.fused_lora (default true) builds filingcontrast.lora's layer; false, peft's own."""
+    from peft.tuners.lora.layer import Linear as PeftLoraLinear
+
+    from filingcontrast.lora import FusedLoraLinear
+    from filingcontrast.train import build_model
+
+    fused, _ = build_model(_cfg(tmp_path, "fused"), "cpu")
+    plain, _ = build_model(_cfg(tmp_path, "plain", "train.fused_lora=false"), "cpu")
+    assert sum(isinstance(m, FusedLoraLinear) for m in fused.modules()) == 14
+    lora_plain = [m for m in plain.modules() if isinstance(m, PeftLoraLinear)]
+    assert len(lora_plain) == 14 and not any(isinstance(m, FusedLoraLinear) for m in lora_plain)
