@@ -158,7 +158,7 @@ def build_model(cfg: RunConfig, device: str) -> tuple[Any, Any]:
         layers_to_transform=top,
         task_type="CAUSAL_LM",
     )
-    if tc.fused_lora:
+    if tc.fused_lora and device == "cpu":  # elsewhere peft's dispatch (quantized layers etc.)
         from filingcontrast.lora import register_fast_lora
 
         register_fast_lora(lora)
