@@ -29,9 +29,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from filingcontrast.corpus.calendar import parse_date_arg
-from filingcontrast.corpus.html import html_to_text
 from filingcontrast.corpus.http import Client, HttpCache, HttpError, Transport, validate_identity
-from filingcontrast.corpus.parse import parse_8k
+from filingcontrast.corpus.parse import SgmlDocument, document_text, parse_8k, sgml_documents
 from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
 
@@ -44,19 +43,10 @@ INDEX_MAX_AGE = 24 * 3600.0  # submissions/tickers JSON are refreshed daily; arc
 EASTERN = ZoneInfo("America/New_York")
 # Documents kept from a submission: the 8-K itself and text exhibits (not XBRL, not graphics).
 _TEXT_EXTENSIONS = (".htm", ".html", ".txt", "")
-_HTML_HINT = re.compile(r"<\s*(html|body|p|div|table|font|br|span)\b", re.I)
 
 
 # --------------------------------------------------------------------------------------------
 # SGML (full submission .txt and the header of old .txt filings)
-
-
-@dataclass
-class SgmlDocument:
-    type: str
-    filename: str
-    description: str
-    body: str
 
 
 @dataclass
@@ -95,34 +85,8 @@ def parse_sgml(text: str) -> SgmlSubmission:
     filed = _header_value(header, "FILED AS OF DATE")
     if filed and re.fullmatch(r"\d{8}", filed):
         out.filed = dt.datetime.strptime(filed, "%Y%m%d").date()
-    for block in re.finditer(r"<DOCUMENT>(.*?)(?:</DOCUMENT>|\Z)", text, re.S | re.I):
-        body = block.group(1)
-
-        def tag(name: str, body: str = body) -> str:
-            t = re.search(rf"<{name}>[ \t]*([^\r\n<]*)", body, re.I)
-            return t.group(1).strip() if t else ""
-
-        t = re.search(r"<TEXT>(.*?)(?:</TEXT>|\Z)", body, re.S | re.I)
-        out.documents.append(
-            SgmlDocument(
-                type=tag("TYPE").upper(),
-                filename=tag("FILENAME"),
-                description=tag("DESCRIPTION"),
-                body=t.group(1) if t else "",
-            )
-        )
+    out.documents = sgml_documents(text)
     return out
-
-
-def document_text(body: str) -> str:
-    """Plain text of one document body (HTML flattened, SGML page marks removed)."""
-    body = re.sub(r"^\s*<XBRL>|</XBRL>\s*$", "", body)
-    if _HTML_HINT.search(body[:20000]):
-        text = html_to_text(body)
-    else:
-        text = re.sub(r"</?(PAGE|S|C|F\d|FN|TABLE|CAPTION)>", "", body, flags=re.I)
-    lines = [ln.rstrip() for ln in text.replace("\r\n", "\n").split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def items_from_text(text: str, filename: str = "") -> list[str]:

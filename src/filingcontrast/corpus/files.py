@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filingcontrast.corpus.edgar import EASTERN, FORMS, document_text, parse_sgml
+from filingcontrast.corpus.edgar import EASTERN, FORMS, parse_sgml
+from filingcontrast.corpus.parse import document_text
 from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
 from filingcontrast.runtime import iter_jsonl

@@ -33,10 +33,13 @@ __all__ = [
     "OLD_ITEMS",
     "Exhibit",
     "Parsed8K",
+    "SgmlDocument",
     "Span",
+    "document_text",
     "html_to_text",
     "parse_8k",
     "parse_8k_file",
+    "sgml_documents",
 ]
 
 # Official item titles. Modern items: Form 8-K as amended in 2004 (1.04 in 2010, 1.05 in 2023;
@@ -209,12 +212,13 @@ def _cut_spans(text: str, start: int, end: int, spans: list[Span]) -> str:
 
 
 @dataclass
-class _Doc:
+class SgmlDocument:
     """One <DOCUMENT> of an SGML submission (or the whole input when there is no SGML)."""
 
     type: str
     description: str
     body: str
+    filename: str = ""
 
 
 def _decode(raw: bytes) -> str:
@@ -228,29 +232,37 @@ def _decode(raw: bytes) -> str:
 
 _DOC_RE = re.compile(r"<DOCUMENT>(.*?)(?:</DOCUMENT>|\Z)", re.S | re.I)
 _TAG_LINE_RE = {
-    name: re.compile(rf"<{name}>[ \t]*([^\n<]*)", re.I) for name in ("TYPE", "DESCRIPTION")
+    name: re.compile(rf"<{name}>[ \t]*([^\n<]*)", re.I)
+    for name in ("TYPE", "DESCRIPTION", "FILENAME")
 }
 _TEXT_RE = re.compile(r"<TEXT>(.*?)(?:</TEXT>|\Z)", re.S | re.I)
 
 
-def _sgml_docs(raw: str) -> list[_Doc]:
-    docs: list[_Doc] = []
+def sgml_documents(raw: str) -> list[SgmlDocument]:
+    """The <DOCUMENT>s of an EDGAR SGML submission in order: type (upper case), description,
+    filename and the <TEXT> body (the whole block when it has no <TEXT>)."""
+    docs: list[SgmlDocument] = []
     for m in _DOC_RE.finditer(raw):
         block = m.group(1)
         head = block[:2000]
-        typ = _TAG_LINE_RE["TYPE"].search(head)
-        desc = _TAG_LINE_RE["DESCRIPTION"].search(head)
+
+        def tag(name: str, head: str = head) -> str:
+            found = _TAG_LINE_RE[name].search(head)
+            return found.group(1).strip() if found else ""
+
         text = _TEXT_RE.search(block)
         docs.append(
-            _Doc(
-                type=(typ.group(1).strip().upper() if typ else ""),
-                description=(desc.group(1).strip() if desc else ""),
+            SgmlDocument(
+                type=tag("TYPE").upper(),
+                description=tag("DESCRIPTION"),
                 body=(text.group(1) if text else block),
+                filename=tag("FILENAME"),
             )
         )
     return docs
 
 
+_XBRL_WRAPPER_RE = re.compile(r"^\s*<XBRL>|</XBRL>\s*$")  # inline-XBRL documents are wrapped
 _HTML_RE = re.compile(r"<(html|body|div|p|font|br|span|td)\b[^>]*>", re.I)
 # SGML markup of old plain-text submissions: <PAGE>, <TABLE>, <S>, <C>, <CAPTION>, <FN> ...
 _SGML_TAG_RE = re.compile(r"</?(page|table|caption|s|c|fn|f\d+)>", re.I)
@@ -262,8 +274,10 @@ _PAGE_LINE_RE = re.compile(
 )
 
 
-def _to_text(body: str) -> str:
-    """Readable text of one document body, HTML or plain, without page numbers."""
+def document_text(body: str) -> str:
+    """Readable text of one document body, HTML or plain, without page numbers: what the parser
+    reads and what the store keeps."""
+    body = _XBRL_WRAPPER_RE.sub("", body)
     if _HTML_RE.search(body[:20000]) or _HTML_RE.search(body):
         text = html_to_text(body)
     else:
@@ -589,7 +603,7 @@ def parse_8k(raw: str | bytes, filename: str = "") -> Parsed8K:
     if not raw.strip():
         raise _fail(filename, "empty document")
     warnings: list[str] = []
-    docs = _sgml_docs(raw) if re.search(r"<DOCUMENT>", raw[:200000], re.I) else []
+    docs = sgml_documents(raw) if re.search(r"<DOCUMENT>", raw[:200000], re.I) else []
     header_form = _HEADER_FORM_RE.search(raw[:5000])
     header_company = _HEADER_COMPANY_RE.search(raw[:5000])
     if docs:
@@ -597,8 +611,8 @@ def parse_8k(raw: str | bytes, filename: str = "") -> Parsed8K:
         form = (header_form.group(1) if header_form else main_doc.type).upper()
         exhibit_docs = [d for d in docs if d is not main_doc and d.type.startswith("EX-")]
     else:
-        main_doc, form, exhibit_docs = _Doc("", "", raw), "", []
-    main_text = _to_text(main_doc.body)
+        main_doc, form, exhibit_docs = SgmlDocument("", "", raw), "", []
+    main_text = document_text(main_doc.body)
     if not main_text.strip():
         raise _fail(filename, "no readable text in the document (empty or malformed markup)")
     if not form:
@@ -673,11 +687,13 @@ def _form_from_cover(text: str, filename: str, warnings: list[str]) -> str:
 
 
 def _exhibits(
-    docs: list[_Doc], main_text: str, spans: dict[str, tuple[int, int]], limit: int
+    docs: list[SgmlDocument], main_text: str, spans: dict[str, tuple[int, int]], limit: int
 ) -> list[Exhibit]:
     """Exhibit documents of an SGML submission, else the exhibit list of the main document."""
     out = [
-        Exhibit(d.type, d.description or _first_line(t), t) for d in docs if (t := _to_text(d.body))
+        Exhibit(d.type, d.description or _first_line(t), t)
+        for d in docs
+        if (t := document_text(d.body))
     ]
     have = {e.type for e in out}
     # The exhibit list lives in item 9.01 (old item 7) and/or an "Exhibit Index" after signatures.
