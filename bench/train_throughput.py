@@ -6,8 +6,8 @@ Each (trainer, setting) runs in its own subprocess, which reports tokens/s over 
 (after one warm-up step) and its own peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`).
 Settings: ~400-token rows at batch 4 without gradient checkpointing, and 2048-token rows at
 batch 1 with checkpointing. Ours runs twice per setting: defaults, and with `train.lean_memory`
-(glibc maps large blocks per allocation: less memory, more page faults). Both trainers: LoRA r16/alpha 32/dropout 0.05 on all linear
-projections, AdamW lr 2e-4, fp32 on CPU. Prints a table, then one JSON line (DESIGN.md).
+(glibc maps large blocks per allocation: less memory, more page faults). Both trainers: LoRA
+r16/alpha 32/dropout 0.05 on all linear projections, AdamW lr 2e-4, fp32 on CPU. Prints a table, then one JSON line (DESIGN.md).
 TRL is a bench-only extra: `pip install -e .[bench]`.
 """
 
@@ -74,14 +74,17 @@ def run_ours(base: str, setting: dict, steps: int, overrides: tuple[str, ...] = 
 
     from filingcontrast.config import load_config
     from filingcontrast.dataset import PromptFormatter, encode_rows
-    from filingcontrast.runtime import lean_allocator, set_threads
-    from filingcontrast.train import _module, build_model, enable_checkpointing, train_step
+    from filingcontrast.train import (
+        _module,
+        build_model,
+        enable_checkpointing,
+        prepare_process,
+        train_step,
+    )
 
-    set_threads(0)
     cfg = load_config(None, [f'base="{base}"', "train.batch_size=1",
                              f"train.grad_accum={setting['batch']}", *overrides])  # fmt: skip
-    if cfg.train.lean_memory:
-        lean_allocator()
+    prepare_process(cfg.train, "cpu")
     model, tok = build_model(cfg, "cpu")
     if setting["checkpointing"]:
         enable_checkpointing(model)

@@ -1,7 +1,8 @@
 """A faster drop-in for peft's LoRA `Linear` on CPU: same parameters, same saved adapter.
 
 peft computes `base(x) + lora_B(lora_A(dropout(x))) * scaling`. On this 2-core CPU two parts of
-that cost more than the matmuls around them (measured by `bench/train_options.py`):
+that cost more than they should (timed op by op; the effect on a whole training step is what
+`bench/train_options.py` measures, `fused_lora` on against off):
 
 - `nn.Dropout` draws one float per input element from torch's CPU generator (`bernoulli_`):
   ~2.5 ms for a 400 x 576 input against 1.6 ms for the layer's own matmul. `fast_dropout` draws
@@ -30,9 +31,14 @@ UNIFORM_LEVELS = 1 << 16
 """`fast_dropout` resolution: p is rounded to a multiple of 1/65536."""
 
 
+def _drop_levels(p: float) -> int:
+    """How many of the 65536 16-bit values mean "drop"."""
+    return round(p * UNIFORM_LEVELS)
+
+
 def effective_p(p: float) -> float:
     """The drop probability `fast_dropout` realizes for a requested `p`."""
-    return round(p * UNIFORM_LEVELS) / UNIFORM_LEVELS
+    return _drop_levels(p) / UNIFORM_LEVELS
 
 
 def scaled_keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -43,7 +49,7 @@ def scaled_keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
     uniform16 = words.view(torch.int16)[:n].view(x.shape)  # each value uniform on [-2^15, 2^15)
     mask = torch.empty_like(x)
-    torch.ge(uniform16, round(p * UNIFORM_LEVELS) - (1 << 15), out=mask)  # 1.0 = keep
+    torch.ge(uniform16, _drop_levels(p) - (1 << 15), out=mask)  # 1.0 = keep
     return mask.mul_(1.0 / (1.0 - effective_p(p)))
 
 

@@ -184,6 +184,15 @@ def _layer_linear_names(base: Any) -> list[str]:
     )
 
 
+def prepare_process(tc: TrainConfig, device: str, processes: int = 1) -> int:
+    """Process-wide settings a training run needs before the model is built: torch threads
+    (returned) and, with `lean_memory` on CPU, the allocator (runtime.lean_allocator)."""
+    threads = set_threads(tc.threads, processes=processes)
+    if tc.lean_memory and device == "cpu" and not lean_allocator():
+        log.warning("train.lean_memory: not a glibc system, the allocator is unchanged")
+    return threads
+
+
 def enable_checkpointing(model: Any) -> None:
     """Non-reentrant gradient checkpointing plus the input-grad hook a frozen base needs."""
     kwargs = {"use_reentrant": False}
@@ -371,9 +380,7 @@ def train(
     device = resolve_device(tc.device)
     acc = Accelerator(cpu=device == "cpu")
     world, main = acc.num_processes, acc.is_main_process
-    threads = set_threads(tc.threads, processes=world)
-    if tc.lean_memory and device == "cpu" and not lean_allocator():
-        log.warning("train.lean_memory: not a glibc system, the allocator is unchanged")
+    threads = prepare_process(tc, device, world)
     seed_everything(cfg.seed)
     run_dir = cfg.run_dir
     if main:
