@@ -29,7 +29,7 @@ def test_eps_beat_and_miss_with_negation_and_losses():
         "Adjusted EPS of $1.32 per diluted share beat the FactSet consensus of $1.20."
     )
     assert (s.eps_actual, s.eps_reference, s.eps_surprise_pct) == (1.32, 1.20, 10.0)
-    assert "EPS $1.32 vs consensus $1.20 (+10.0%)" in s.facts()
+    assert "EPS $1.32 beat consensus $1.20 by 10.0%" in s.facts()
     s = extract_signals(
         "The Company reported a net loss per share of $0.12, which did not meet the consensus "
         "estimate of a loss of $0.08."

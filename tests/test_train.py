@@ -239,3 +239,22 @@ def test_fused_lora_setting_picks_the_layer_class(tmp_path):
     assert sum(isinstance(m, FusedLoraLinear) for m in fused.modules()) == 14
     lora_plain = [m for m in plain.modules() if isinstance(m, PeftLoraLinear)]
     assert len(lora_plain) == 14 and not any(isinstance(m, FusedLoraLinear) for m in lora_plain)
+
+
+def test_loraplus_ratio_gives_the_b_matrices_the_higher_lr(tmp_path):
+    """train.loraplus_ratio=16: peft's LoRA+ groups, every lora_B weight at 16 x lr and every
+    lora_A weight at lr; 0 (default) keeps one group at lr. Values in (0, 1) are refused."""
+    from filingcontrast.train import build_model, make_optimizer
+
+    cfg = _cfg(tmp_path, "plus", "train.loraplus_ratio=16")
+    model, _ = build_model(cfg, "cpu")
+    names = {id(p): n for n, p in model.named_parameters()}
+    lrs = {names[id(p)]: g["lr"] for g in make_optimizer(model, cfg.train).param_groups
+           for p in g["params"]}  # fmt: skip
+    assert len(lrs) == sum(p.requires_grad for p in model.parameters())
+    assert all(lr == pytest.approx(16e-3) for n, lr in lrs.items() if "lora_B" in n)
+    assert all(lr == pytest.approx(1e-3) for n, lr in lrs.items() if "lora_A" in n)
+    plain = make_optimizer(model, _cfg(tmp_path, "plain").train)
+    assert [g["lr"] for g in plain.param_groups] == [1e-3]
+    with pytest.raises(UserError, match="train.loraplus_ratio"):
+        _cfg(tmp_path, "bad", "train.loraplus_ratio=0.5")

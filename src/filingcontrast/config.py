@@ -183,6 +183,9 @@ class TrainConfig:
     """Tokens per micro-batch above which `auto` checkpointing turns on."""
     decision_weight: float = 1.0
     """Loss weight of the decision token (the A/B after "Filing"); 1 = plain next-token loss."""
+    loraplus_ratio: float = 0.0
+    """LoRA+ (peft `create_loraplus_optimizer`): the B matrices learn at `lr` times this ratio
+    (the paper uses 16 with about half the usual lr); 0 = one lr for every adapter weight."""
     save_every: int = 100
     """Write a resumable checkpoint every N optimizer steps (0 = only at the end and on Ctrl-C)."""
     eval_every_epoch: bool = True
@@ -220,6 +223,11 @@ class TrainConfig:
         _check(self.lora_layers >= 0, "lora_layers", f"must be >= 0, got {self.lora_layers}")
         _check(self.checkpointing_threshold > 0, "checkpointing_threshold", "must be > 0")
         _check(self.decision_weight > 0, "decision_weight", "must be > 0")
+        _check(
+            self.loraplus_ratio == 0 or self.loraplus_ratio >= 1,
+            "loraplus_ratio",
+            f"must be 0 (off) or >= 1, got {self.loraplus_ratio}",
+        )
         _check(self.save_every >= 0, "save_every", "must be >= 0")
         _check(self.max_valid_pairs >= 0, "max_valid_pairs", "must be >= 0")
         _check(self.max_train_pairs >= 0, "max_train_pairs", "must be >= 0")

@@ -230,16 +230,18 @@ class Signals:
         return out
 
     def facts(self) -> list[str]:
-        """Short human phrases, e.g. "EPS $1.32 vs consensus $1.20 (+10.0%)"."""
+        """Short human phrases, e.g. "EPS $1.32 beat consensus $1.20 by 10.0%". Comparisons are
+        stated as words (beat / missed / matched): a small model reads the verb far more easily
+        than it compares two numbers or the sign of a percentage (docs/demo.md, the probes)."""
         f: list[str] = []
         if self.eps_actual is not None and self.eps_reference is not None:
             ref = "consensus" if self.eps_reference_kind == "consensus" else "outlook"
-            pct = f" ({self.eps_surprise_pct:+.1f}%)" if self.eps_surprise_pct is not None else ""
-            f.append(f"EPS {_d(self.eps_actual)} vs {ref} {_d(self.eps_reference)}{pct}")
+            f.append(f"EPS {_d(self.eps_actual)} {_versus(self.eps_surprise_pct)} {ref} "
+                     f"{_d(self.eps_reference)}{_by(self.eps_surprise_pct)}")  # fmt: skip
         if self.revenue is not None and self.revenue_reference is not None:
             f.append(
-                f"revenue ${self.revenue:,.1f}M vs consensus ${self.revenue_reference:,.1f}M "
-                f"({self.revenue_surprise_pct:+.1f}%)"
+                f"revenue ${self.revenue:,.1f}M {_versus(self.revenue_surprise_pct)} consensus "
+                f"${self.revenue_reference:,.1f}M{_by(self.revenue_surprise_pct)}"
             )
         if self.preannounced:
             f.append("results pre-announced")
@@ -275,6 +277,17 @@ class Signals:
             )
             f.append(f"contract ${self.contract_value:,.1f}M{rel}")
         return f
+
+
+def _versus(pct: float | None) -> str:
+    """The comparison verb for a surprise in percent (None: unknown, stated neutrally)."""
+    if pct is None:
+        return "vs"
+    return "beat" if pct > 0 else "missed" if pct < 0 else "matched"
+
+
+def _by(pct: float | None) -> str:
+    return f" by {abs(pct):.1f}%" if pct else ""
 
 
 def _d(x: float) -> str:

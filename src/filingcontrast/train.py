@@ -204,6 +204,21 @@ def enable_checkpointing(model: Any) -> None:
     model.enable_input_require_grads()
 
 
+def make_optimizer(model: Any, tc: TrainConfig) -> Any:
+    """AdamW over the trainable (adapter) weights; with `loraplus_ratio`, peft's LoRA+ groups."""
+    import torch
+
+    if tc.loraplus_ratio:
+        from peft.optimizers import create_loraplus_optimizer
+
+        return create_loraplus_optimizer(
+            model, torch.optim.AdamW, lr=tc.lr, loraplus_lr_ratio=tc.loraplus_ratio,
+            weight_decay=tc.weight_decay,
+        )  # fmt: skip
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+
+
 def _module(model: Any, decision_weight: float) -> Any:
     import torch
 
@@ -366,7 +381,6 @@ def train(
     """Fine-tune LoRA adapters on `pairs_dir/train.jsonl`, evaluate on `valid.jsonl` each epoch,
     keep the best adapter in `<run_dir>/adapter/`. `stop_after` (tests) interrupts after that
     many optimizer steps of this call, saving a checkpoint as Ctrl-C does."""
-    import torch
     from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
@@ -419,8 +433,7 @@ def train(
     if checkpointing:
         enable_checkpointing(model)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = make_optimizer(model, tc)
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(tc.warmup_ratio * total_steps), total_steps
     )
@@ -432,7 +445,7 @@ def train(
         state, plan = load_checkpoint(ckpt, model, optimizer, scheduler)
         say(f"resumed from {ckpt} (epoch {state.epoch}, step {state.global_step})")
     wrapped = acc.prepare_model(_module(model, tc.decision_weight))
-    n_trainable = sum(p.numel() for p in params)
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(
         f"base {cfg.base} on {acc.device} ({world} process(es), {threads} threads); LoRA "
         f"r={tc.lora_r} trainable {n_trainable:,}; {len(examples)} rows, {steps_per_epoch} "

@@ -1,0 +1,122 @@
+"""Where is the signal? Linear probes on the frozen base model's hidden states for demo pairs.
+
+    python bench/decision_probe.py --pairs runs/demo/pairs [--train 300] [--test 150]
+
+For each pair's decision prompt (chat template, ending in the answer's "Filing"), one forward
+pass of the base model (no adapter) collects, at several layers:
+
+- `decision`: the hidden state at the last position, the one whose next-token logits give the
+  verdict; a logistic regression on it predicts the winner;
+- `pooled`: the mean hidden state over Filing A's digest tokens minus that over Filing B's; a
+  logistic regression on the difference is a per-filing linear score compared across the pair.
+
+Probes are fitted on `--train` pairs of the train split and scored on `--test` pairs of the test
+split (pairs shown in their stored order, whose A/B sides are random). If `pooled` is far above
+`decision`, the base model already encodes each filing's quality but not at the position that
+has to answer; the fine-tune then has to learn the routing as well as the judgement.
+Prints a table and one final JSON line {"bench": "decision_probe", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegressionCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from filingcontrast.dataset import PromptFormatter
+from filingcontrast.model import EMBEDDED_SPEC, load_base
+from filingcontrast.runtime import set_threads
+
+
+def read_pairs(path: Path, limit: int) -> list[dict]:
+    rows = [json.loads(line) for line in path.open()]
+    return rows[:limit]
+
+
+def digest_spans(text: str, row: dict) -> list[tuple[int, int]]:
+    """Character spans of Filing A's and Filing B's digests inside the rendered prompt."""
+    spans = []
+    for side in ("a", "b"):
+        digest = row["meta"][side]["digest"]
+        start = text.find(digest)
+        if start < 0:
+            raise ValueError(f"pair {row['meta']['pair_id']}: digest {side} not in the prompt")
+        spans.append((start, start + len(digest)))
+    return spans
+
+
+def features(model, formatter, rows, layers):
+    """{layer: (decision [N, H], pooled difference [N, H])} and labels [N] (1 = A won)."""
+    tok = formatter.tokenizer
+    dec = {layer: [] for layer in layers}
+    pool = {layer: [] for layer in layers}
+    labels = []
+    for row in rows:
+        text = formatter.prompt_text(row["instruction"], row.get("input", ""))
+        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = list(enc.input_ids) + formatter.lead_ids
+        offsets = np.array(enc.offset_mapping)  # [T, 2]
+        lead = [False] * len(formatter.lead_ids)  # the answer's "Filing": in neither digest
+        ma, mb = (
+            torch.from_numpy(np.append((offsets[:, 0] >= s) & (offsets[:, 1] <= e), lead))
+            for s, e in digest_spans(text, row)
+        )  # [T] each
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([ids]), output_hidden_states=True)
+        for layer in layers:
+            h = out.hidden_states[layer][0]  # [T, H]
+            dec[layer].append(h[-1].numpy())
+            pool[layer].append((h[ma].mean(0) - h[mb].mean(0)).numpy())
+        labels.append(1 if row["meta"]["winner"] == "A" else 0)
+    return (
+        {layer: (np.stack(dec[layer]), np.stack(pool[layer])) for layer in layers},
+        np.array(labels),
+    )
+
+
+def probe_accuracy(x_train, y_train, x_test, y_test) -> float:
+    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=8, cv=5, max_iter=2000))
+    clf.fit(x_train, y_train)
+    return float((clf.predict(x_test) == y_test).mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=Path, default=Path("runs/demo/pairs"))
+    ap.add_argument("--train", type=int, default=300)
+    ap.add_argument("--test", type=int, default=150)
+    ap.add_argument("--layers", default="4,10,16,22,30")
+    ap.add_argument("--base", default=EMBEDDED_SPEC)
+    args = ap.parse_args()
+    set_threads(0)
+    model, tokenizer = load_base(args.base, device="cpu", dtype="float32")
+    formatter = PromptFormatter(tokenizer, "auto")
+    layers = [int(x) for x in args.layers.split(",")]
+    t0 = time.perf_counter()
+    train_rows = read_pairs(args.pairs / "train.jsonl", args.train)
+    test_rows = read_pairs(args.pairs / "test.jsonl", args.test)
+    f_train, y_train = features(model, formatter, train_rows, layers)
+    f_test, y_test = features(model, formatter, test_rows, layers)
+    seconds = time.perf_counter() - t0
+    result = {"layers": {}, "train_pairs": len(y_train), "test_pairs": len(y_test),
+              "test_share_a": float(y_test.mean()), "seconds": round(seconds, 1)}  # fmt: skip
+    print(f"{'layer':>5} {'decision':>9} {'pooled A-B':>11}   (test accuracy, {len(y_test)} pairs)")
+    for layer in layers:
+        acc_dec = probe_accuracy(f_train[layer][0], y_train, f_test[layer][0], y_test)
+        acc_pool = probe_accuracy(f_train[layer][1], y_train, f_test[layer][1], y_test)
+        result["layers"][layer] = {"decision": acc_dec, "pooled": acc_pool}
+        print(f"{layer:>5} {acc_dec:>9.3f} {acc_pool:>11.3f}")
+    print(json.dumps({"bench": "decision_probe", **result}))
+
+
+if __name__ == "__main__":
+    main()
