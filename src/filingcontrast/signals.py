@@ -27,18 +27,22 @@ from filingcontrast.corpus.sim_text import ITEM_TITLES
 # Numbers.
 
 _UNITS = {"billion": 1000.0, "bn": 1000.0, "b": 1000.0, "million": 1.0, "mm": 1.0, "m": 1.0}
-MONEY_RE = re.compile(
-    r"\$\s?(\d[\d,]*(?:\.\d+)?)(?:\s*(billion|million|bn|mm|m|b)\b)?", re.IGNORECASE
-)
+_UNIT = r"(?:billion|million|bn|mm|m|b)\b"
+
+
+def _amount(groups: bool) -> str:
+    """A dollar amount with an optional unit; `groups`: capture (number, unit)."""
+    g = "(" if groups else "(?:"
+    return rf"\$\s?{g}\d[\d,]*(?:\.\d+)?)(?:\s*{g}{_UNIT}))?"
+
+
+MONEY_RE = re.compile(_amount(groups=True), re.IGNORECASE)
 # A per-share amount: $1.32, $(0.12), -$0.12, "a loss of $0.12"; never followed by a unit.
 EPS_RE = re.compile(
-    r"(-\s?)?\$\s?(\()?(\d{1,3}\.\d{2})\)?(?!\d)(?!\s*(?:billion|million|bn|mm|m|b)\b)",
-    re.IGNORECASE,
+    r"(-\s?)?\$\s?(\()?(\d{1,3}\.\d{2})\)?(?!\d)(?!\s*" + _UNIT + ")", re.IGNORECASE
 )
 RANGE_RE = re.compile(
-    r"(\$\s?\d[\d,]*(?:\.\d+)?(?:\s*(?:billion|million|bn|mm|m|b)\b)?)\s*(?:to|-|–|and)\s*"
-    r"(\$\s?\d[\d,]*(?:\.\d+)?(?:\s*(?:billion|million|bn|mm|m|b)\b)?)",
-    re.IGNORECASE,
+    rf"({_amount(groups=False)})\s*(?:to|-|–|and)\s*({_amount(groups=False)})", re.IGNORECASE
 )
 
 
