@@ -123,7 +123,10 @@ def test_compare_and_rank_cli_end_to_end(capsys, tiny_run):
     res = json.loads(out)
     assert res["choice"] in ("A", "B") and 0 < res["p_a"] < 1 and res["ms"] >= 0
     assert res["confidence"] in ("high", "medium", "low")
-    assert res["analysis"].startswith(f"Filing {res['choice']}")
+    # The explanation opens with the verdict and the calibrated confidence, then the analysis.
+    lead = (f"Filing {res['choice']} resulted in better performance. "
+            f"Confidence: {res['confidence']}. Analysis:")  # fmt: skip
+    assert res["analysis"].startswith(lead) and len(res["analysis"]) > len(lead)
     assert (res["choice"] == "A") == (res["p_a"] >= 0.5)
     assert res["calibrated"] is False  # make_adapter stores no calibration
     # Swapping the files mirrors the verdict exactly (both orders are averaged).

@@ -171,14 +171,25 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
 
 
 def generate_analysis(
-    model: Any, formatter: Any, instruction: str, choice: str, max_new_tokens: int
+    model: Any,
+    formatter: Any,
+    instruction: str,
+    choice: str,
+    max_new_tokens: int,
+    confidence: str | None = None,
 ) -> str:
-    """Greedy continuation of the answer after "Filing <choice>" (bounded, no sampling)."""
+    """The answer with its decision sentence fixed to `choice` and, when given, its
+    `Confidence:` to the level of the calibrated probability; the analysis after it is a greedy
+    continuation (bounded, no sampling). Without the fixed lead the model would write its own
+    confidence word, which need not match the probability the verdict reports."""
     import torch
 
-    ids = list(formatter.decision_prompt_ids(instruction))
-    id_a, id_b = formatter.decision_token_ids
-    ids.append(id_a if choice == "A" else id_b)
+    from filingcontrast.pairs import DECISION
+
+    lead = DECISION.format(w=choice)
+    if confidence is not None:
+        lead += f" Confidence: {confidence}. Analysis:"
+    ids = formatter.prompt_ids(instruction) + formatter.answer_ids(lead)
     device = next(model.parameters()).device
     input_ids = torch.tensor([ids], device=device)  # (1, T)
     with torch.inference_mode():
@@ -190,7 +201,7 @@ def generate_analysis(
             pad_token_id=formatter.tokenizer.pad_token_id,
         )
     text = formatter.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
-    return f"Filing {choice}{text}".strip()
+    return f"{lead}{text}".strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +280,9 @@ def compare(
         "calibrated": bool(calibration is not None and calibration.fitted),
     }
     if explain:
-        result["analysis"] = generate_analysis(model, formatter, instr_ab, choice, max_new_tokens)
+        result["analysis"] = generate_analysis(
+            model, formatter, instr_ab, choice, max_new_tokens, confidence=result["confidence"]
+        )
     result["ms"] = int(round((time.perf_counter() - t0) * 1000))
     return result
 
