@@ -84,7 +84,10 @@ def features(model, formatter, rows, layers):
 
 def probe_accuracy(x_train, y_train, x_test, y_test) -> float:
     warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
-    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=8, cv=5, max_iter=2000))
+    folds = int(min(5, np.bincount(y_train, minlength=2).min()))  # tiny smoke runs: fewer folds
+    if folds < 2:
+        raise SystemExit("decision_probe: the train pairs need at least two wins for A and for B")
+    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=8, cv=folds, max_iter=2000))
     clf.fit(x_train, y_train)
     return float((clf.predict(x_test) == y_test).mean())
 
