@@ -258,3 +258,15 @@ def test_loraplus_ratio_gives_the_b_matrices_the_higher_lr(tmp_path):
     assert [g["lr"] for g in plain.param_groups] == [1e-3]
     with pytest.raises(UserError, match="train.loraplus_ratio"):
         _cfg(tmp_path, "bad", "train.loraplus_ratio=0.5")
+
+
+def test_adapter_load_does_not_repeat_peft_deprecation_warning(full_run):
+    """Regression: every adapter load printed peft 0.21's FutureWarning about transformers 5's
+    `is_gradient_checkpointing`; wrapping is now done with that one warning filtered."""
+    import warnings
+
+    cfg, _ = full_run
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_trained(cfg.run_dir, device="cpu")
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -344,11 +343,6 @@ def main(argv: list[str] | None = None) -> int:
         args.handler = cmd_pairs_stats
     else:
         args = build_parser().parse_args(argv)
-    # peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing` on every adapter
-    # load; the warning is about their interplay and tells a CLI user nothing they can act on.
-    warnings.filterwarnings(
-        "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
-    )
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:

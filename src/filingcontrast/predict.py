@@ -171,24 +171,17 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
 
 
 def generate_analysis(
-    model: Any,
-    formatter: Any,
-    instruction: str,
-    choice: str,
-    max_new_tokens: int,
-    confidence: str | None = None,
+    model: Any, formatter: Any, instruction: str, choice: str, confidence: str, max_new_tokens: int
 ) -> str:
-    """The answer with its decision sentence fixed to `choice` and, when given, its
-    `Confidence:` to the level of the calibrated probability; the analysis after it is a greedy
-    continuation (bounded, no sampling). Without the fixed lead the model would write its own
-    confidence word, which need not match the probability the verdict reports."""
+    """The answer as training rendered it (`pairs.render_output`), its decision and `Confidence:`
+    fixed to the verdict and the level of its calibrated probability, and the analysis after
+    `Analysis:` a greedy continuation (bounded, no sampling). Left to itself the model writes its
+    own confidence word, which need not match the probability the verdict reports."""
     import torch
 
-    from filingcontrast.pairs import DECISION
+    from filingcontrast.pairs import render_output
 
-    lead = DECISION.format(w=choice)
-    if confidence is not None:
-        lead += f" Confidence: {confidence}. Analysis:"
+    lead = render_output(choice, confidence, "").rstrip()  # "... Confidence: low. Analysis:"
     ids = formatter.prompt_ids(instruction) + formatter.answer_ids(lead)
     device = next(model.parameters()).device
     input_ids = torch.tensor([ids], device=device)  # (1, T)
@@ -281,7 +274,7 @@ def compare(
     }
     if explain:
         result["analysis"] = generate_analysis(
-            model, formatter, instr_ab, choice, max_new_tokens, confidence=result["confidence"]
+            model, formatter, instr_ab, choice, result["confidence"], max_new_tokens
         )
     result["ms"] = int(round((time.perf_counter() - t0) * 1000))
     return result

@@ -17,7 +17,9 @@ import os
 import random
 import shutil
 import time
-from contextlib import nullcontext
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,10 +165,23 @@ def build_model(cfg: RunConfig, device: str) -> tuple[Any, Any]:
 
         register_fast_lora(lora)
     try:
-        model = get_peft_model(base, lora)
+        with _peft_wrapping():
+            model = get_peft_model(base, lora)
     except ValueError as exc:
         raise UserError(f"train.lora_targets={tc.lora_targets}: {exc}") from None
     return model, tokenizer
+
+
+@contextmanager
+def _peft_wrapping() -> Iterator[None]:
+    """peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing` whenever it wraps a
+    model (get_peft_model, PeftModel.from_pretrained): a FutureWarning about the two libraries'
+    interplay on every adapter load, which no user of ours can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
 
 
 def _layer_linear_names(base: Any) -> list[str]:
@@ -620,7 +635,8 @@ def export_merged(cfg: RunConfig, adapter: Path, target: Path) -> None:
     from filingcontrast.model import load_base
 
     base, tokenizer = load_base(cfg.base, device="cpu", dtype="float32", seed=cfg.seed)
-    merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    with _peft_wrapping():
+        merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(tmp, safe_serialization=True)
@@ -673,7 +689,8 @@ def load_trained(
     tokenizer = AutoTokenizer.from_pretrained(adapter)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = PeftModel.from_pretrained(model, adapter)
+    with _peft_wrapping():
+        model = PeftModel.from_pretrained(model, adapter)
     model.eval()
     formatter = PromptFormatter(
         tokenizer, meta.get("template", "auto"), meta.get("system_prompt", "")
