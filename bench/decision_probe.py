@@ -20,7 +20,9 @@ Prints a table and one final JSON line {"bench": "decision_probe", ...}.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -31,14 +33,28 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from filingcontrast.config import TrainConfig
 from filingcontrast.dataset import PromptFormatter
 from filingcontrast.model import EMBEDDED_SPEC, load_base
 from filingcontrast.runtime import set_threads
 
 
 def read_pairs(path: Path, limit: int) -> list[dict]:
-    rows = [json.loads(line) for line in path.open()]
-    return rows[:limit]
+    """The first `limit` rows of a pairs JSONL that carry both digests in `meta` (pairs built by
+    `filingcontrast pairs`); anything else is a one-line error naming the file and line."""
+    if not path.is_file():
+        sys.exit(f"decision_probe: {path}: no such pairs file")
+    rows = []
+    with path.open() as fh:
+        for line_no, line in enumerate(itertools.islice(fh, limit), start=1):
+            try:
+                row = json.loads(line)
+                row["meta"]["a"]["digest"], row["meta"]["b"]["digest"], row["meta"]["winner"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                sys.exit(f"decision_probe: {path}:{line_no}: not a pairs row with meta digests "
+                         f"and winner ({type(exc).__name__}: {exc})")  # fmt: skip
+            rows.append(row)
+    return rows
 
 
 def digest_spans(text: str, row: dict) -> list[tuple[int, int]]:
@@ -48,7 +64,8 @@ def digest_spans(text: str, row: dict) -> list[tuple[int, int]]:
         digest = row["meta"][side]["digest"]
         start = text.find(digest)
         if start < 0:
-            raise ValueError(f"pair {row['meta']['pair_id']}: digest {side} not in the prompt")
+            sys.exit(f"decision_probe: pair {row['meta'].get('pair_id')}: digest {side} is not "
+                     "in the instruction verbatim (trimmed pairs?)")  # fmt: skip
         spans.append((start, start + len(digest)))
     return spans
 
@@ -62,7 +79,8 @@ def features(model, formatter, rows, layers):
     for row in rows:
         text = formatter.prompt_text(row["instruction"], row.get("input", ""))
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids = list(enc.input_ids) + formatter.lead_ids
+        ids = formatter.decision_prompt_ids(row["instruction"], row.get("input", ""))
+        assert ids == list(enc.input_ids) + formatter.lead_ids  # offsets index the scored ids
         offsets = np.array(enc.offset_mapping)  # [T, 2]
         lead = [False] * len(formatter.lead_ids)  # the answer's "Filing": in neither digest
         ma, mb = (
@@ -102,7 +120,8 @@ def main() -> None:
     args = ap.parse_args()
     set_threads(0)
     model, tokenizer = load_base(args.base, device="cpu", dtype="float32")
-    formatter = PromptFormatter(tokenizer, "auto")
+    tc = TrainConfig()  # the prompt exactly as training and scoring render it
+    formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
     layers = [int(x) for x in args.layers.split(",")]
     t0 = time.perf_counter()
     train_rows = read_pairs(args.pairs / "train.jsonl", args.train)
