@@ -211,7 +211,7 @@ def test_pair_probabilities_cancels_position_bias(tok):
     import filingcontrast.dataset as ds
 
     orig = ds.score_decisions
-    ds.score_decisions = lambda model, f, instr, bs=8: np.full(len(instr), 0.7)
+    ds.score_decisions = lambda model, f, instr, bs=8, progress=None: np.full(len(instr), 0.7)
     try:
         p_a, p_ab, p_ba = pair_probabilities(Fake(), fmt, rows, swap=swapped)
     finally:

@@ -144,3 +144,27 @@ def test_evaluate_applies_the_adapters_calibration(run_dir, tmp_path):
         assert p["p_ab"] == pytest.approx(float(cal.per_order(p["raw"]["p_ab"])))
         assert p["p_ba"] == pytest.approx(float(cal.per_order(p["raw"]["p_ba"])))
         assert p["p_a"] == pytest.approx((p["p_ab"] + 1 - p["p_ba"]) / 2)
+
+
+def test_zero_shot_on_a_subset_reports_the_model_on_the_same_pairs(run_dir, tmp_path):
+    """evaluate.zero_shot_max_pairs: zero-shot scores the first N pairs only, and its block
+    carries the fine-tuned model's accuracy on exactly those pairs (recomputed here)."""
+    from filingcontrast.evaluate import evaluate_run
+    from filingcontrast.metrics import correctness
+
+    run = tmp_path / "zs"
+    shutil.copytree(run_dir / "adapter", run / "adapter")
+    cfg = RunConfig(name="zs", base="tiny-llama")
+    cfg.evaluate.bootstrap = 50
+    cfg.evaluate.baselines = ["zero_shot"]
+    cfg.evaluate.zero_shot_max_pairs = 3
+    m = evaluate_run(run, ASSETS, cfg)
+    assert m["n_pairs"] > 3
+    zs = m["baselines"]["zero_shot"]
+    assert zs["n"] == 3 and zs["fine_tuned_same_pairs"]["n"] == 3
+    preds = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert [("zero_shot" in p) for p in preds] == [True] * 3 + [False] * (len(preds) - 3)
+    first = preds[:3]
+    credit = correctness(np.array([p["p_a"] for p in first]),
+                         np.array([p["winner"] == "A" for p in first]))  # fmt: skip
+    assert zs["fine_tuned_same_pairs"]["accuracy"] == pytest.approx(float(credit.mean()))

@@ -194,6 +194,10 @@ class TrainConfig:
     """Cap on validation pairs scored after each epoch (0 = all)."""
     max_train_pairs: int = 0
     """Cap on training pairs (0 = all)."""
+    min_train_gap: float = 0.0
+    """Train only on pairs whose realized abnormal-return gap (`meta.gap`) is at least this;
+    validation and test pairs are never filtered. Small gaps are mostly noise: the realized
+    winner is then close to a coin flip around the expected one (docs/training.md)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Device; `auto` = CUDA when available."""
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -231,6 +235,7 @@ class TrainConfig:
         _check(self.save_every >= 0, "save_every", "must be >= 0")
         _check(self.max_valid_pairs >= 0, "max_valid_pairs", "must be >= 0")
         _check(self.max_train_pairs >= 0, "max_train_pairs", "must be >= 0")
+        _check(self.min_train_gap >= 0, "min_train_gap", "must be >= 0")
         _check(self.threads >= 0, "threads", "must be >= 0")
 
 
@@ -250,6 +255,10 @@ class EvalConfig:
         default_factory=lambda: ["majority", "signal_rule", "tfidf_logreg", "zero_shot"]
     )
     """Baselines computed in the same run."""
+    zero_shot_max_pairs: int = 0
+    """Score the zero-shot baseline on the first N evaluated pairs only (0 = all of them): it
+    costs as much as the model's own scoring. Its block then records its `n` and the fine-tuned
+    model's accuracy on those same pairs (`fine_tuned_same_pairs`)."""
     rank_k: int = 4
     """Each test filing is compared with k others for the Bradley-Terry ranking."""
     batch_size: int = 8
@@ -263,6 +272,7 @@ class EvalConfig:
         unknown = sorted(set(self.baselines) - known)
         _check(not unknown, "baselines", f"unknown baseline(s) {unknown}; known: {sorted(known)}")
         _check(self.rank_k >= 1, "rank_k", "must be >= 1")
+        _check(self.zero_shot_max_pairs >= 0, "zero_shot_max_pairs", "must be >= 0")
         _check(self.batch_size >= 1, "batch_size", "must be >= 1")
 
 

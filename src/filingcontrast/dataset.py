@@ -421,14 +421,17 @@ def score_decisions(
     instructions: Sequence[str],
     batch_size: int = 8,
     share_prefix: bool = True,
+    progress: str | None = None,
 ) -> np.ndarray:
     """P(A) for each instruction: softmax over the (" A", " B") logits at the decision position
     (after the answer's "Filing"). Right-padded batches sorted by length; the head runs on the
     last real position of each row only. The token prefix every prompt shares (system message,
-    "Compare Filing A (") is run once and its KV cache reused by every batch."""
+    "Compare Filing A (") is run once and its KV cache reused by every batch. `progress` names
+    a progress bar over the prompts (none when None)."""
     import copy
 
     import torch
+    from tqdm.auto import tqdm
 
     prompts = [formatter.decision_prompt_ids(text) for text in instructions]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -439,7 +442,8 @@ def score_decisions(
     id_a, id_b = formatter.decision_token_ids
     shared = common_prefix_len(prompts) if share_prefix else 0
     shared = shared if shared >= MIN_SHARED_PREFIX else 0
-    with torch.no_grad():
+    bar = tqdm(total=len(prompts), desc=progress, unit="prompt", disable=progress is None)
+    with torch.no_grad(), bar:
         cache = _prefix_cache(body, prompts[0][:shared], device) if shared else None
         cache_kwarg = _cache_kwarg(body) if shared else ""
         for start in range(0, len(order), batch_size):
@@ -464,6 +468,7 @@ def score_decisions(
             logits = head(h).float()[:, [id_a, id_b]]  # [B, 2]
             p_a = torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
             out[idx] = p_a
+            bar.update(len(idx))
     return out
 
 
@@ -473,13 +478,15 @@ def pair_probabilities(
     rows: Sequence[dict],
     batch_size: int = 8,
     swap: Callable[[dict], str] | None = None,
+    progress: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(p_a, p_ab, p_ba): p_ab = P(A) as shown, p_ba = P(first shown) with B shown first
     (`pairs.swapped_instruction`), p_a = (p_ab + 1 - p_ba) / 2 cancels position bias."""
     if swap is None:
         from filingcontrast.pairs import swapped_instruction as swap
     firsts = [r["instruction"] for r in rows]
-    return both_orders(model, formatter, firsts, [swap(r) for r in rows], batch_size)
+    seconds = [swap(r) for r in rows]
+    return both_orders(model, formatter, firsts, seconds, batch_size, progress=progress)
 
 
 def both_orders(
@@ -489,10 +496,12 @@ def both_orders(
     instr_ba: Sequence[str],
     batch_size: int = 8,
     calibration: Any = None,
+    progress: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(p_a, p_ab, p_ba) for pairs given in both orders, scored in one batched sweep; with a
     `calibration.Calibration` the per-order probabilities are calibrated before averaging."""
-    probs = score_decisions(model, formatter, list(instr_ab) + list(instr_ba), batch_size)
+    prompts = list(instr_ab) + list(instr_ba)
+    probs = score_decisions(model, formatter, prompts, batch_size, progress=progress)
     p_ab, p_ba = probs[: len(instr_ab)], probs[len(instr_ab) :]
     if calibration is not None:
         return calibration.apply(p_ab, p_ba)

@@ -129,7 +129,11 @@ def headline(metrics: dict[str, Any], run_dir: Path) -> str:
         f"  fine-tuned model   accuracy {fmt(acc)}  95% CI [{fmt(lo)}, {fmt(hi)}]",
     ]
     for name, row in (metrics.get("baselines") or {}).items():
-        lines.append(f"  {name:<18} accuracy {fmt(row.get('accuracy'))}")
+        line = f"  {name:<18} accuracy {fmt(row.get('accuracy'))}"
+        same = row.get("fine_tuned_same_pairs")
+        if same:  # scored on a subset: say so, with the model's figure on the same pairs
+            line += f"  (first {same['n']} pairs; fine-tuned {fmt(same['accuracy'])} on them)"
+        lines.append(line)
     if ceiling is not None:
         lines.append(f"  Bayes ceiling      accuracy {fmt(ceiling)}")
         if metrics.get("oracle_accuracy") is not None:

@@ -17,7 +17,8 @@ fitted on the validation pairs during training), as compare and rank do; `uncali
 same figures from the raw decision probabilities. Zero-shot is reported raw.
 
 Outputs (atomic): `RUN/metrics.json` and `RUN/predictions.jsonl` (per pair: pair_id, winner,
-p_a, p_ab, p_ba for the model (calibrated, and `raw`) and for zero-shot).
+p_a, p_ab, p_ba for the model (calibrated, and `raw`) and for zero-shot, on the pairs it scored:
+`evaluate.zero_shot_max_pairs` can limit it to the first N).
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ def _ranking(
         n_boot=min(ec.bootstrap, 200),
         calibration=scorer.calibration,
         schedule=extra,
+        progress="rank (top-up comparisons)",
     )
     have = [n for n, f in enumerate(filings) if f["ret"] is not None]
     scores = bt.scores[have]
@@ -203,8 +205,9 @@ def score_rows(scorer: Any, rows: Sequence[dict], batch_size: int, zero_shot: bo
     """(p_a, p_ab, p_ba) for pairs rows; `zero_shot` disables the adapter for the call."""
     from filingcontrast.dataset import pair_probabilities
 
+    bar = "zero-shot (both orders)" if zero_shot else "evaluate (both orders)"
     with scorer.model.disable_adapter() if zero_shot else nullcontext():
-        return pair_probabilities(scorer.model, scorer.formatter, rows, batch_size)
+        return pair_probabilities(scorer.model, scorer.formatter, rows, batch_size, progress=bar)
 
 
 def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> dict:
@@ -267,9 +270,17 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
             )
     if "zero_shot" in ec.baselines:
         if scorer.has_adapter:
-            zs = score_rows(scorer, rows, ec.batch_size, zero_shot=True)
-            zb = _model_block(*zs, rows, ec, seed)
+            zs_rows = rows[: ec.zero_shot_max_pairs] if ec.zero_shot_max_pairs else rows
+            zs = score_rows(scorer, zs_rows, ec.batch_size, zero_shot=True)
+            zb = _model_block(*zs, zs_rows, ec, seed)
             base["zero_shot"] = {k: v for k, v in zb.items() if k not in ("reliability",)}
+            if len(zs_rows) < len(rows):  # a subset: the paired comparison the reader needs
+                credit = M.correctness(p_a[: len(zs_rows)], a_won(zs_rows))
+                base["zero_shot"]["fine_tuned_same_pairs"] = {
+                    "n": int(credit.size),
+                    "accuracy": float(credit.mean()),
+                    "accuracy_ci": M.bootstrap_ci(credit, ec.bootstrap, seed),
+                }
         else:
             base["zero_shot"] = {"skipped": "model has no adapter to disable"}
     out["baselines"] = base
@@ -289,7 +300,7 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
             "p_ba": float(p_ba[n]),
             "raw": {"p_a": float(raw[0][n]), "p_ab": float(raw[1][n]), "p_ba": float(raw[2][n])},
         }
-        if zs is not None:
+        if zs is not None and n < len(zs[0]):
             rec["zero_shot"] = {"p_a": float(zs[0][n]), "p_ab": float(zs[1][n]),
                                 "p_ba": float(zs[2][n])}  # fmt: skip
         lines.append(json.dumps(rec))

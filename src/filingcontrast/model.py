@@ -25,6 +25,8 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +235,23 @@ def tiny_llama(tokenizer: Any, seed: int = 0) -> Any:
     return model
 
 
+@contextmanager
+def _no_load_bar(local: bool) -> Iterator[None]:
+    """Hide transformers' per-tensor "Loading weights" bar when loading from a local directory:
+    a fraction of a second of noise above compare's and rank's output. A hub download keeps its
+    bars (they share the switch)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    if local and was_on:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if local and was_on:
+            hf_logging.enable_progress_bar()
+
+
 def load_base(
     spec: str = EMBEDDED_SPEC,
     *,
@@ -255,7 +274,8 @@ def load_base(
         )
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+            with _no_load_bar(local=Path(source).is_dir()):
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
         except OSError as exc:
             raise UserError(f"base={spec!r}: cannot load: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token_id is None:

@@ -314,6 +314,7 @@ def rank_digests(
     n_boot: int = 200,
     calibration: Calibration | None = None,
     schedule: Sequence[tuple[int, int]] | None = None,
+    progress: str | None = None,
 ) -> tuple[BTResult, list[tuple[int, int, float]]]:
     """Bradley-Terry fit of digests from model verdicts on a k-regular schedule (or the given
     `schedule`), both orders, plus any already-scored `extra` comparisons (i, j, P(i beats j))."""
@@ -324,7 +325,7 @@ def rank_digests(
     if sched:
         ab = [render_instruction(digests[i], digests[j]) for i, j in sched]
         ba = [render_instruction(digests[j], digests[i]) for i, j in sched]
-        p_a, _, _ = both_orders(model, formatter, ab, ba, batch_size, calibration)
+        p_a, _, _ = both_orders(model, formatter, ab, ba, batch_size, calibration, progress)
         comps += [(i, j, float(p)) for (i, j), p in zip(sched, p_a, strict=True)]
     return bradley_terry(len(digests), comps, n_boot=n_boot, seed=seed), comps
 
@@ -349,7 +350,12 @@ def rank_cli(
         docs, _digest_tokens(scorer), scorer.formatter.tokenizer, facts=_facts(scorer, docs)
     )
     bt, comps = rank_digests(
-        scorer.model, scorer.formatter, digests, k=k, calibration=scorer.calibration
+        scorer.model,
+        scorer.formatter,
+        digests,
+        k=k,
+        calibration=scorer.calibration,
+        progress="rank (both orders)",
     )
     order = np.argsort(-bt.scores, kind="stable")
     ranking = [

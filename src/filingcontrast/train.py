@@ -92,6 +92,20 @@ def pairs_digest_meta(pairs_dir: Path) -> dict[str, Any]:
     return out
 
 
+def with_min_gap(rows: list[dict], min_gap: float, path: Path) -> list[dict]:
+    """The rows whose realized gap is at least `min_gap` (all rows when it is 0)."""
+    if not min_gap:
+        return rows
+    for row in rows:
+        gap = row["meta"]["gap"]
+        if isinstance(gap, bool) or not isinstance(gap, int | float):
+            raise UserError(
+                f"{path}: pair {row['meta'].get('pair_id')}: meta.gap must be a number "
+                f"for train.min_train_gap, got {gap!r}"
+            )
+    return [row for row in rows if abs(row["meta"]["gap"]) >= min_gap]
+
+
 def _cap(rows: list[dict], cap: int, seed: int) -> list[dict]:
     """A seeded random subset of about `cap` rows in file order (all rows when cap is 0).
 
@@ -424,7 +438,13 @@ def train(
 
     model, tokenizer = build_model(cfg, str(acc.device))
     formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
-    train_rows = _cap(read_pairs(pairs_dir, "train"), tc.max_train_pairs, cfg.seed)
+    all_train = read_pairs(pairs_dir, "train")
+    train_rows = with_min_gap(all_train, tc.min_train_gap, pairs_dir / "train.jsonl")
+    if tc.min_train_gap:
+        say(
+            f"min_train_gap {tc.min_train_gap:g}: {len(train_rows)} of {len(all_train)} training rows"
+        )
+    train_rows = _cap(train_rows, tc.max_train_pairs, cfg.seed)
     examples, enc = encode_rows(formatter, train_rows, tc.max_seq_len)
     if not examples:
         raise UserError(f"{pairs_dir / 'train.jsonl'}: no trainable rows ({enc.to_dict()})")
