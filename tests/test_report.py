@@ -149,3 +149,13 @@ def test_train_evaluate_report_pipeline(tmp_path):
     text = write_report(tmp_path / "t").read_text()
     assert "No eval lines" not in text and "largest gain on item" in text
     assert text.count("data:image/png;base64,") == 6
+
+
+def test_baseline_scored_on_a_subset_is_labelled_with_its_n():
+    from filingcontrast.report import comparison_rows
+
+    m = {"accuracy": 0.6, "accuracy_ci": [0.5, 0.7], "n_pairs": 128,
+         "baselines": {"majority": {"n": 128, "accuracy": 0.5},
+                       "zero_shot": {"n": 64, "accuracy": 0.53}}}  # fmt: skip
+    names = [r[0] for r in comparison_rows(m)]
+    assert names == ["fine-tuned", "majority", "zero_shot (n=64)"]

@@ -127,6 +127,8 @@ def comparison_rows(m: dict) -> list[tuple[str, float | None, list | None]]:
     """(name, accuracy, ci) of the model, each baseline, the oracle and the ceiling."""
     rows = [("fine-tuned", m.get("accuracy"), m.get("accuracy_ci"))]
     for name, b in (m.get("baselines") or {}).items():
+        if b.get("n") is not None and b["n"] != m.get("n_pairs"):
+            name = f"{name} (n={b['n']})"  # scored on a subset (evaluate.zero_shot_max_pairs)
         rows.append((name, b.get("accuracy"), b.get("accuracy_ci")))
     if m.get("oracle_accuracy") is not None:
         rows.append(("oracle", m["oracle_accuracy"], None))
