@@ -284,3 +284,9 @@ def test_min_train_gap_keeps_only_wide_gaps_and_rejects_a_missing_gap():
         with_min_gap(rows, 0.05, Path("t.jsonl"))
     with pytest.raises(Exception, match="min_train_gap"):
         load_config(None, ["train.min_train_gap=-1"])
+
+
+def test_min_train_gap_that_keeps_no_rows_is_a_one_line_error(pairs_dir, tmp_path):
+    cfg = _cfg(tmp_path, "nogap", "train.min_train_gap=10.0")
+    with pytest.raises(UserError, match=r"train\.min_train_gap=10: keeps 0 of 24 training rows"):
+        train(cfg, pairs_dir)

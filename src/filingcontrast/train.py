@@ -441,9 +441,10 @@ def train(
     all_train = read_pairs(pairs_dir, "train")
     train_rows = with_min_gap(all_train, tc.min_train_gap, pairs_dir / "train.jsonl")
     if tc.min_train_gap:
-        say(
-            f"min_train_gap {tc.min_train_gap:g}: {len(train_rows)} of {len(all_train)} training rows"
-        )
+        kept = f"{len(train_rows)} of {len(all_train)} training rows"
+        if not train_rows:
+            raise UserError(f"train.min_train_gap={tc.min_train_gap:g}: keeps {kept}")
+        say(f"min_train_gap {tc.min_train_gap:g}: {kept}")
     train_rows = _cap(train_rows, tc.max_train_pairs, cfg.seed)
     examples, enc = encode_rows(formatter, train_rows, tc.max_seq_len)
     if not examples:
