@@ -44,6 +44,11 @@ def test_quick_demo_end_to_end_and_rerun_reuses_stages(tmp_path):
     assert metrics["n_pairs"] == 8 and 0.0 <= metrics["accuracy"] <= 1.0
     assert metrics["ceiling"] is not None and 0.5 < metrics["ceiling"] < 1.0
     assert set(metrics["baselines"]) == {"majority", "signal_rule", "tfidf_logreg", "zero_shot"}
+    # The demo's settings: zero-shot on the first pairs only, beside the model on the same ones;
+    # training on the pairs with a clear realized gap, said in the log.
+    assert metrics["baselines"]["zero_shot"]["n"] == 4
+    assert metrics["baselines"]["zero_shot"]["fine_tuned_same_pairs"]["n"] == 4
+    assert "min_train_gap 0.08: " in (run / "log.txt").read_text()
     # Calibration fitted on the 8 validation pairs and applied; raw figures kept beside it.
     assert metrics["calibration"]["n_pairs"] == 8
     assert set(metrics["uncalibrated"]) >= {"accuracy", "ece", "swap_consistency"}
