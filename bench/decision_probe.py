@@ -20,7 +20,6 @@ Prints a table and one final JSON line {"bench": "decision_probe", ...}.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import time
@@ -35,26 +34,18 @@ from sklearn.preprocessing import StandardScaler
 
 from filingcontrast.config import TrainConfig
 from filingcontrast.dataset import PromptFormatter
+from filingcontrast.errors import UserError
 from filingcontrast.model import EMBEDDED_SPEC, load_base
+from filingcontrast.pairs import load_pairs
 from filingcontrast.runtime import set_threads
 
 
-def read_pairs(path: Path, limit: int) -> list[dict]:
-    """The first `limit` rows of a pairs JSONL that carry both digests in `meta` (pairs built by
-    `filingcontrast pairs`); anything else is a one-line error naming the file and line."""
-    if not path.is_file():
-        sys.exit(f"decision_probe: {path}: no such pairs file")
-    rows = []
-    with path.open() as fh:
-        for line_no, line in enumerate(itertools.islice(fh, limit), start=1):
-            try:
-                row = json.loads(line)
-                row["meta"]["a"]["digest"], row["meta"]["b"]["digest"], row["meta"]["winner"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                sys.exit(f"decision_probe: {path}:{line_no}: not a pairs row with meta digests "
-                         f"and winner ({type(exc).__name__}: {exc})")  # fmt: skip
-            rows.append(row)
-    return rows
+def read_pairs(pairs_dir: Path, split: str, limit: int) -> list[dict]:
+    """The first `limit` rows of a split, checked by `pairs.load_pairs` (one-line errors)."""
+    try:
+        return load_pairs(pairs_dir, split)[:limit]
+    except UserError as exc:
+        sys.exit(f"decision_probe: {exc}")
 
 
 def digest_spans(text: str, row: dict) -> list[tuple[int, int]]:
@@ -101,7 +92,6 @@ def features(model, formatter, rows, layers):
 
 
 def probe_accuracy(x_train, y_train, x_test, y_test) -> float:
-    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
     folds = int(min(5, np.bincount(y_train, minlength=2).min()))  # tiny smoke runs: fewer folds
     if folds < 2:
         raise SystemExit("decision_probe: the train pairs need at least two wins for A and for B")
@@ -118,14 +108,15 @@ def main() -> None:
     ap.add_argument("--layers", default="4,10,16,22,30")
     ap.add_argument("--base", default=EMBEDDED_SPEC)
     args = ap.parse_args()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
     set_threads(0)
     model, tokenizer = load_base(args.base, device="cpu", dtype="float32")
     tc = TrainConfig()  # the prompt exactly as training and scoring render it
     formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
     layers = [int(x) for x in args.layers.split(",")]
     t0 = time.perf_counter()
-    train_rows = read_pairs(args.pairs / "train.jsonl", args.train)
-    test_rows = read_pairs(args.pairs / "test.jsonl", args.test)
+    train_rows = read_pairs(args.pairs, "train", args.train)
+    test_rows = read_pairs(args.pairs, "test", args.test)
     f_train, y_train = features(model, formatter, train_rows, layers)
     f_test, y_test = features(model, formatter, test_rows, layers)
     seconds = time.perf_counter() - t0

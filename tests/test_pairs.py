@@ -438,6 +438,13 @@ def test_load_pairs_errors(tmp_path: Path, built: tuple[Path, dict]) -> None:
         (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
         with pytest.raises(UserError, match=r"test\.jsonl:1: " + message):
             load_pairs(tmp_path, "test")
+    # meta.gap feeds train.min_train_gap: a missing or negative gap is named, not compared.
+    for value in (None, "0.03", -0.01):
+        row = json.loads(good[0])
+        row["meta"]["gap"] = value
+        (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
+        with pytest.raises(UserError, match=r"test\.jsonl:1: field meta\.gap: must be a number"):
+            load_pairs(tmp_path, "test")
 
 
 def test_bad_inputs(tmp_path: Path, store: Path, tokenizer) -> None:

@@ -275,12 +275,8 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
             zb = _model_block(*zs, zs_rows, ec, seed)
             base["zero_shot"] = {k: v for k, v in zb.items() if k not in ("reliability",)}
             if len(zs_rows) < len(rows):  # a subset: the paired comparison the reader needs
-                credit = M.correctness(p_a[: len(zs_rows)], a_won(zs_rows))
-                base["zero_shot"]["fine_tuned_same_pairs"] = {
-                    "n": int(credit.size),
-                    "accuracy": float(credit.mean()),
-                    "accuracy_ci": M.bootstrap_ci(credit, ec.bootstrap, seed),
-                }
+                same = _baseline_block(p_a[: len(zs_rows)], zs_rows, ec, seed, probs=False)
+                base["zero_shot"]["fine_tuned_same_pairs"] = same
         else:
             base["zero_shot"] = {"skipped": "model has no adapter to disable"}
     out["baselines"] = base

@@ -26,7 +26,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -236,19 +236,18 @@ def tiny_llama(tokenizer: Any, seed: int = 0) -> Any:
 
 
 @contextmanager
-def _no_load_bar(local: bool) -> Iterator[None]:
-    """Hide transformers' per-tensor "Loading weights" bar when loading from a local directory:
-    a fraction of a second of noise above compare's and rank's output. A hub download keeps its
-    bars (they share the switch)."""
+def _no_load_bar() -> Iterator[None]:
+    """Hide transformers' per-tensor "Loading weights" bar (a fraction of a second of noise above
+    compare's and rank's output), restoring the previous setting. Only for local loads: a hub
+    download's bars share the switch."""
     from transformers.utils import logging as hf_logging
 
     was_on = hf_logging.is_progress_bar_enabled()
-    if local and was_on:
-        hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if local and was_on:
+        if was_on:
             hf_logging.enable_progress_bar()
 
 
@@ -274,7 +273,7 @@ def load_base(
         )
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
-            with _no_load_bar(local=Path(source).is_dir()):
+            with _no_load_bar() if Path(source).is_dir() else nullcontext():
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
         except OSError as exc:
             raise UserError(f"base={spec!r}: cannot load: {str(exc).splitlines()[0]}") from None

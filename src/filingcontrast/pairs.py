@@ -756,6 +756,9 @@ def _row_problem(row: Any) -> str | None:
         ret = side["abnormal_ret"]
         if ret is not None and (isinstance(ret, bool) or not isinstance(ret, int | float)):
             return f"field meta.{s}.abnormal_ret: must be a number or null"
+    gap = meta["gap"]
+    if isinstance(gap, bool) or not isinstance(gap, int | float) or not gap >= 0:
+        return f"field meta.gap: must be a number >= 0 (abs. return difference), got {gap!r}"
     if not isinstance(meta["confidence"], str):
         return "field meta.confidence: must be a string"
     if not row["output"].startswith(DECISION.format(w=meta["winner"])):

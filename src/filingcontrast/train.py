@@ -92,18 +92,10 @@ def pairs_digest_meta(pairs_dir: Path) -> dict[str, Any]:
     return out
 
 
-def with_min_gap(rows: list[dict], min_gap: float, path: Path) -> list[dict]:
-    """The rows whose realized gap is at least `min_gap` (all rows when it is 0)."""
-    if not min_gap:
-        return rows
-    for row in rows:
-        gap = row["meta"]["gap"]
-        if isinstance(gap, bool) or not isinstance(gap, int | float):
-            raise UserError(
-                f"{path}: pair {row['meta'].get('pair_id')}: meta.gap must be a number "
-                f"for train.min_train_gap, got {gap!r}"
-            )
-    return [row for row in rows if abs(row["meta"]["gap"]) >= min_gap]
+def with_min_gap(rows: list[dict], min_gap: float) -> list[dict]:
+    """The rows whose realized gap (`meta.gap`, checked by pairs.load_pairs) is at least
+    `min_gap`."""
+    return [row for row in rows if row["meta"]["gap"] >= min_gap]
 
 
 def _cap(rows: list[dict], cap: int, seed: int) -> list[dict]:
@@ -439,7 +431,7 @@ def train(
     model, tokenizer = build_model(cfg, str(acc.device))
     formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
     all_train = read_pairs(pairs_dir, "train")
-    train_rows = with_min_gap(all_train, tc.min_train_gap, pairs_dir / "train.jsonl")
+    train_rows = with_min_gap(all_train, tc.min_train_gap)
     if tc.min_train_gap:
         kept = f"{len(train_rows)} of {len(all_train)} training rows"
         if not train_rows:
