@@ -1,0 +1,59 @@
+"""Two runs' verdicts on the same pairs: accuracies, discordant pairs and McNemar's exact test.
+
+    python bench/paired_accuracy.py runs/A/predictions.jsonl runs/B/predictions.jsonl
+
+Both files are `evaluate` outputs on the same split; pairs are matched by `pair_id` (a pair in
+one file only is an error). With few pairs two runs' intervals overlap even when one is better
+on most pairs where they disagree; the paired test uses exactly those pairs. Prints one JSON line
+{"bench": "paired_accuracy", ...}; `raw_sd` is the spread of the uncalibrated P(A better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from scipy.stats import binomtest
+
+
+def load(path: Path) -> dict[str, dict]:
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return {r["pair_id"]: r for r in rows}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        sys.exit(f"paired_accuracy: {path}: not an evaluate predictions.jsonl ({exc})")
+
+
+def right(rec: dict) -> bool:
+    return (rec["p_a"] > 0.5) == (rec["winner"] == "A")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("first", type=Path)
+    ap.add_argument("second", type=Path)
+    args = ap.parse_args()
+    a, b = load(args.first), load(args.second)
+    if set(a) != set(b):
+        sys.exit(f"paired_accuracy: {args.first} and {args.second} score different pairs "
+                 f"({len(set(a) ^ set(b))} differ)")  # fmt: skip
+    only_first = sum(right(a[k]) and not right(b[k]) for k in a)
+    only_second = sum(right(b[k]) and not right(a[k]) for k in a)
+    n_disc = only_first + only_second
+    result = {
+        "bench": "paired_accuracy",
+        "pairs": len(a),
+        "accuracy": [sum(map(right, a.values())) / len(a), sum(map(right, b.values())) / len(b)],
+        "only_first_right": only_first,
+        "only_second_right": only_second,
+        "mcnemar_p": binomtest(only_first, n_disc).pvalue if n_disc else 1.0,
+        "raw_sd": [statistics.pstdev(r["raw"]["p_a"] for r in d.values()) for d in (a, b)],
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
