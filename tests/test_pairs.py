@@ -547,6 +547,22 @@ def test_digest_budget_and_order(tokenizer) -> None:
     assert "Acme" not in full and "ACMR" not in full
 
 
+def test_old_item_7_exhibit_list_is_dropped_like_9_01(tokenizer) -> None:
+    from filingcontrast.digest import render_question
+
+    text = (
+        "FORM 8-K\n\nItem 5. Other Events.\n\nThe Company declared a special dividend of $1.00.\n\n"
+        "Item 7. Financial Statements, Pro Forma Financial Information and Exhibits.\n\n"
+        "(c) Exhibits\n99.1 -- Press release announcing the dividend\n"
+    )
+    doc = FilingDoc(accession="x", items=["5", "7"], company="Acme", ticker="ACME", main_text=text)
+    digest = filing_digest(doc, 400, tokenizer)
+    assert "special dividend" in digest and "Press release announcing" not in digest
+    assert render_question(["5", "7"], ["7"]) == (
+        "Compare Filing A (Item 5) and Filing B (Item 7). Which is better?"
+    )
+
+
 def test_real_filing_digest(edgar_8k: Path, tokenizer) -> None:
     files = sorted((edgar_8k / "filings").iterdir())[:20]
     for f in files:
@@ -580,3 +596,21 @@ def test_filing_doc_from_store(store: Path) -> None:
         assert doc.accepted_at is not None and doc.items[-1] == "9.01"
         with pytest.raises(UserError, match="no such filing"):
             filing_doc_from_store(st, "nope")
+
+
+def test_pairs_from_provided_returns(store: Path, tmp_path: Path, tokenizer) -> None:
+    # Regression: returns given in an `ingest files` manifest are stored with method "provided",
+    # and pairs.method could not select them.
+    import shutil
+
+    import duckdb
+
+    copy = tmp_path / "provided.duckdb"
+    shutil.copy(store, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE events SET method = 'provided'")
+    summary = build_pairs(config(copy, method="provided"), tmp_path / "p", tokenizer=tokenizer,
+                          signal_fn=fake_signals)  # fmt: skip
+    assert summary["splits"]["train"]["rows"] > 0
+    row = load_pairs(tmp_path / "p", "train")[0]
+    assert row["meta"]["method"] == "provided"

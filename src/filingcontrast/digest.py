@@ -69,6 +69,9 @@ ITEM_LABELS: dict[str, str] = {
     "8.01": "other events",
     "9.01": "exhibits",
 }
+# Items that only list exhibits: 9.01, and 7 under the pre-2004 numbering ("Financial
+# Statements, Pro Forma Financial Information and Exhibits"; modern codes all have a dot).
+EXHIBIT_ITEMS = frozenset({"9.01", "7"})
 
 # Sentences that carry no information about the event (boilerplate a parser may leave behind).
 _BOILERPLATE = re.compile(
@@ -570,7 +573,7 @@ def _units(doc: FilingDoc, anonymize: bool, facts: Sequence[str] | None = None) 
         add(line, 0.0, mandatory=True)
     if facts is not None:
         add(anon(key_facts_line(facts)), 0.0, mandatory=True)
-    sections = {c: b for c, b in _sections(doc).items() if not c.startswith("9.01")}
+    sections = {c: b for c, b in _sections(doc).items() if c not in EXHIBIT_ITEMS}
     # 9.01 (financial statements and exhibits) is a list of exhibit names: never informative.
     # With one informative item the "Items:" line already names it, so its own header line
     # would only spend tokens; with several, each section says which item it is.
@@ -748,8 +751,8 @@ def digest_items(digest: str) -> list[str]:
 
 
 def items_parenthetical(items: Sequence[str]) -> str:
-    """ "2.02 earnings, 7.01 Reg FD disclosure" (9.01 only when it is the sole item)."""
-    shown = [c for c in items if c != "9.01"] or list(items)
+    """ "2.02 earnings, 7.01 Reg FD disclosure" (9.01 or old 7 only when the sole item)."""
+    shown = [c for c in items if c not in EXHIBIT_ITEMS] or list(items)
     if not shown:
         return "8-K"
     return ", ".join(f"{c} {ITEM_LABELS[c]}" if c in ITEM_LABELS else f"Item {c}" for c in shown)

@@ -45,6 +45,7 @@ import numpy as np
 
 from filingcontrast.config import PairsConfig, RunConfig
 from filingcontrast.digest import (  # noqa: F401  (re-exported: the contract names pairs.*)
+    EXHIBIT_ITEMS,
     FilingDoc,
     anonymize_text,
     count_tokens,
@@ -254,9 +255,9 @@ def plan_splits(events: list[Event], pc: PairsConfig, seed: int) -> SplitPlan:
 
 
 def _shared_item(a: Event, b: Event) -> bool:
-    """A shared item other than 9.01 (nearly every 8-K lists its exhibits under 9.01)."""
-    ia = {i for i in a.items if i != "9.01"} or set(a.items)
-    ib = {i for i in b.items if i != "9.01"} or set(b.items)
+    """A shared item other than 9.01 (nearly every 8-K lists its exhibits under 9.01; old 7)."""
+    ia = {i for i in a.items if i not in EXHIBIT_ITEMS} or set(a.items)
+    ib = {i for i in b.items if i not in EXHIBIT_ITEMS} or set(b.items)
     return bool(ia & ib)
 
 

@@ -232,6 +232,27 @@ def test_unknown_ticker_and_bad_dates(tmp_path, monkeypatch) -> None:
         _ingest(tmp_path, FakeTransport(), since="2019-13-01")
 
 
+class OfflineTransport:
+    def get(self, url: str, headers: dict[str, str], timeout: float) -> Resp:
+        raise ConnectionError(f"Failed to resolve {url.split('/')[2]!r}")
+
+
+def test_unreachable_network_is_a_one_line_error(tmp_path, monkeypatch, capsys) -> None:
+    from filingcontrast import cli
+
+    _fast(monkeypatch)
+    monkeypatch.setattr(Client, "_sleep_before_retry", lambda self, attempt, after: None)
+    monkeypatch.setattr(
+        edgar, "Client", lambda *a, **kw: Client(*a, **{**kw, "transport": OfflineTransport()})
+    )
+    argv = ["ingest", "edgar", "--tickers", "AAPL", "--since", "2021-01-01", "--no-prices"]
+    argv += ["--identity", IDENTITY, "--http-cache", str(tmp_path / "c")]
+    assert cli.main([*argv, "--store", str(tmp_path / "s.duckdb")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert err.startswith(f"error: {edgar.TICKERS_URL}: connection failed: Failed to resolve")
+
+
 def test_prices_extra_missing_is_a_user_error(tmp_path, monkeypatch) -> None:
     import builtins
 

@@ -200,11 +200,21 @@ def test_manifest_with_provided_returns(tmp_path) -> None:
     [
         ({"accepted_at": "2021-07-02T17:00:00"}, r"m\.jsonl:3: field accepted_at: .* no time zone"),
         ({"accepted_at": "yesterday"}, r"m\.jsonl:3: field accepted_at: .*not an ISO 8601"),
+        ({"accepted_at": "0001-01-01T00:00:00+01:00"}, r"m\.jsonl:3: field accepted_at: .*range"),
         ({"items": ["2.99"]}, r"m\.jsonl:3: field items: unknown item '2.99'"),
         ({"id": "0000000002-21-000001"}, r"m\.jsonl:3: field id: duplicate accession .* line 1"),
         ({"ticker": None}, r"m\.jsonl:3: fields ticker/cik"),
         ({"returns": {"0_1": "lots"}}, r"m\.jsonl:3: field returns\.0_1"),
         ({"colour": "red"}, r"m\.jsonl:3: unknown field\(s\) colour"),
+        ({"returns": {"0_1": "nan"}}, r"m\.jsonl:3: field returns\.0_1: 'nan' is not a finite"),
+        ({"returns": {"0_1": True}}, r"m\.jsonl:3: field returns\.0_1: True is not a finite"),
+        ({"returns": {"1_0": 0.1}}, r"m\.jsonl:3: field returns: window '1_0'"),
+        ({"id": ["x"]}, r"m\.jsonl:3: field id: must be a string"),
+        ({"company": {"n": 1}}, r"m\.jsonl:3: field company: must be a string"),
+        ({"accepted_at": 1625259600}, r"m\.jsonl:3: field accepted_at: expected an ISO 8601 str"),
+        ({"text": "FORM 8-K \ud800"}, r"m\.jsonl:3: field text: invalid Unicode at character 9"),
+        ({"exhibits": {"type": "EX-99.1"}}, r"m\.jsonl:3: field exhibits: expected a list"),
+        ({"exhibits": [{"type": "EX-99.1"}]}, r"m\.jsonl:3: field exhibits\[0\]: give the"),
     ],
 )
 def test_manifest_errors_name_line_and_keep_earlier_rows(tmp_path, bad, message) -> None:
@@ -221,6 +231,52 @@ def test_manifest_invalid_json_line(tmp_path) -> None:
     path.write_text(json.dumps(_row(1)) + "\n{not json\n")
     with pytest.raises(UserError, match=r"m\.jsonl:2: invalid JSON"):
         files.ingest_files(tmp_path / "s.duckdb", path)
+
+
+@pytest.mark.parametrize("name", ["m.jsonl", "m.csv"])
+def test_manifest_not_utf8_or_empty_is_a_one_line_error(tmp_path, name) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xe9\n")
+    with pytest.raises(UserError, match=rf"{name}: not UTF-8 text \(byte 0\)"):
+        files.ingest_files(tmp_path / "s.duckdb", path)
+    path.write_text("id,accepted_at,form,text\n" if name.endswith(".csv") else "\n")
+    with pytest.raises(UserError, match=rf"{name}: no filings"):
+        files.ingest_files(tmp_path / "s.duckdb", path)
+
+
+def test_manifest_binary_document_is_skipped_even_with_items(tmp_path) -> None:
+    (tmp_path / "x.htm").write_bytes(b"PK\x03\x04\x00\x00binary")
+    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1, text=None, path="x.htm", items=["8.01"])])
+    summary = files.ingest_files(tmp_path / "s.duckdb", manifest)
+    assert summary["filings"] == 0
+    assert summary["skipped"] == {"m.jsonl:1": "binary file, not an 8-K text/HTML document"}
+
+
+def test_directory_duplicate_accession_is_listed_not_overwritten(tmp_path) -> None:
+    d = tmp_path / "filings"
+    d.mkdir()
+    acc = "0000000001-21-000001"
+    doc = HTML_8K.format(item="8.01", title="Other Events.", body="Caf\xe9 news \u2019 here.")
+    (d / f"1234_8K_2021_{acc}.htm").write_bytes(doc.encode("cp1252"))  # an old Windows file
+    (d / f"ABC_{acc}.htm").write_text(HTML_8K.format(item="2.02", title="Results", body="x"))
+    summary = files.ingest_files(tmp_path / "s.duckdb", d)
+    assert summary["filings"] == 1
+    assert summary["skipped"] == {
+        f"ABC_{acc}.htm": f"duplicate accession {acc} (already stored from 1234_8K_2021_{acc}.htm)"
+    }
+    t = tables(tmp_path / "s.duckdb")
+    assert list(t["filings"]["cik"]) == ["1234"]
+    assert "Café news \u2019 here." in t["documents"]["text"][0]  # decoded as the parser does
+
+
+def test_parser_warnings_of_stored_files_are_in_the_summary(tmp_path) -> None:
+    d = tmp_path / "filings"
+    d.mkdir()
+    truncated = HTML_8K.format(item="8.01", title="Other Events.", body="x")[:90]
+    (d / "0000000001-21-000001.htm").write_text(truncated)  # cover page only, cut off
+    summary = files.ingest_files(tmp_path / "s.duckdb", d)
+    assert summary["filings"] == 1
+    assert summary["warnings"] == {"0000000001-21-000001.htm": "no item headings found"}
 
 
 def test_csv_manifest(tmp_path) -> None:

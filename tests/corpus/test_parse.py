@@ -307,6 +307,16 @@ def test_bad_input_raises_one_line_user_error(raw: str | bytes, message: str) ->
     assert str(err.value).startswith("bad.htm: ") and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-8-sig", "cp1252"])
+def test_text_encodings_with_bom_or_windows_codepage(encoding: str) -> None:
+    doc = "<html><body><p>FORM 8-K</p><p>Item 8.01 Other Events.</p><p>Caf\xe9 \u2019</p></body>"
+    raw = doc.encode(encoding)
+    if encoding == "utf-16-be":
+        raw = b"\xfe\xff" + raw  # a big-endian byte-order mark
+    parsed = parse_8k(raw, filename="x.htm")
+    assert parsed.items == ["8.01"] and "Caf\xe9 \u2019" in parsed.text
+
+
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="missing.htm: cannot read file"):
         parse_8k_file(tmp_path / "missing.htm")

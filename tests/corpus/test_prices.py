@@ -56,6 +56,32 @@ def test_csv_errors_name_file_line_field(tmp_path, text, message) -> None:
         prices.read_prices_csv(_csv(tmp_path, text))
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", r"p\.csv:1: header: missing column\(s\) ticker, date, close; expected"),
+        (
+            "ticker,date,close,close\nA,2021-01-04,1,2\n",
+            r"p\.csv:1: header: repeated column\(s\) close",
+        ),
+        ("ticker,date,close\nA,2021-01-04,1,2\n", r"p\.csv:2: 1 more cells than the header"),
+        ("ticker,date,close\nA,2021-01-04\n", r"p\.csv:2: field close: missing"),
+        ("ticker,date,close\nA,2021-01-04,inf\n", r"p\.csv:2: field close: 'inf' is not a finite"),
+        ("ticker,date,close\n\nA,2021-01-04,x\n", r"p\.csv:3: field close"),  # blank line counted
+    ],
+)
+def test_csv_malformed_rows_are_errors_not_silently_dropped(tmp_path, text, message) -> None:
+    with pytest.raises(UserError, match=message):
+        prices.read_prices_csv(_csv(tmp_path, text))
+
+
+def test_csv_not_utf8_is_a_one_line_error(tmp_path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"ticker,date,close\n\xe9A,2021-01-04,1\n")
+    with pytest.raises(UserError, match=r"p\.csv: not UTF-8 text \(byte 18\)"):
+        prices.read_prices_csv(path)
+
+
 def test_ingest_prices_csv_with_index_symbol(tmp_path) -> None:
     path = _csv(
         tmp_path,

@@ -95,6 +95,19 @@ def test_failed_migration_leaves_store_unchanged(tmp_path, monkeypatch) -> None:
         assert "x" not in cols
 
 
+def test_foreign_duckdb_file_is_refused_and_left_alone(tmp_path) -> None:
+    path = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE trades (x INT)")
+    con.close()
+    with pytest.raises(UserError, match=r"other\.duckdb: not a filingcontrast store .*trades"):
+        Store(path)
+    con = duckdb.connect(str(path), read_only=True)
+    tables = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    con.close()
+    assert tables == [("trades",)]
+
+
 def test_missing_store_read_only(tmp_path) -> None:
     with pytest.raises(UserError, match="store not found"):
         Store(tmp_path / "none.duckdb", read_only=True)

@@ -30,7 +30,13 @@ from zoneinfo import ZoneInfo
 
 from filingcontrast.corpus.calendar import parse_date_arg
 from filingcontrast.corpus.http import Client, HttpCache, HttpError, Transport, validate_identity
-from filingcontrast.corpus.parse import SgmlDocument, document_text, parse_8k, sgml_documents
+from filingcontrast.corpus.parse import (
+    SgmlDocument,
+    decode_bytes,
+    document_text,
+    parse_8k,
+    sgml_documents,
+)
 from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
 
@@ -205,13 +211,13 @@ def fetch_filing(
     try:
         full_url = ARCHIVE_URL.format(cik=int(cik), acc_nodash=acc_nodash, name=f"{accession}.txt")
         raw = client.get(full_url, cache_404=True)
-        sub = parse_sgml(raw.decode("utf-8", errors="replace"))
+        sub = parse_sgml(decode_bytes(raw))
         docs = submission_documents(sub, accession)
         accepted = sub.accepted_at or accepted
     except HttpError as exc:
         if exc.status != 404 or not primary:
             raise
-        body = client.get(primary_url, cache_404=True).decode("utf-8", errors="replace")
+        body = decode_bytes(client.get(primary_url, cache_404=True))
         docs = [document_row(accession, primary, "main", None, document_text(body))]
     main = next((d for d in docs if d["kind"] == "main"), None)
     items = _split_items(row.get("items"))

@@ -403,7 +403,9 @@ def corpus_stats(store_path: str | Path) -> str:
         )[0]
         idx = store.query("SELECT count(*) AS n FROM prices WHERE ticker = ?", [INDEX_TICKER])[0]
         lines.append(
-            f"prices: {p['n']} rows, {p['tickers']} tickers, {p['lo']} .. {p['hi']}; "
+            f"prices: {p['n']} rows, {p['tickers']} tickers"
+            + (f", {p['lo']} .. {p['hi']}" if p["n"] else "")
+            + "; "
             f"index ({INDEX_TICKER}): {idx['n']} rows"
         )
         lines.append("events (window, method: with return / skipped):")

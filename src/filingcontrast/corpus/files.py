@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
+import math
 import os
 import re
 import sys
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from filingcontrast.corpus.edgar import EASTERN, FORMS, parse_sgml
-from filingcontrast.corpus.parse import document_text
+from filingcontrast.corpus.parse import decode_bytes, document_text, is_binary
 from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
 from filingcontrast.runtime import iter_jsonl
@@ -65,6 +67,7 @@ class FilingRows:
     documents: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
     company: str | None = None
+    warnings: list[str] = field(default_factory=list)  # the parser's, e.g. no item headings
 
 
 _ITEM = re.compile(r"\d{1,2}(\.\d{2})?")
@@ -76,7 +79,9 @@ _ITEM = re.compile(r"\d{1,2}(\.\d{2})?")
 
 def parse_accepted_at(value: Any, where: str) -> dt.datetime:
     """ISO 8601 timestamp with a zone offset ("Z" allowed); UserError otherwise."""
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise UserError(f"{where}: field accepted_at: expected an ISO 8601 string, got {value!r}")
+    if not value or not value.strip():
         raise UserError(f"{where}: field accepted_at: missing (ISO 8601 with zone required)")
     text = value.strip()
     try:
@@ -90,6 +95,10 @@ def parse_accepted_at(value: Any, where: str) -> dt.datetime:
             f"{where}: field accepted_at: {text!r} has no time zone "
             "(add one, e.g. 2021-07-02T17:00:00-04:00 or ...Z)"
         )
+    try:
+        ts.astimezone(dt.UTC).astimezone(EASTERN)
+    except OverflowError:
+        raise UserError(f"{where}: field accepted_at: {text!r} is out of range") from None
     return ts
 
 
@@ -114,7 +123,7 @@ def parse_items(value: Any, where: str) -> list[str] | None:
                 f"{where}: field items: unknown item {code!r} "
                 "(expected codes like 2.02 or, before 2004, 5)"
             )
-    return codes
+    return list(dict.fromkeys(codes))
 
 
 def parse_returns(value: Any, where: str) -> dict[str, float | None]:
@@ -124,16 +133,38 @@ def parse_returns(value: Any, where: str) -> dict[str, float | None]:
     if not isinstance(value, dict):
         raise UserError(f'{where}: field returns: expected an object like {{"0_1": 0.012}}')
     for window, ret in value.items():
-        if not re.fullmatch(r"\d+_\d+", str(window)):
+        m = re.fullmatch(r"(\d+)_(\d+)", str(window))
+        if not m or int(m.group(1)) > int(m.group(2)):
             raise UserError(f"{where}: field returns: window {window!r} must look like 0_1")
         if ret is None or ret == "":
             out[str(window)] = None
             continue
         try:
-            out[str(window)] = float(ret)
+            number = float(ret) if not isinstance(ret, bool) else math.nan
         except (TypeError, ValueError):
-            raise UserError(f"{where}: field returns.{window}: {ret!r} is not a number") from None
+            number = math.nan
+        if not math.isfinite(number):
+            raise UserError(f"{where}: field returns.{window}: {ret!r} is not a finite number")
+        out[str(window)] = number
     return out
+
+
+def _string(value: Any, where: str, name: str, numbers: bool = False) -> str | None:
+    """Field `name`'s value as a string (an integer too when `numbers`), None when absent;
+    UserError for another type or text that is not valid Unicode (a lone surrogate in JSON)."""
+    if value is None:
+        return None
+    if numbers and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise UserError(f"{where}: field {name}: must be a string, got {value!r:.60}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UserError(
+            f"{where}: field {name}: invalid Unicode at character {exc.start} (lone surrogate)"
+        ) from None
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,6 +173,7 @@ def parse_returns(value: Any, where: str) -> dict[str, float | None]:
 
 def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for each row of a JSONL or CSV manifest."""
+    text = _utf8_text(path)  # one line naming the file, not a UnicodeDecodeError
     if path.suffix.lower() == ".jsonl":
         for line_no, rec in iter_jsonl(path):
             unknown = sorted(set(rec) - set(MANIFEST_FIELDS))
@@ -149,23 +181,27 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise UserError(f"{path}:{line_no}: unknown field(s) {', '.join(unknown)}")
             yield line_no, rec
         return
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         allowed = set(MANIFEST_FIELDS) - {"exhibits", "returns"}
         bad = [h for h in header if h not in allowed and not h.startswith("abnormal_ret_")]
         missing = [h for h in ("id", "accepted_at", "form") if h not in header]
-        if bad or missing or not ({"text", "path"} & set(header)):
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if bad or missing or repeated or not ({"text", "path"} & set(header)):
             what = []
             if missing:
                 what.append(f"missing column(s) {', '.join(missing)}")
+            if repeated:
+                what.append(f"repeated column(s) {', '.join(repeated)}")
             if not ({"text", "path"} & set(header)):
                 what.append("need a text or path column")
             if bad:
                 what.append(f"unknown column(s) {', '.join(bad)}")
             raise UserError(f"{path}:1: header: {'; '.join(what)} (see docs/corpus.md)")
         reader.fieldnames = header
-        for line_no, row in enumerate(reader, start=2):
+        for row in reader:
+            line_no = reader.line_num  # a quoted cell may span lines: the record's last line
             if None in row:  # DictReader puts cells beyond the header under the key None
                 n = len(row[None])
                 raise UserError(f"{path}:{line_no}: {n} more cells than the header")
@@ -180,21 +216,30 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line_no, rec
 
 
-def _read_doc(base: Path, rel: str, where: str, field: str) -> str:
+def _utf8_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def _read_doc(base: Path, rel: str, where: str, field: str) -> str | None:
+    """A document's text, decoded as the parser decodes it; None for a binary file."""
     path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
     try:
-        return path.read_bytes().decode("utf-8", errors="replace")
+        raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{where}: field {field}: cannot read {path}: {exc.strerror}") from None
+    return None if is_binary(raw) else decode_bytes(raw)
 
 
 def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows | str:
     """Store rows for one manifest record, or a skip reason (str) for an unusable document."""
-    accession = str(rec.get("id") or "").strip()
+    accession = (_string(rec.get("id"), where, "id", numbers=True) or "").strip()
     if not accession:
         raise UserError(f"{where}: field id: missing (the accession number)")
-    ticker = str(rec.get("ticker") or "").strip().upper() or None
-    cik = str(rec.get("cik") or "").strip() or None
+    ticker = (_string(rec.get("ticker"), where, "ticker") or "").strip().upper() or None
+    cik = (_string(rec.get("cik"), where, "cik", numbers=True) or "").strip() or None
     if cik is not None:
         if not cik.isdigit():
             raise UserError(f"{where}: field cik: {cik!r} is not a number")
@@ -202,44 +247,34 @@ def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows 
     if not ticker and not cik:
         raise UserError(f"{where}: fields ticker/cik: give at least one")
     accepted = parse_accepted_at(rec.get("accepted_at"), where)
-    form = str(rec.get("form") or "").strip().upper()
+    form = (_string(rec.get("form"), where, "form") or "").strip().upper()
     if not form:
         raise UserError(f"{where}: field form: missing (8-K or 8-K/A)")
     items = parse_items(rec.get("items"), where)
     returns = parse_returns(rec.get("returns"), where)
-    if rec.get("text"):
-        raw, name = str(rec["text"]), f"{accession}.txt"
-    elif rec.get("path"):
-        raw, name = (
-            _read_doc(base, str(rec["path"]), where, "path"),
-            Path(str(rec["path"])).name,
-        )
+    text = _string(rec.get("text"), where, "text")
+    doc_path = _string(rec.get("path"), where, "path")
+    company = _string(rec.get("company"), where, "company")
+    if text:
+        raw, name = text, f"{accession}.txt"
+    elif doc_path:
+        raw, name = _read_doc(base, doc_path, where, "path"), Path(doc_path).name
     else:
         raise UserError(f"{where}: fields text/path: give the document's text or a path to it")
     if form not in FORMS:
         return f"form {form} is not an 8-K"
+    if raw is None:
+        return "binary file, not an 8-K text/HTML document"
     docs = [document_row(accession, name, "main", None, document_text(raw))]
-    for i, ex in enumerate(rec.get("exhibits") or []):
-        if not isinstance(ex, dict) or not ex.get("type"):
-            raise UserError(f'{where}: field exhibits[{i}]: expected {{"type", "text"|"path"}}')
-        if ex.get("text") is not None and not isinstance(ex["text"], str):
-            raise UserError(f"{where}: field exhibits[{i}].text: must be a string")
-        ex_raw = ex.get("text") or _read_doc(
-            base, str(ex.get("path") or ""), where, f"exhibits[{i}]"
-        )
-        ex_name = Path(str(ex.get("path"))).name if ex.get("path") else f"{ex['type']}.txt"
-        docs.append(
-            document_row(
-                accession, ex_name, "exhibit", str(ex["type"]).upper(), document_text(ex_raw)
-            )
-        )
+    docs += _exhibit_docs(rec.get("exhibits") or [], accession, where, base)
     if not docs[0]["text"]:
         return "empty document"
+    warnings: list[str] = []
     if items is None:
         parsed = _parse(raw, name)
         if isinstance(parsed, str):
             return parsed
-        items = list(parsed.items)
+        items, warnings = list(parsed.items), parsed.warnings
     filing = {
         "accession": accession,
         "cik": cik,
@@ -268,7 +303,28 @@ def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows 
         }
         for window, ret in returns.items()
     ]
-    return FilingRows(filing, docs, events, company=rec.get("company") or None)
+    return FilingRows(filing, docs, events, company=company or None, warnings=warnings)
+
+
+def _exhibit_docs(exhibits: Any, accession: str, where: str, base: Path) -> list[dict[str, Any]]:
+    """`documents` rows of a manifest record's exhibits (JSONL: [{"type", "text"|"path"}])."""
+    if not isinstance(exhibits, list):
+        raise UserError(f'{where}: field exhibits: expected a list of {{"type", "text"|"path"}}')
+    docs = []
+    for i, ex in enumerate(exhibits):
+        if not isinstance(ex, dict) or not ex.get("type"):
+            raise UserError(f'{where}: field exhibits[{i}]: expected {{"type", "text"|"path"}}')
+        ex_text = _string(ex.get("text"), where, f"exhibits[{i}].text")
+        ex_path = _string(ex.get("path"), where, f"exhibits[{i}].path")
+        if not ex_text and not ex_path:
+            raise UserError(f"{where}: field exhibits[{i}]: give the exhibit's text or path")
+        ex_raw = ex_text or _read_doc(base, ex_path or "", where, f"exhibits[{i}]")
+        if ex_raw is None:
+            raise UserError(f"{where}: field exhibits[{i}].path: {ex_path} is a binary file")
+        ex_name = Path(ex_path).name if ex_path else f"{ex['type']}.txt"
+        ex_type = str(ex["type"]).upper()
+        docs.append(document_row(accession, ex_name, "exhibit", ex_type, document_text(ex_raw)))
+    return docs
 
 
 def _parse(raw: str, name: str) -> Any:
@@ -313,10 +369,10 @@ def _file_filing(path: Path, cik_tickers: dict[str, str]) -> FilingRows | str:
         return f"cannot read: {exc.strerror}"
     if not raw_bytes.strip():
         return "empty document"
-    raw = raw_bytes.decode("utf-8", errors="replace")
     parsed = _parse(raw_bytes, path.name)
     if isinstance(parsed, str):
         return parsed
+    raw = decode_bytes(raw_bytes)  # as the parser read it
     ids = ids_from_filename(path.name)
     sub = parse_sgml(raw) if "<SEC-HEADER>" in raw[:5000] or "<DOCUMENT>" in raw[:200000] else None
     accession = ids["accession"] or (sub.accession if sub else None)
@@ -340,7 +396,7 @@ def _file_filing(path: Path, cik_tickers: dict[str, str]) -> FilingRows | str:
         "url": None,
     }
     company = (sub.company if sub else None) or getattr(parsed, "company", None) or None
-    return FilingRows(filing, docs, company=company)
+    return FilingRows(filing, docs, company=company, warnings=parsed.warnings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,6 +411,60 @@ def _write(store: Store, rows: FilingRows) -> None:
         if cik and not store.query("SELECT 1 FROM companies WHERE cik = ?", [cik]):
             company = {"cik": cik, "ticker": rows.filing.get("ticker"), "name": rows.company}
             store.upsert("companies", [{**company, "source": "files"}])
+
+
+@dataclass
+class _Tally:
+    """What an ingest did, by file name or manifest line: stored, skipped (why), warnings."""
+
+    written: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
+
+    def add(self, store: Store, name: str, result: FilingRows | str, sleep: float) -> None:
+        if isinstance(result, str):
+            self.skipped[name] = result
+            return
+        _write(store, result)
+        self.written += 1
+        if result.warnings:
+            self.warnings[name] = "; ".join(result.warnings)
+        _test_pause(sleep, self.written)
+
+
+def _ingest_dir(store: Store, path: Path, tally: _Tally, sleep: float) -> None:
+    cik_tickers = {
+        r["cik"]: r["ticker"]
+        for r in store.query("SELECT cik, ticker FROM companies WHERE ticker IS NOT NULL")
+    }
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in DOC_SUFFIXES)
+    if not files:
+        raise UserError(f"{path}: no .htm/.html/.txt files")
+    first: dict[str, str] = {}  # accession -> the file that stored it
+    for file in files:
+        result = _file_filing(file, cik_tickers)
+        if isinstance(result, FilingRows):
+            acc = result.filing["accession"]
+            if acc in first:
+                result = f"duplicate accession {acc} (already stored from {first[acc]})"
+            else:
+                first[acc] = file.name
+        tally.add(store, file.name, result, sleep)
+
+
+def _ingest_manifest(store: Store, path: Path, tally: _Tally, sleep: float) -> None:
+    seen: dict[str, int] = {}
+    for line_no, rec in _manifest_records(path):
+        where = f"{path}:{line_no}"
+        acc = str(rec.get("id") or "").strip()
+        if acc in seen:
+            raise UserError(
+                f"{where}: field id: duplicate accession {acc} (first on line {seen[acc]})"
+            )
+        seen[acc] = line_no
+        tally.add(store, f"{path.name}:{line_no}", _manifest_filing(rec, where, path.parent), sleep)
+    if not seen:
+        raise UserError(f"{path}: no filings (the manifest has no records)")
 
 
 def _test_pause(seconds: float, written: int) -> None:
@@ -381,44 +491,17 @@ def ingest_files(
         with Store(store_path) as store:
             price_summary = {"stored": store_prices(store, frame), **report}
     sleep = float(os.environ.get(SLEEP_ENV) or 0)
-    written, skipped = 0, {}
+    tally = _Tally()
     with Store(store_path) as store:
         if path.is_dir():
-            cik_tickers = {
-                r["cik"]: r["ticker"]
-                for r in store.query("SELECT cik, ticker FROM companies WHERE ticker IS NOT NULL")
-            }
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in DOC_SUFFIXES)
-            if not files:
-                raise UserError(f"{path}: no .htm/.html/.txt files")
-            for file in files:
-                result = _file_filing(file, cik_tickers)
-                if isinstance(result, str):
-                    skipped[file.name] = result
-                    continue
-                _write(store, result)
-                written += 1
-                _test_pause(sleep, written)
+            _ingest_dir(store, path, tally, sleep)
         else:
-            seen: dict[str, int] = {}
-            for line_no, rec in _manifest_records(path):
-                where = f"{path}:{line_no}"
-                acc = str(rec.get("id") or "").strip()
-                if acc in seen:
-                    raise UserError(
-                        f"{where}: field id: duplicate accession {acc} (first on line {seen[acc]})"
-                    )
-                seen[acc] = line_no
-                result = _manifest_filing(rec, where, path.parent)
-                if isinstance(result, str):
-                    skipped[f"{path.name}:{line_no}"] = result
-                    continue
-                _write(store, result)
-                written += 1
-                _test_pause(sleep, written)
+            _ingest_manifest(store, path, tally, sleep)
     from filingcontrast.corpus.events import compute_events_in_store
 
-    summary: dict[str, Any] = {"filings": written, "skipped": skipped}
+    summary: dict[str, Any] = {"filings": tally.written, "skipped": tally.skipped}
+    if tally.warnings:  # stored, but the parser had doubts (e.g. a truncated file: no items)
+        summary["warnings"] = tally.warnings
     if price_summary is not None:
         summary["prices"] = price_summary
     summary["events"] = compute_events_in_store(store_path)

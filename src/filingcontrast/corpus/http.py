@@ -36,8 +36,11 @@ class Transport(Protocol):
     def get(self, url: str, headers: dict[str, str], timeout: float) -> Any: ...
 
 
-class HttpError(Exception):
-    """A non-retryable HTTP answer (404, 403 ...) or retries exhausted."""
+class HttpError(UserError):
+    """A non-retryable HTTP answer (404, 403 ...) or retries exhausted (e.g. no network).
+
+    A UserError, so an unreachable EDGAR stops the command with one line; a single filing that
+    cannot be fetched is caught by the ingester and listed under `failed`."""
 
     def __init__(self, url: str, status: int | None, message: str):
         super().__init__(f"{url}: {message}")

@@ -35,6 +35,7 @@ __all__ = [
     "Parsed8K",
     "SgmlDocument",
     "Span",
+    "decode_bytes",
     "document_text",
     "html_to_text",
     "parse_8k",
@@ -221,7 +222,17 @@ class SgmlDocument:
     filename: str = ""
 
 
-def _decode(raw: bytes) -> str:
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def decode_bytes(raw: bytes) -> str:
+    """A filing's bytes as text: UTF-16 with a byte-order mark, else UTF-8, else cp1252 (old
+    EDGAR filings), else latin-1. The ingesters store what the parser reads."""
+    if raw.startswith(_UTF16_BOMS):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     for enc in ("utf-8", "cp1252"):
         try:
             return raw.decode(enc)
@@ -589,6 +600,11 @@ def _listed_exhibits(block: str) -> list[Exhibit]:
 # Entry points
 
 
+def is_binary(raw: bytes) -> bool:
+    """NUL bytes near the start (and no UTF-16 byte-order mark): not a text document."""
+    return b"\x00" in raw[:4096] and not raw.startswith(_UTF16_BOMS)
+
+
 def _fail(filename: str, what: str) -> UserError:
     return UserError(f"{filename or '<input>'}: {what}")
 
@@ -596,9 +612,9 @@ def _fail(filename: str, what: str) -> UserError:
 def parse_8k(raw: str | bytes, filename: str = "") -> Parsed8K:
     """Parse an 8-K (SGML submission, HTML or plain text). UserError on empty / non-8-K input."""
     if isinstance(raw, bytes):
-        if b"\x00" in raw[:4096]:
+        if is_binary(raw):
             raise _fail(filename, "binary file, not an 8-K text/HTML document")
-        raw = _decode(raw)
+        raw = decode_bytes(raw)
     raw = raw.lstrip("\ufeff")
     if not raw.strip():
         raise _fail(filename, "empty document")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -47,7 +48,40 @@ def _parse_price(raw: str, where: str, field: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise UserError(f"{where}: field {field}: {raw!r} is not a number") from None
+    if math.isinf(value):
+        raise UserError(f"{where}: field {field}: {raw!r} is not a finite number")
     return None if math.isnan(value) else value
+
+
+def _csv_header(path: Path, fieldnames: Sequence[str] | None) -> list[str]:
+    """The lower-cased header; UserError for missing, unknown or repeated columns."""
+    header = [h.strip().lower() for h in (fieldnames or [])]
+    problems = []
+    missing = [c for c in CSV_REQUIRED if c not in header]
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    unknown = [h for h in header if h not in CSV_REQUIRED + CSV_OPTIONAL]
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(unknown)}")
+    repeated = sorted({h for h in header if header.count(h) > 1} - set(unknown))
+    if repeated:
+        problems.append(f"repeated column(s) {', '.join(repeated)}")
+    if problems:
+        raise UserError(
+            f"{path}:1: header: {'; '.join(problems)}; expected ticker,date,close[,adj_close]"
+        )
+    return header
+
+
+def _check_cells(rec: dict[Any, Any], where: str) -> None:
+    """A row with more cells than the header, or without a required cell, is malformed."""
+    if None in rec:  # DictReader puts cells beyond the header under the key None
+        raise UserError(f"{where}: {len(rec[None])} more cells than the header")
+    absent = [c for c in CSV_REQUIRED if rec.get(c) is None]
+    if absent:
+        raise UserError(
+            f"{where}: field {absent[0]}: missing (row has fewer cells than the header)"
+        )
 
 
 def read_prices_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -58,46 +92,44 @@ def read_prices_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     skipped: dict[str, list[int]] = {"missing_value": [], "non_positive": []}
     seen: dict[tuple[str, dt.date], tuple[int, float, float]] = {}
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
-        missing = [c for c in CSV_REQUIRED if c not in header]
-        unknown = [h for h in header if h not in CSV_REQUIRED + CSV_OPTIONAL]
-        if missing or unknown:
-            what = f"missing column(s) {', '.join(missing)}" if missing else ""
-            what += ("; " if what else "") + (
-                f"unknown column(s) {', '.join(unknown)}" if unknown else ""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8"
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader.fieldnames = _csv_header(path, reader.fieldnames)
+    for rec in reader:
+        line = reader.line_num  # physical line: blank lines are skipped but counted
+        where = f"{path}:{line}"
+        _check_cells(rec, where)
+        ticker = (rec.get("ticker") or "").strip().upper()
+        if not ticker:
+            raise UserError(f"{where}: field ticker: empty")
+        try:
+            day = dt.date.fromisoformat((rec.get("date") or "").strip())
+        except ValueError:
+            raise UserError(
+                f"{where}: field date: {rec.get('date')!r} is not a date (YYYY-MM-DD)"
+            ) from None
+        close = _parse_price(rec.get("close"), where, "close")
+        adj = _parse_price(rec.get("adj_close"), where, "adj_close")
+        adj = close if adj is None else adj
+        if close is None or adj is None:
+            skipped["missing_value"].append(line)
+            continue
+        if close <= 0 or adj <= 0:
+            skipped["non_positive"].append(line)
+            continue
+        key = (ticker, day)
+        if key in seen and seen[key][1:] != (close, adj):
+            raise UserError(
+                f"{where}: {ticker} {day} appears again with different prices "
+                f"(first on line {seen[key][0]})"
             )
-            raise UserError(f"{path}:1: header: {what}; expected ticker,date,close[,adj_close]")
-        reader.fieldnames = header
-        for line, rec in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            ticker = (rec.get("ticker") or "").strip().upper()
-            if not ticker:
-                raise UserError(f"{where}: field ticker: empty")
-            try:
-                day = dt.date.fromisoformat((rec.get("date") or "").strip())
-            except ValueError:
-                raise UserError(
-                    f"{where}: field date: {rec.get('date')!r} is not a date (YYYY-MM-DD)"
-                ) from None
-            close = _parse_price(rec.get("close"), where, "close")
-            adj = _parse_price(rec.get("adj_close"), where, "adj_close")
-            adj = close if adj is None else adj
-            if close is None or adj is None:
-                skipped["missing_value"].append(line)
-                continue
-            if close <= 0 or adj <= 0:
-                skipped["non_positive"].append(line)
-                continue
-            key = (ticker, day)
-            if key in seen and seen[key][1:] != (close, adj):
-                raise UserError(
-                    f"{where}: {ticker} {day} appears again with different prices "
-                    f"(first on line {seen[key][0]})"
-                )
-            seen[key] = (line, close, adj)
-            rows.append({"ticker": ticker, "date": day, "close": close, "adj_close": adj})
+        seen[key] = (line, close, adj)
+        rows.append({"ticker": ticker, "date": day, "close": close, "adj_close": adj})
     frame = pd.DataFrame(rows, columns=PRICE_COLUMNS).drop_duplicates(["ticker", "date"])
     report = {
         "rows": len(frame),

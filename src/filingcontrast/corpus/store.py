@@ -206,6 +206,7 @@ class Store:
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 0
             if version == 0:
+                self._refuse_foreign_tables(con)
                 for table in TABLES:
                     con.execute(create_table_sql(table))
                 version = SCHEMA_VERSION
@@ -219,6 +220,17 @@ class Store:
                     f"filingcontrast ({SCHEMA_VERSION}); upgrade filingcontrast"
                 )
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
+
+    def _refuse_foreign_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A DuckDB file with other tables is someone else's database: never add ours to it."""
+        tables = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        names = {r[0] for r in tables}
+        foreign = sorted(names - set(TABLES) - {"meta"})
+        if foreign:
+            raise UserError(
+                f"{self.path}: not a filingcontrast store (it has other tables: "
+                f"{', '.join(foreign[:5])}); choose another --store"
+            )
 
     def _check_version(self) -> None:
         row = (
