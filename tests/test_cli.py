@@ -68,3 +68,30 @@ def test_cli_paths_survive_toml_quoting():
 
     path = 'C:\\data\\x "y".duckdb'
     assert load_config(None, ["store=" + _toml_str(path)]).store == path
+
+
+def test_flag_and_conflicting_override_is_an_error(tmp_path, capsys):
+    # Regression: `train --out runs/a name=b` trained into runs/b.
+    rc = main(["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "a"), "name=b"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "name=b: conflicts with a flag" in err and err.count("\n") == 0
+    # The same value twice is not a conflict (the missing pairs are the next error).
+    rc = main(["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "a"), "name=a"])
+    assert rc == 1 and "train.jsonl: training pairs not found" in capsys.readouterr().err
+
+
+def test_out_must_name_a_directory(tmp_path, capsys):
+    # Regression: `--out ""` trained into runs/<name>, `--out .` failed with "name: ... ''".
+    for cmd in (["train", "--pairs", str(tmp_path)], ["pairs"]):
+        for out in ("", ".", "/"):
+            rc = main([*cmd, "--out", out])
+            err = capsys.readouterr().err.strip()
+            assert rc == 1 and f"--out {out!r}: must name a directory" in err, (cmd, out)
+
+
+def test_toml_date_override_for_a_date_string():
+    from filingcontrast.config import load_config
+
+    # Regression: a bare TOML date was "expected a string, got datetime.date(...)".
+    assert load_config(None, ["simulate.start=2021-01-04"]).simulate.start == "2021-01-04"
+    assert load_config(None, ["pairs.method=provided"]).pairs.method == "provided"

@@ -74,6 +74,16 @@ def test_unknown_key_names_the_key(tmp_path):
             r"pairs\.digest_tokens: must be 0 \(split max_tokens\) or >= 64",
         ),
         ("train.lora_layers=-1", r"train\.lora_layers: must be >= 0"),
+        # regressions: inf trained to a NaN adapter, 1e300 / huge ints / threads crashed in torch
+        ("train.decision_weight=inf", r"train\.decision_weight: must be a finite number"),
+        ("train.decision_weight=1e300", r"train\.decision_weight: must be in \(0, 1000\]"),
+        ("train.lr=" + "1" * 400, r"train\.lr: must be a finite number"),
+        ("seed=99999999999999999999", r"seed: must fit in 64 bits"),
+        ("train.threads=100000", r"train\.threads: must be in \[0, 1024\]"),
+        ("=3", r"=3: override must look like key\.sub=value"),
+        ("train.=3", r"override must look like key\.sub=value"),
+        ("train..lr=3", r"override must look like key\.sub=value"),
+        ("train.lora_targets=[q_proj]", r"quote strings in a TOML list"),
     ],
 )
 def test_bad_values_name_the_key(override, match):
@@ -105,3 +115,26 @@ def test_bad_toml_names_the_file(tmp_path):
     path.write_text("[train\n")
     with pytest.raises(ConfigError, match="bad.toml: invalid TOML"):
         load_config(path)
+
+
+def test_config_file_problems_name_the_file_and_overrides_do_not(tmp_path):
+    """Regressions: a non-UTF-8 file or a directory gave a traceback / an exit-1 OSError; a
+    file's `train = 5` under a `train.x=` override gave "train.threads: train is not a table"
+    without the file; an override's bad value was reported as being in the file."""
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe[train]\n")
+    with pytest.raises(ConfigError, match=r"bin\.toml: invalid TOML: not UTF-8"):
+        load_config(binary)
+    with pytest.raises(ConfigError, match=r": cannot read config"):
+        load_config(tmp_path)
+    scalar = tmp_path / "scalar.toml"
+    scalar.write_text("train = 5\n")
+    with pytest.raises(ConfigError, match=r"^.*scalar\.toml: train: expected a table, got 5$"):
+        load_config(scalar, ["train.threads=1"])
+    good = tmp_path / "good.toml"
+    good.write_text("[train]\nepochs = 0\n")
+    with pytest.raises(ConfigError, match=r"good\.toml: train\.epochs: must be >= 1"):
+        load_config(good)
+    assert load_config(good, ["train.epochs=2"]).train.epochs == 2  # the override fixes it
+    with pytest.raises(ConfigError, match=r"^train\.lr: must be in \(0, 1\)"):
+        load_config(good, ["train.epochs=2", "train.lr=5"])

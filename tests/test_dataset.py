@@ -136,6 +136,15 @@ def test_answer_too_long_is_refused_and_counted_not_zero_loss(tok, tiny):
         loss_step(tiny, batch)
 
 
+def test_long_input_field_is_refused_as_input_too_long_not_answer_too_long(tok):
+    # Regression: a row whose `input` field alone filled max_seq_len was counted as
+    # answer_too_long, pointing the user at the wrong field.
+    fmt = PromptFormatter(tok, "chat", "sys")
+    row = make_row(0, "A", "x", "y")
+    row["input"] = "data " * 300
+    assert fmt.encode(row, 128) == "input_too_long"
+
+
 def test_loss_step_equals_hf_loss_on_answer(tok, tiny):
     fmt = PromptFormatter(tok, "chat", "sys")
     examples, _ = encode_rows(fmt, toy_rows(3), 512)

@@ -116,3 +116,25 @@ def test_missing_local_dir_and_unknown_spec(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no config.json"):
         load_base(str(tmp_path / "empty"), device="cpu")
+
+
+def test_checkpoint_dir_that_does_not_load_is_a_one_line_error(tokenizer, tmp_path):
+    """Regression: a directory with a config.json but no tokenizer, an unknown architecture or
+    a broken weights file raised ValueError / SafetensorError tracebacks from transformers."""
+    from filingcontrast.model import load_base, tiny_llama
+
+    config = tiny_llama(tokenizer).config
+    no_tokenizer = tmp_path / "no-tokenizer"
+    config.save_pretrained(no_tokenizer)
+    with pytest.raises(UserError, match="cannot load its tokenizer") as info:
+        load_base(str(no_tokenizer), device="cpu")
+    assert "\n" not in str(info.value)
+    broken = tmp_path / "broken"
+    config.save_pretrained(broken)
+    tokenizer.save_pretrained(broken)
+    (broken / "model.safetensors").write_text("garbage")
+    with pytest.raises(UserError, match=r"base='.*broken': cannot load: "):
+        load_base(str(broken), device="cpu")
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(UserError, match="cannot load"):
+        load_base(str(broken), device="cpu")

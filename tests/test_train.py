@@ -225,6 +225,10 @@ def test_lora_layers_adapts_only_the_top_layers_and_truncates_backward(tmp_path)
     assert seen == []  # nothing below the lowest adapted layer is differentiated
     with pytest.raises(UserError, match="train.lora_layers=3: .* only 2 decoder layers"):
         build_model(_cfg(tmp_path, "top", "train.lora_layers=3"), "cpu")
+    # regression: peft's message printed the whole module, over 20 lines
+    with pytest.raises(UserError, match=r"Target module LlamaModel is not supported") as info:
+        build_model(_cfg(tmp_path, "top", 'train.lora_targets=["model"]'), "cpu")
+    assert "\n" not in str(info.value)
 
 
 def test_fused_lora_setting_picks_the_layer_class(tmp_path):
@@ -288,3 +292,149 @@ def test_min_train_gap_that_keeps_no_rows_is_a_one_line_error(pairs_dir, tmp_pat
     cfg = _cfg(tmp_path, "nogap", "train.min_train_gap=10.0")
     with pytest.raises(UserError, match=r"train\.min_train_gap=10: keeps 0 of 24 training rows"):
         train(cfg, pairs_dir)
+
+
+def test_bad_out_dir_and_bad_pairs_fail_before_anything_is_written(pairs_dir, full_run, tmp_path):
+    """Regressions: --out at a file was a bare OSError; a run dir left by a killed run (metrics,
+    adapter, no checkpoint) was trained into again, appending to its metrics.jsonl; bad pairs
+    and a --resume without checkpoint left a fresh run dir with a config.toml behind."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(UserError, match="must be a directory"):
+        train(_cfg(tmp_path, "file"), pairs_dir)
+    left = tmp_path / "left"
+    left.mkdir()
+    (left / "metrics.jsonl").write_text('{"type": "train", "step": 1}\n')
+    with pytest.raises(UserError, match=r"left: holds an earlier training run \(metrics.jsonl\)"):
+        train(_cfg(tmp_path, "left"), pairs_dir)
+    with pytest.raises(UserError, match="no complete checkpoint"):
+        train(_cfg(tmp_path, "fresh"), pairs_dir, resume=True)
+    bad = write_pairs(tmp_path / "bad-pairs", toy_rows(4, 0), toy_rows(2, 1))
+    (bad / "train.jsonl").write_text((bad / "train.jsonl").read_text() + "{oops\n")
+    with pytest.raises(UserError, match=r"train.jsonl:5: invalid JSON"):
+        train(_cfg(tmp_path, "fresh"), bad)
+    assert not (tmp_path / "fresh").exists()
+
+
+def test_resume_refuses_other_settings_other_rows_and_damaged_checkpoints(
+    full_run, pairs_dir, tmp_path
+):
+    """Regressions: --resume with another lora_r was a size-mismatch traceback, with another
+    grad_accum/epochs or other pairs it silently trained something else; a damaged checkpoint
+    file was a torch traceback."""
+    cfg, _ = full_run
+    run = tmp_path / "copy"
+    shutil.copytree(cfg.run_dir, run)
+    with pytest.raises(UserError, match=r"train\.lora_r: checkpoint 16, now 8"):
+        train(_cfg(tmp_path, "copy", "train.lora_r=8"), pairs_dir, resume=True)
+    other = write_pairs(tmp_path / "other", toy_rows(24, 5), toy_rows(6, 1))
+    with pytest.raises(UserError, match="training rows differ"):
+        train(_cfg(tmp_path, "copy"), other, resume=True)
+    assert (run / "config.toml").read_text() == (cfg.run_dir / "config.toml").read_text()
+    summary = (run / "train_summary.json").read_text()
+    with pytest.raises(UserError, match=r"copy: training finished \(12 steps\); nothing to"):
+        train(_cfg(tmp_path, "copy"), pairs_dir, resume=True)  # it rewrote the summary, evals lost
+    assert (run / "train_summary.json").read_text() == summary
+    (run / "train_summary.json").unlink()  # killed in the final phase: resume finishes it
+    assert train(_cfg(tmp_path, "copy"), pairs_dir, resume=True)["steps"] == 12
+    (latest_checkpoint(run) / "optimizer.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=r"optimizer\.pt: damaged checkpoint"):
+        train(_cfg(tmp_path, "copy", "train.threads=2"), pairs_dir, resume=True)
+
+
+def test_interrupts_mid_step_during_update_and_during_eval_resume_exactly(
+    full_run, pairs_dir, tmp_path, monkeypatch
+):
+    """Regressions: a Ctrl-C inside a step saved the RNG its dropout had advanced (the resumed
+    losses differed from an uninterrupted run); one during the validation after an epoch lost
+    that epoch's evaluation; metrics.jsonl lines written after the checkpoint were duplicated."""
+    import signal
+
+    import filingcontrast.train as T
+
+    _, full = full_run
+    cfg = _cfg(tmp_path, "cut")  # lora_dropout 0.05: random draws in every step
+    real_step, real_eval, calls = T.train_step, T._eval_and_keep, {"step": 0, "eval": 0}
+
+    def boom() -> None:
+        raise KeyboardInterrupt
+
+    def sigint_in_update(hold):
+        def before_update() -> None:
+            hold()
+            os.kill(os.getpid(), signal.SIGINT)  # held until the step is recorded
+
+        return before_update
+
+    def step(*args, before_update=None, **kwargs):
+        calls["step"] += 1
+        if calls["step"] == 2:  # after forward/backward, before the update
+            return real_step(*args, before_update=boom, **kwargs)
+        if calls["step"] == 4:
+            return real_step(*args, before_update=sigint_in_update(before_update), **kwargs)
+        return real_step(*args, before_update=before_update, **kwargs)
+
+    def first_eval_cut(*args, **kwargs):
+        calls["eval"] += 1
+        if calls["eval"] == 1:
+            raise KeyboardInterrupt
+        return real_eval(*args, **kwargs)
+
+    monkeypatch.setattr(T, "train_step", step)
+    monkeypatch.setattr(T, "_eval_and_keep", first_eval_cut)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, pairs_dir)
+    assert latest_checkpoint(cfg.run_dir).name == "step-0000001"  # step 2 not applied
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, pairs_dir, resume=True)
+    assert latest_checkpoint(cfg.run_dir).name == "step-0000003"  # held until recorded
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, pairs_dir, resume=True)  # cut in the validation after epoch 1 (step 6)
+    state = json.loads((latest_checkpoint(cfg.run_dir) / "state.json").read_text())
+    assert state["global_step"] == 6 and state["pending_eval"]
+    with (cfg.run_dir / "metrics.jsonl").open("a") as fh:  # as if killed after the checkpoint
+        fh.write('{"type": "train", "step": 7, "loss": 0}\n{"type": "tr')
+    last = train(cfg, pairs_dir, resume=True)
+    assert last["losses"] == pytest.approx(full["losses"], abs=1e-6)
+    lines = [json.loads(x) for x in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if x["type"] == "train"] == list(range(1, 13))
+    assert [x["epoch"] for x in lines if x["type"] == "eval"] == [1, 2]
+
+
+def test_non_finite_loss_stops_with_one_line_and_no_summary(pairs_dir, tmp_path, monkeypatch):
+    """Regression: a diverged run (NaN loss) finished as `done` with a NaN adapter."""
+    import filingcontrast.train as T
+
+    monkeypatch.setattr(T, "_weight_total", lambda examples, w: float("nan"))
+    cfg = _cfg(tmp_path, "nan")
+    with pytest.raises(UserError, match=r"training loss is nan at step 1; lower train\.lr"):
+        train(cfg, pairs_dir)
+    assert not (cfg.run_dir / "train_summary.json").exists()
+    assert not (cfg.run_dir / "adapter").exists()
+
+
+def test_sigterm_checkpoints_like_ctrl_c(full_run, pairs_dir, tmp_path, monkeypatch):
+    """Regression: SIGTERM (`timeout`, a scheduler stopping the job) killed the run without a
+    checkpoint; it now stops as Ctrl-C does and --resume gives the uninterrupted losses."""
+    import signal
+
+    import filingcontrast.train as T
+
+    _, full = full_run
+    cfg = _cfg(tmp_path, "term")
+    real_step, calls = T.train_step, {"step": 0}
+
+    def step(*args, **kwargs):
+        calls["step"] += 1
+        if calls["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(T, "train_step", step)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, pairs_dir)
+    assert latest_checkpoint(cfg.run_dir).name == "step-0000002"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+    monkeypatch.setattr(T, "train_step", real_step)
+    last = train(cfg, pairs_dir, resume=True)
+    assert last["losses"] == pytest.approx(full["losses"], abs=1e-6)

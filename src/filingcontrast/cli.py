@@ -16,16 +16,32 @@ from pathlib import Path
 from typing import Any
 
 from filingcontrast import __version__
-from filingcontrast.config import RunConfig, load_config
-from filingcontrast.errors import UserError
+from filingcontrast.config import RunConfig, load_config, parse_override_value
+from filingcontrast.errors import ConfigError, UserError
 
 Handler = Callable[[argparse.Namespace], int | None]
 
 
 def _config(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
-    """The run config from --config, the command's own flags (as overrides) and key=value args."""
-    overrides = list(extra or []) + list(getattr(args, "overrides", []) or [])
-    return load_config(getattr(args, "config", None), overrides)
+    """The run config from --config, the command's own flags (as overrides) and key=value args.
+    A key=value that sets what a flag sets, to something else, is an error: neither may win
+    silently (`train --out runs/a name=b` would train into runs/b)."""
+    user = list(getattr(args, "overrides", []) or [])
+    flags = dict(o.split("=", 1) for o in extra or [])
+    for override in user:
+        key, _, value = override.partition("=")
+        key = key.strip()
+        if key in flags and parse_override_value(value.strip()) != parse_override_value(flags[key]):
+            raise ConfigError(f"{override}: conflicts with a flag that sets {key}={flags[key]}")
+    return load_config(getattr(args, "config", None), list(extra or []) + user)
+
+
+def _out_dir(value: str) -> Path:
+    """An --out directory that names something (not '', '.', '..' or '/')."""
+    out = Path(value)
+    if out.name in ("", ".", "..") or not out.resolve().name:
+        raise UserError(f"--out {value!r}: must name a directory, e.g. runs/NAME")
+    return out
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -140,7 +156,7 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     from filingcontrast.pairs import build_pairs
 
     cfg = _config(args, _store_override(args))
-    summary = build_pairs(cfg, Path(args.out))
+    summary = build_pairs(cfg, _out_dir(args.out))
     _print_json(summary)
     return 0
 
@@ -154,8 +170,8 @@ def cmd_pairs_stats(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     extra = []
-    if args.out:
-        out = Path(args.out)
+    if args.out is not None:
+        out = _out_dir(args.out)
         extra += [f"runs_dir={_toml_str(out.parent.as_posix())}", f"name={_toml_str(out.name)}"]
     cfg = _config(args, extra)
     from filingcontrast.train import train

@@ -11,7 +11,10 @@ torch, DuckDB or plotting libraries.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import datetime
+import math
 import tomllib
 import types
 import typing
@@ -69,8 +72,9 @@ class PairsConfig:
 
     window: str = "0_1"
     """Return window `START_END` in trading days from day 0 (e.g. `0_1`, `0_3`, `0_5`)."""
-    method: Literal["market_adjusted", "market_model"] = "market_adjusted"
-    """Abnormal-return method used for the label."""
+    method: Literal["market_adjusted", "market_model", "provided"] = "market_adjusted"
+    """Abnormal-return method used for the label (`provided`: returns given in an `ingest
+    files` manifest, stored as is)."""
     max_days_apart: int = 5
     """Pair only filings whose day 0s are at most this many trading days apart."""
     same_item: bool = False
@@ -226,7 +230,11 @@ class TrainConfig:
         _check(len(self.lora_targets) > 0, "lora_targets", "must name at least one module")
         _check(self.lora_layers >= 0, "lora_layers", f"must be >= 0, got {self.lora_layers}")
         _check(self.checkpointing_threshold > 0, "checkpointing_threshold", "must be > 0")
-        _check(self.decision_weight > 0, "decision_weight", "must be > 0")
+        _check(
+            0 < self.decision_weight <= 1000,
+            "decision_weight",
+            f"must be in (0, 1000], got {self.decision_weight}",
+        )
         _check(
             self.loraplus_ratio == 0 or self.loraplus_ratio >= 1,
             "loraplus_ratio",
@@ -236,7 +244,7 @@ class TrainConfig:
         _check(self.max_valid_pairs >= 0, "max_valid_pairs", "must be >= 0")
         _check(self.max_train_pairs >= 0, "max_train_pairs", "must be >= 0")
         _check(self.min_train_gap >= 0, "min_train_gap", "must be >= 0")
-        _check(self.threads >= 0, "threads", "must be >= 0")
+        _check(0 <= self.threads <= 1024, "threads", f"must be in [0, 1024], got {self.threads}")
 
 
 @dataclass
@@ -351,7 +359,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if origin is list:
         (item_tp,) = typing.get_args(tp)
-        _check(isinstance(value, list), key, f"expected a list, got {value!r}")
+        hint = (
+            ' (quote strings in a TOML list: ["q_proj", "v_proj"])' if str(value)[:1] == "[" else ""
+        )
+        _check(isinstance(value, list), key, f"expected a list, got {value!r}{hint}")
         return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         _check(isinstance(value, dict), key, f"expected a table, got {value!r}")
@@ -365,6 +376,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             key,
             f"expected an integer, got {value!r}",
         )
+        _check(-(2**63) <= value < 2**63, key, f"must fit in 64 bits, got {value!r}")
         return value
     if tp is float:
         _check(
@@ -372,8 +384,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             key,
             f"expected a number, got {value!r}",
         )
+        _check(
+            abs(value) < 1e308 and math.isfinite(value),
+            key,
+            f"must be a finite number, got {value!r}",
+        )
         return float(value)
     if tp is str:
+        if isinstance(value, datetime.date):  # TOML reads a bare 2021-01-04 as a date
+            value = value.isoformat()
         _check(isinstance(value, str), key, f"expected a string, got {value!r}")
         return value
     raise TypeError(f"unsupported config annotation {tp!r} for {key}")
@@ -399,7 +418,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def _parse_override_value(text: str) -> Any:
+def parse_override_value(text: str) -> Any:
     """TOML scalar/array syntax (`1e-4`, `true`, `[1, 2]`, `"x"`); anything else is a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
@@ -410,17 +429,18 @@ def _parse_override_value(text: str) -> Any:
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=value` overrides to a nested dict (in place) and return it."""
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"{item}: override must look like key.sub=value")
-        dotted, raw = item.split("=", 1)
+        dotted, eq, raw = item.partition("=")
         parts = dotted.strip().split(".")
+        if not eq or not all(p.strip() for p in parts):
+            raise ConfigError(f"{item}: override must look like key.sub=value")
         node = data
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"{dotted}: {part} is not a table")
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"{where}: expected a table, got {child!r}")
             node = child
-        node[parts[-1]] = _parse_override_value(raw.strip())
+        node[parts[-1]] = parse_override_value(raw.strip())
     return data
 
 
@@ -431,6 +451,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
@@ -439,14 +463,32 @@ def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, cls: type = RunConfig
 ) -> Any:
     """Read a TOML config (or defaults), apply dotted overrides, validate, return the dataclass."""
-    data = read_toml(path) if path else {}
-    apply_overrides(data, overrides or [])
+    file_data = read_toml(path) if path else {}
+    data = copy.deepcopy(file_data)
     try:
+        apply_overrides(data, overrides or [])
         return from_dict(cls, data)
     except ConfigError as exc:
-        if path:
+        # Name the file only when the bad key is in it, not set by a command-line override.
+        if path and not _from_override(str(exc), overrides or [], file_data):
             raise ConfigError(f"{path}: {exc}") from None
         raise
+
+
+def _from_override(message: str, overrides: list[str], file_data: dict[str, Any]) -> bool:
+    """Whether the key a ConfigError message starts with (`train.lr: ...`) was set by one of
+    `overrides` (or is inside a value one set, or above one and absent from the file)."""
+    key = message.split(": ", 1)[0].split("[", 1)[0]
+    node: Any = file_data
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    for item in overrides:
+        set_key = item.partition("=")[0].strip()
+        if key == set_key or key.startswith(f"{set_key}."):
+            return True
+        if set_key.startswith(f"{key}.") and node is None:
+            return True
+    return False
 
 
 def dump_toml(cfg: Any) -> str:

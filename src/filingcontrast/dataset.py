@@ -194,7 +194,10 @@ class PromptFormatter:
         trimmed = False
         if len(prompt) > room:
             if len(self.prompt_ids("", input_)) + 16 > room:
-                return "answer_too_long"
+                # no room left for the instruction: the answer, or else the `input` field
+                return (
+                    "answer_too_long" if len(self.prompt_ids("")) + 16 > room else "input_too_long"
+                )
             instruction = self._fit_instruction(instruction, input_, meta, room)
             if instruction is None:
                 return "prompt_does_not_fit"

@@ -260,6 +260,7 @@ def load_base(
     seed: int = 0,
 ) -> tuple[Any, Any]:
     """Load `(model, tokenizer)` for a base model spec, in eval mode on the resolved device."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = resolve_device(device)
@@ -271,14 +272,26 @@ def load_base(
         source = (
             str(embedded_path(cache_dir)) if spec == EMBEDDED_SPEC else _resolve_checkpoint(spec)
         )
+        # A directory that is not a loadable checkpoint (missing or broken tokenizer or weights,
+        # unknown architecture, truncated weight files) is a user mistake, not a bug.
+        broken = (OSError, ValueError, KeyError, RuntimeError, SafetensorError)
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
+        except broken as exc:
+            raise UserError(
+                f"base={spec!r}: cannot load its tokenizer: {_first_line(exc)}"
+            ) from None
+        try:
             with _no_load_bar() if Path(source).is_dir() else nullcontext():
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
-        except OSError as exc:
-            raise UserError(f"base={spec!r}: cannot load: {str(exc).splitlines()[0]}") from None
+        except broken as exc:
+            raise UserError(f"base={spec!r}: cannot load: {_first_line(exc)}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(": ")

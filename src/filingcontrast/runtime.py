@@ -134,7 +134,18 @@ def iter_jsonl(path: str | Path, torn_tail_ok: bool = False) -> Iterator[tuple[i
     from filingcontrast.errors import UserError
 
     path = Path(path)
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # A writer killed inside a multi-byte character leaves "unexpected end of data": the
+        # torn last line, dropped below. Anything else is not a JSON-lines file.
+        if not (torn_tail_ok and exc.reason == "unexpected end of data"):
+            raise UserError(
+                f"{path}: not UTF-8 text (byte {exc.start}); expected JSON lines"
+            ) from None
+        text = data[: exc.start].decode("utf-8-sig")
+    lines = text.splitlines()
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue

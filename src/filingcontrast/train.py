@@ -10,15 +10,19 @@ complete one and reproduces the loss sequence of an uninterrupted run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+import pickle
 import random
 import shutil
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from filingcontrast import metrics as M
-from filingcontrast.config import RunConfig, TrainConfig
+from filingcontrast.config import RunConfig, TrainConfig, to_dict
 from filingcontrast.dataset import (
     IGNORE,
     Example,
@@ -44,6 +48,8 @@ from filingcontrast.pairs import a_won, pair_items
 from filingcontrast.runtime import (
     RunDir,
     atomic_write_json,
+    atomic_write_text,
+    iter_jsonl,
     lean_allocator,
     read_json,
     seed_everything,
@@ -65,6 +71,38 @@ class TrainState:
     global_step: int = 0
     best: list[float] | None = None  # [valid_accuracy, -valid_loss] of the saved adapter
     losses: list[float] = field(default_factory=list)
+    pending_eval: bool = False  # the epoch ended, its validation (and adapter save) is not done
+    fingerprint: dict = field(default_factory=dict)  # what --resume must find unchanged
+
+
+# Settings that may differ on --resume: they change neither the data order nor the numbers.
+RESUME_FREE = ("threads", "save_every", "lean_memory", "merge")
+
+
+def run_fingerprint(cfg: RunConfig, rows: list[dict], processes: int) -> dict[str, Any]:
+    """What a checkpoint can only be resumed with: base, seed, processes, the `[train]` settings
+    (but RESUME_FREE) and a hash of the training rows."""
+    blob = json.dumps(rows, sort_keys=True, default=str).encode()
+    train = {k: v for k, v in to_dict(cfg.train).items() if k not in RESUME_FREE}
+    out = {"base": cfg.base, "seed": cfg.seed, "processes": processes, "train": train,
+           "train_rows": hashlib.sha256(blob).hexdigest()[:16]}  # fmt: skip
+    return json.loads(json.dumps(out))  # as state.json gives it back
+
+
+def _fingerprint_diff(saved: dict, now: dict) -> list[str]:
+    """`key: checkpoint X, now Y` for every setting that differs (empty: resumable)."""
+    flat_saved = {**{k: v for k, v in saved.items() if k != "train"},
+                  **{f"train.{k}": v for k, v in saved.get("train", {}).items()}}  # fmt: skip
+    flat_now = {**{k: v for k, v in now.items() if k != "train"},
+                **{f"train.{k}": v for k, v in now["train"].items()}}  # fmt: skip
+    out = []
+    for key in sorted(set(flat_saved) | set(flat_now)):
+        if flat_saved.get(key) != flat_now.get(key):
+            if key == "train_rows":
+                out.append("the training rows differ (another pairs dir, or changed pairs)")
+            else:
+                out.append(f"{key}: checkpoint {flat_saved.get(key)!r}, now {flat_now.get(key)!r}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,7 +212,13 @@ def build_model(cfg: RunConfig, device: str) -> tuple[Any, Any]:
         with _peft_wrapping():
             model = get_peft_model(base, lora)
     except ValueError as exc:
-        raise UserError(f"train.lora_targets={tc.lora_targets}: {exc}") from None
+        # peft prints the whole offending module ("Target module LlamaModel(\n ...\n) is not
+        # supported. ..."): keep its name and the verdict, on one line
+        lines = str(exc).strip().splitlines() or [""]
+        message = (
+            lines[0] if len(lines) == 1 else f"{lines[0].rstrip('(')} {lines[-1].lstrip(') ')}"
+        )
+        raise UserError(f"train.lora_targets={tc.lora_targets}: {message}") from None
     return model, tokenizer
 
 
@@ -308,13 +352,7 @@ def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, scheduler: Any,
     torch.save(get_peft_model_state_dict(model), tmp / "adapter.pt")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    rng = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.random.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-    torch.save(rng, tmp / "rng.pt")
+    torch.save(_rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(
         json.dumps({**state.__dict__, "plan": plan if state.step_in_epoch else None})
     )
@@ -332,23 +370,139 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: Path, model: Any, optimizer: Any, scheduler: Any
+    path: Path, model: Any, optimizer: Any, scheduler: Any, fingerprint: dict | None = None
 ) -> tuple[TrainState, Any]:
+    """Restore a checkpoint into model, optimizer, scheduler and the RNGs. With `fingerprint`
+    (run_fingerprint of this call), a checkpoint made with other settings or rows is refused
+    before anything is loaded. A damaged checkpoint is a one-line `UserError`."""
     import torch
     from peft import set_peft_model_state_dict
 
-    set_peft_model_state_dict(model, torch.load(path / "adapter.pt", weights_only=False))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-    rng = torch.load(path / "rng.pt", weights_only=False)
+    try:
+        data = json.loads((path / "state.json").read_text())
+        plan = data.pop("plan")
+        state = TrainState(**data)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"{path / 'state.json'}: damaged checkpoint ({exc}); delete "
+                        f"{path} to resume from the one before it") from None  # fmt: skip
+    if fingerprint is not None and state.fingerprint:
+        diff = _fingerprint_diff(state.fingerprint, fingerprint)
+        if diff:
+            raise UserError(
+                f"{path}: cannot --resume with other settings than the checkpoint's: "
+                f"{'; '.join(diff)}; resume with the run's config.toml and pairs, or train into "
+                "a new --out"
+            )
+    name = "adapter.pt"
+    try:
+        set_peft_model_state_dict(model, torch.load(path / name, weights_only=False))
+        name = "optimizer.pt"
+        optimizer.load_state_dict(torch.load(path / name, weights_only=False))
+        name = "scheduler.pt"
+        scheduler.load_state_dict(torch.load(path / name, weights_only=False))
+        name = "rng.pt"
+        rng = torch.load(path / name, weights_only=False)
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.random.set_rng_state(rng["torch"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError,
+            pickle.UnpicklingError) as exc:  # fmt: skip
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise UserError(f"{path / name}: damaged checkpoint ({first}); delete {path} to "
+                        "resume from the one before it") from None  # fmt: skip
+    return state, plan
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.random.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    import torch
+
     random.setstate(rng["python"])
     np.random.set_state(rng["numpy"])
     torch.random.set_rng_state(rng["torch"])
-    if rng.get("cuda") is not None and torch.cuda.is_available():
+    if rng["cuda"] is not None:
         torch.cuda.set_rng_state_all(rng["cuda"])
-    data = json.loads((path / "state.json").read_text())
-    plan = data.pop("plan")
-    return TrainState(**data), plan
+
+
+class _Interrupts:
+    """Ctrl-C (SIGINT) or SIGTERM (`timeout`, a job scheduler's stop) while training:
+    KeyboardInterrupt at once, so that a checkpoint is written, except between `hold()` and
+    `release()` (an optimizer step being applied and recorded), where it is raised at
+    `release()`: parameters, optimizer, scheduler and the step counter change together.
+    Signals whose handler someone else has set are left alone."""
+
+    DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+
+    def __init__(self) -> None:
+        self.holding = self.pending = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for signum, default in self.DEFAULTS.items():
+                if signal.getsignal(signum) is default:
+                    self.previous[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if not self.holding:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def release(self) -> None:
+        self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """On resume: drop the lines a killed run wrote after its checkpoint's step (they are
+    trained again), and a torn last line."""
+    if not path.is_file():
+        return
+    keep = [json.dumps(obj) for _, obj in iter_jsonl(path, torn_tail_ok=True)
+            if not isinstance(obj.get("step"), int) or obj["step"] <= step]  # fmt: skip
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def check_out_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse an --out that is a file, or that holds another training run unless resuming it."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: --out must be a directory, this is a file")
+    if resume:
+        if latest_checkpoint(run_dir) is None:
+            raise UserError(f"{run_dir}: --resume given but no complete checkpoint found")
+        return
+    if latest_checkpoint(run_dir) is not None:
+        raise UserError(
+            f"{run_dir}: has checkpoints from an earlier run; use --resume or a new --out"
+        )
+    left = [n for n in ("adapter", "train_summary.json", "metrics.jsonl") if (run_dir / n).exists()]
+    if left:
+        raise UserError(
+            f"{run_dir}: holds an earlier training run ({', '.join(left)}) without a checkpoint "
+            "to resume; use a new --out or delete them"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,40 +564,38 @@ def train(
 
     tc = cfg.train
     pairs_dir = Path(pairs_dir)
+    run_dir = cfg.run_dir
     if not (pairs_dir / "train.jsonl").exists():
         raise UserError(f"{pairs_dir / 'train.jsonl'}: training pairs not found")
-    device = resolve_device(tc.device)
-    acc = Accelerator(cpu=device == "cpu")
-    world, main = acc.num_processes, acc.is_main_process
-    threads = prepare_process(tc, device, world)
-    seed_everything(cfg.seed)
-    run_dir = cfg.run_dir
-    if main:
-        if not resume and latest_checkpoint(run_dir) is not None:
-            raise UserError(
-                f"{run_dir}: has checkpoints from an earlier run; use --resume or a new --out"
-            )
-        run = RunDir.create(cfg)
-    acc.wait_for_everyone()
-    run = RunDir(run_dir)
-    say = (lambda m: run.log(m, echo=True)) if main else (lambda m: None)
-
-    model, tokenizer = build_model(cfg, str(acc.device))
-    formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
+    # Everything the user gave is checked before the run directory is touched or a model loaded.
+    check_out_dir(run_dir, resume)
+    notes = []
     all_train = read_pairs(pairs_dir, "train")
     train_rows = with_min_gap(all_train, tc.min_train_gap)
     if tc.min_train_gap:
         kept = f"{len(train_rows)} of {len(all_train)} training rows"
         if not train_rows:
             raise UserError(f"train.min_train_gap={tc.min_train_gap:g}: keeps {kept}")
-        say(f"min_train_gap {tc.min_train_gap:g}: {kept}")
+        notes.append(f"min_train_gap {tc.min_train_gap:g}: {kept}")
     train_rows = _cap(train_rows, tc.max_train_pairs, cfg.seed)
+    valid_rows = _cap(read_pairs(pairs_dir, "valid"), tc.max_valid_pairs, cfg.seed)
+    if not valid_rows:
+        notes.append(f"{pairs_dir / 'valid.jsonl'}: no validation pairs; keeping the final "
+                     "adapter, uncalibrated")  # fmt: skip
+    device = resolve_device(tc.device)
+    acc = Accelerator(cpu=device == "cpu")
+    world, main = acc.num_processes, acc.is_main_process
+    threads = prepare_process(tc, device, world)
+    seed_everything(cfg.seed)
+
+    model, tokenizer = build_model(cfg, str(acc.device))
+    formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
     examples, enc = encode_rows(formatter, train_rows, tc.max_seq_len)
     if not examples:
-        raise UserError(f"{pairs_dir / 'train.jsonl'}: no trainable rows ({enc.to_dict()})")
-    valid_rows = _cap(read_pairs(pairs_dir, "valid"), tc.max_valid_pairs, cfg.seed)
+        hint = f"; raise train.max_seq_len ({tc.max_seq_len})" if enc.refused else ""
+        raise UserError(f"{pairs_dir / 'train.jsonl'}: no trainable rows ({enc.to_dict()}){hint}")
     valid_ex, valid_enc = encode_rows(formatter, valid_rows, tc.max_seq_len)
-    say(
+    notes.append(
         f"train rows: {enc.to_dict()}; valid rows: {valid_enc.to_dict()}; template {formatter.template}"
     )
 
@@ -465,13 +617,31 @@ def train(
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(tc.warmup_ratio * total_steps), total_steps
     )
-    state, plan = TrainState(), None
+    fingerprint = run_fingerprint(cfg, train_rows, world)
+    state, plan = TrainState(fingerprint=fingerprint), None
     if resume:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
             raise UserError(f"{run_dir}: --resume given but no complete checkpoint found")
-        state, plan = load_checkpoint(ckpt, model, optimizer, scheduler)
-        say(f"resumed from {ckpt} (epoch {state.epoch}, step {state.global_step})")
+        state, plan = load_checkpoint(ckpt, model, optimizer, scheduler, fingerprint)
+        state.fingerprint = fingerprint
+        finished = state.epoch >= tc.epochs or state.global_step >= total_steps
+        if finished and not state.pending_eval and (run_dir / "train_summary.json").exists():
+            raise UserError(
+                f"{run_dir}: training finished ({state.global_step} steps); nothing to resume"
+            )
+        notes.append(f"resumed from {ckpt} (epoch {state.epoch}, step {state.global_step})")
+    acc.wait_for_everyone()
+    if main:
+        run = RunDir.create(cfg)
+        if resume:
+            _trim_metrics(run.path / "metrics.jsonl", state.global_step)
+    acc.wait_for_everyone()
+    run = RunDir(run_dir)
+    say = (lambda m: run.log(m, echo=True)) if main else (lambda m: None)
+    for note in notes:
+        say(note)
+
     wrapped = acc.prepare_model(_module(model, tc.decision_weight))
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(
@@ -485,55 +655,66 @@ def train(
     done_here = 0
     evals: list[dict] = []
     interrupted = False
+
+    def pending_eval() -> None:
+        """The validation of a finished epoch (also one a Ctrl-C cut short before resuming)."""
+        if state.pending_eval and main:
+            evals.append(_eval_and_keep(model, tokenizer, formatter, cfg, valid_rows, valid_ex,
+                                        state, run, digest_meta))  # fmt: skip
+        state.pending_eval = False
+
+    mid_step, rng = False, None
     try:
-        while state.epoch < tc.epochs and state.global_step < total_steps:
-            if plan is None or state.step_in_epoch == 0:
-                plan = step_plan(lengths, tc, world, cfg.seed, state.epoch)
-            step = plan[state.step_in_epoch]
-            t0 = time.perf_counter()
-            loss, tokens, padded = train_step(
-                wrapped, acc, examples, step, tc, pad_id, optimizer, scheduler
-            )
-            dt = time.perf_counter() - t0
-            state.global_step += 1
-            state.step_in_epoch += 1
-            state.losses.append(loss)
-            done_here += 1
-            record = {
-                "type": "train", "step": state.global_step, "epoch": state.epoch + 1, "loss": loss,
-                "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens / dt,
-                "padding_share": 1 - tokens / max(padded, 1),
-            }  # fmt: skip
-            if main:
-                run.append_metrics(record)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens / dt:.0f}")
-            if state.step_in_epoch >= len(plan) or state.global_step >= total_steps:
-                if state.step_in_epoch >= len(plan):
-                    state.epoch += 1
-                    state.step_in_epoch = 0
-                if main and valid_rows and tc.eval_every_epoch:
-                    evals.append(
-                        _eval_and_keep(
-                            model,
-                            tokenizer,
-                            formatter,
-                            cfg,
-                            valid_rows,
-                            valid_ex,
-                            state,
-                            run,
-                            digest_meta,
-                        )
+        with _Interrupts() as interrupts:
+            pending_eval()
+            while state.epoch < tc.epochs and state.global_step < total_steps:
+                if plan is None or state.step_in_epoch == 0:
+                    plan = step_plan(lengths, tc, world, cfg.seed, state.epoch)
+                step = plan[state.step_in_epoch]
+                rng, mid_step = _rng_state(), True
+                t0 = time.perf_counter()
+                loss, tokens, padded = train_step(
+                    wrapped, acc, examples, step, tc, pad_id, optimizer, scheduler,
+                    before_update=interrupts.hold,
+                )  # fmt: skip
+                dt = time.perf_counter() - t0
+                if not math.isfinite(loss):
+                    raise UserError(
+                        f"{run_dir}: training loss is {loss} at step {state.global_step + 1}; "
+                        "lower train.lr (or train.decision_weight, train.loraplus_ratio)"
                     )
-            if world > 1 and state.step_in_epoch == 0:
-                acc.wait_for_everyone()  # the main process may have spent time evaluating
-            if main and tc.save_every and state.global_step % tc.save_every == 0:
-                save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
-            if stop_after is not None and done_here >= stop_after:
-                raise KeyboardInterrupt
+                state.global_step += 1
+                state.step_in_epoch += 1
+                state.losses.append(loss)
+                done_here += 1
+                record = {
+                    "type": "train", "step": state.global_step, "epoch": state.epoch + 1,
+                    "loss": loss, "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens / dt,
+                    "padding_share": 1 - tokens / max(padded, 1),
+                }  # fmt: skip
+                if main:
+                    run.append_metrics(record)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens / dt:.0f}")
+                if state.step_in_epoch >= len(plan) or state.global_step >= total_steps:
+                    if state.step_in_epoch >= len(plan):
+                        state.epoch += 1
+                        state.step_in_epoch = 0
+                    state.pending_eval = bool(valid_rows and tc.eval_every_epoch)
+                mid_step = False
+                interrupts.release()  # a Ctrl-C during the update stops here, the step recorded
+                pending_eval()
+                if world > 1 and state.step_in_epoch == 0:
+                    acc.wait_for_everyone()  # the main process may have spent time evaluating
+                if main and tc.save_every and state.global_step % tc.save_every == 0:
+                    save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
+                if stop_after is not None and done_here >= stop_after:
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
+        if mid_step:  # cut inside a step, before its update: drop it, and undo its random draws
+            optimizer.zero_grad(set_to_none=True)
+            _set_rng_state(rng)
         if main:
             path = save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
             say(
@@ -580,10 +761,13 @@ def train(
 
 
 def train_step(wrapped: Any, acc: Any, examples: list[Example], step: list[list[int]],
-               tc: TrainConfig, pad_id: int, optimizer: Any, scheduler: Any) -> tuple[float, int, int]:  # fmt: skip
+               tc: TrainConfig, pad_id: int, optimizer: Any, scheduler: Any,
+               before_update: Callable[[], None] | None = None) -> tuple[float, int, int]:  # fmt: skip
     """One optimizer step over `grad_accum` global micro-batches (this process takes its
     `batch_size` slice of each). The loss is normalized by the step's global label weight, so
-    micro-batching and processes do not change it. Returns (loss, real tokens, padded tokens)."""
+    micro-batching and processes do not change it. Returns (loss, real tokens, padded tokens).
+    A non-finite loss is returned without updating anything; `before_update` is called just
+    before the optimizer step."""
     import torch
 
     world, rank = acc.num_processes, acc.process_index
@@ -609,10 +793,16 @@ def train_step(wrapped: Any, acc: Any, examples: list[Example], step: list[list[
         loss_sum = acc.reduce(loss_sum, "sum")
         counts = acc.reduce(torch.tensor([tokens, padded], device=acc.device), "sum")
         tokens, padded = int(counts[0]), int(counts[1])
+    loss = float(loss_sum) / norm
+    if not math.isfinite(loss):  # nothing is applied: the caller stops
+        optimizer.zero_grad(set_to_none=True)
+        return loss, tokens, padded
+    if before_update is not None:
+        before_update()
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return float(loss_sum) / norm, tokens, padded
+    return loss, tokens, padded
 
 
 def _eval_and_keep(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: RunConfig,
@@ -627,13 +817,13 @@ def _eval_and_keep(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: 
     run.append_metrics(record)
     score = [result["valid_accuracy"], -result["valid_loss"]]
     if state.best is None or score > state.best:
-        state.best = score
         winners = [(r.get("meta") or {}).get("winner") for r in rows]
         cal = fit_calibration(p_ab, p_ba, winners)
         save_adapter(model, tokenizer, formatter, cfg, run.path / "adapter",
                      {"epoch": state.epoch, "step": state.global_step,
                       "valid_accuracy": result["valid_accuracy"], "valid_loss": result["valid_loss"],
                       "calibration": cal.to_dict(), **digest_meta})  # fmt: skip
+        state.best = score  # only once the adapter is saved (a Ctrl-C may cut the save)
     run.log(
         f"eval epoch {state.epoch}: valid loss {result['valid_loss']:.4f}, accuracy "
         f"{result['valid_accuracy']:.3f} on {result['n_pairs']} pairs", echo=True
