@@ -107,6 +107,19 @@ def test_missing_adapter_and_pairs_are_user_errors(tmp_path, run_dir):
         evaluate_run(run_dir, tmp_path / "nopairs", RunConfig())
 
 
+def test_binary_pairs_file_and_file_for_dir_are_user_errors(run_dir, tmp_path):
+    from filingcontrast.evaluate import evaluate_run
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "test.jsonl").write_bytes(b"\xff\xfe\x00garbage\x96\n")
+    cfg = RunConfig(name="tiny", base="tiny-llama")
+    with pytest.raises(UserError, match=r"test\.jsonl: not UTF-8 text"):
+        evaluate_run(run_dir, pairs, cfg)
+    with pytest.raises(UserError, match="not a directory"):
+        evaluate_run(run_dir, pairs / "test.jsonl", cfg)
+
+
 def test_evaluate_cli_unlabelled_pairs_exit_1(run_dir, tmp_path, capsys):
     from filingcontrast.cli import main
 

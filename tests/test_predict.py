@@ -68,7 +68,9 @@ def test_missing_adapter_is_user_error(tmp_path):
 def test_adapter_for_other_base_is_user_error(tmp_path):
     ad = tmp_path / "adapter"
     ad.mkdir()
-    (ad / "adapter_config.json").write_text("{}")
+    (ad / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    (ad / "adapter_model.safetensors").write_bytes(b"")
+    (ad / "tokenizer.json").write_text("{}")
     (ad / "filingcontrast.json").write_text(json.dumps({"base": "tiny-llama"}))
     with pytest.raises(UserError, match="trained on 'tiny-llama'"):
         load_scorer(tmp_path, base="smollm2-135m-instruct")
@@ -144,16 +146,16 @@ def test_compare_and_rank_cli_end_to_end(capsys, tiny_run):
 
 
 def test_compare_bad_inputs_are_one_line_errors(capsys, tmp_path, tiny_run):
-    good = str(PARSE / "simulated.txt")
+    good, other = str(PARSE / "simulated.txt"), str(PARSE / "old_style.txt")
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     cases = [
         ((str(empty), good, "--adapter", str(tiny_run)), "empty"),
         ((str(PARSE / "form_10k.htm"), good, "--adapter", str(tiny_run)), "8-K"),
-        ((good, good, "--adapter", str(tmp_path / "nope")), "adapter not found"),
+        ((good, other, "--adapter", str(tmp_path / "nope")), "adapter not found"),
         ((good, str(tmp_path / "missing.txt"), "--adapter", str(tiny_run)), "no such file"),
         (
-            (good, good, "--adapter", str(tiny_run), "--base", "smollm2-135m-instruct"),
+            (good, other, "--adapter", str(tiny_run), "--base", "smollm2-135m-instruct"),
             "trained on 'tiny-llama'",
         ),
     ]
@@ -173,8 +175,8 @@ def test_adapter_whose_weights_do_not_fit_base(capsys, tmp_path, tiny_run):
     meta = json.loads(meta_path.read_text())
     meta["base"] = "smollm2-135m-instruct"  # tiny-llama LoRA shapes cannot load into it
     meta_path.write_text(json.dumps(meta))
-    good = str(PARSE / "simulated.txt")
-    rc, _, err = _cli(capsys, "compare", good, good, "--adapter", str(run))
+    good, other = str(PARSE / "simulated.txt"), str(PARSE / "old_style.txt")
+    rc, _, err = _cli(capsys, "compare", good, other, "--adapter", str(run))
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert rc == 1 and len(errors) == 1 and "does not fit" in errors[0], err
     assert "mismatch" in errors[0]
@@ -206,3 +208,75 @@ def test_compare_builds_digests_like_training(tiny_run, tmp_path, monkeypatch):
     ((budget, digests),) = seen
     assert budget == 120
     assert all("\nKey facts: " in d for d in digests)
+
+
+def test_adapter_dir_with_missing_or_corrupt_files(capsys, tmp_path, tiny_run):
+    """A missing weight or tokenizer file, a broken adapter_config.json or a truncated
+    safetensors file: one line naming the problem, never "does not fit base model" or a
+    traceback."""
+    import shutil
+
+    a, b = str(PARSE / "simulated.txt"), str(PARSE / "old_style.txt")
+
+    def broken(name, change):
+        run = tmp_path / name
+        shutil.copytree(tiny_run, run)
+        change(run / "adapter")
+        return run
+
+    weights = "adapter_model.safetensors"
+    cases = [
+        (lambda ad: (ad / weights).unlink(), "adapter weights missing"),
+        (lambda ad: (ad / "tokenizer.json").unlink(), "tokenizer missing"),
+        (lambda ad: (ad / "adapter_config.json").write_text("[]"), "expected a JSON object"),
+        (lambda ad: (ad / "adapter_config.json").write_text("{}"), "peft_type"),
+        (lambda ad: (ad / weights).write_bytes((ad / weights).read_bytes()[:100]),
+         "cannot load adapter"),
+    ]  # fmt: skip
+    for n, (change, needle) in enumerate(cases):
+        rc, _, err = _cli(capsys, "compare", a, b, "--adapter", str(broken(f"r{n}", change)))
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert rc == 1 and len(errors) == 1 and needle in errors[0], (needle, err)
+        assert "does not fit" not in errors[0]
+
+
+def test_same_filing_twice_is_user_error(capsys, tmp_path, tiny_run):
+    a, b = PARSE / "simulated.txt", PARSE / "old_style.txt"
+    for argv in (
+        ("compare", str(a), str(a)),
+        ("compare", str(a), str(PARSE / ".." / "parse" / a.name)),  # same file, other spelling
+        ("rank", str(a), str(b), str(a)),
+    ):
+        rc, _, err = _cli(capsys, *argv, "--adapter", str(tiny_run))
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert rc == 1 and len(errors) == 1 and "given twice" in errors[0], (argv, err)
+
+
+def test_identical_content_is_an_exact_tie(tiny_run, tmp_path):
+    """Two copies of one filing: both orders score the same, so P(A) is exactly 0.5 (and the
+    verdict is A, as `p_a >= 0.5` says), not 0.49999999999999994 and "B"."""
+    import shutil
+
+    from filingcontrast.predict import compare_cli
+
+    copy = tmp_path / "copy.txt"
+    shutil.copy(PARSE / "simulated.txt", copy)
+    res = compare_cli(str(PARSE / "simulated.txt"), str(copy), adapter=str(tiny_run))
+    assert res["p_ab"] == res["p_ba"] and res["p_a"] == 0.5 and res["choice"] == "A"
+
+
+def test_bradley_terry_interval_reflects_weak_single_verdict():
+    # Regression: resampling one soft comparison gave a zero-width interval ("certain").
+    bt = bradley_terry(2, [(0, 1, 0.6)], n_boot=200, seed=0)
+    assert bt.scores[0] > 0 > bt.scores[1]
+    lo, hi = bt.ci[0]
+    assert lo < 0 < hi  # one verdict at 0.6 cannot settle the order
+    assert lo <= bt.scores[0] <= hi
+
+
+def test_bradley_terry_intervals_narrow_with_more_comparisons():
+    few = bradley_terry(2, [(0, 1, 0.9)] * 2, n_boot=200, seed=0)
+    many = bradley_terry(2, [(0, 1, 0.9)] * 40, n_boot=200, seed=0)
+    width = lambda bt: bt.ci[0, 1] - bt.ci[0, 0]  # noqa: E731
+    assert width(many) < width(few)
+    assert many.ci[0, 0] > 0  # 40 verdicts at 0.9 do settle it

@@ -105,6 +105,45 @@ def test_report_without_eval_lines_or_metrics_says_so(tmp_path):
         write_report(tmp_path / "missing")
 
 
+def test_report_without_metrics_json_makes_no_calibration_claim(tmp_path):
+    text = write_report(_fake_run(tmp_path, with_metrics=False)).read_text()
+    assert "too few validation pairs" not in text and "None / None" not in text
+
+
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda m: m.update(accuracy="high"), "field accuracy: expected a number"),
+        (lambda m: m["baselines"].update(x=3), "field baselines.x: expected an object"),
+        (lambda m: m["by_item"]["2.02"].pop("n"), "field by_item.2.02.n: expected a number"),
+        (lambda m: m.update(reliability=[{"n": 2, "mean_p": "x"}]), "reliability[0].mean_p"),
+        (lambda m: m["ranking"].update(points=[{"ret": 1}]), "ranking.points[0].score"),
+        (lambda m: m.update(accuracy_ci=[0.1]), "field accuracy_ci: expected [lo, hi]"),
+    ],
+)
+def test_malformed_metrics_json_is_one_line_error(tmp_path, edit, needle):
+    run = _fake_run(tmp_path)
+    m = json.loads((run / "metrics.json").read_text())
+    edit(m)
+    (run / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(UserError) as err:
+        write_report(run)
+    assert "metrics.json: " in str(err.value) and needle in str(err.value)
+    assert "\n" not in str(err.value) and not (run / "report.html").exists()
+
+
+def test_bad_metrics_jsonl_and_file_for_run_dir_are_one_line_errors(tmp_path):
+    run = _fake_run(tmp_path, with_metrics=False)
+    (run / "metrics.jsonl").write_bytes(b"\x8c\xff binary\n")
+    with pytest.raises(UserError, match=r"metrics\.jsonl: not UTF-8 text"):
+        write_report(run)
+    (run / "metrics.jsonl").write_text(json.dumps({"type": "train", "step": 1, "loss": "x"}))
+    with pytest.raises(UserError, match=r"metrics\.jsonl: field loss \(train line\)"):
+        write_report(run)
+    with pytest.raises(UserError, match="not a directory"):
+        write_report(run / "metrics.jsonl")
+
+
 def test_epoch_finding_names_the_biggest_gain():
     evals = [
         {"epoch": 1, "by_item": {"2.02|2.02": {"n": 50, "accuracy": 0.6}}},

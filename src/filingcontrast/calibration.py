@@ -73,9 +73,11 @@ class Calibration:
         return sigmoid((logit(p_first) - self.bias) / self.temperature)
 
     def apply(self, p_ab: Any, p_ba: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(p_a, p_ab, p_ba) calibrated; p_a averages the two orders."""
+        """(p_a, p_ab, p_ba) calibrated; p_a averages the two orders, written as
+        0.5 + (ab - ba) / 2 so that equal orders (a filing against itself) give exactly 0.5
+        (`(ab + 1 - ba) / 2` rounds to 0.49999999999999994 for some ab, a "B" verdict)."""
         ab, ba = self.per_order(p_ab), self.per_order(p_ba)
-        return (ab + 1.0 - ba) / 2.0, ab, ba
+        return 0.5 + (ab - ba) / 2.0, ab, ba
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -222,6 +222,8 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     adapter_dir = resolve_adapter_dir(adapter_or_run_dir)
     run_dir = adapter_dir.parent if adapter_dir.name == "adapter" else adapter_dir
     pairs_dir = Path(pairs_dir)
+    if pairs_dir.is_file():
+        raise UserError(f"{pairs_dir}: not a directory (pass the pairs directory, not a file)")
     if not pairs_dir.is_dir():
         raise UserError(f"{pairs_dir}: pairs directory not found")
     rows = _load_split(pairs_dir, ec.split)

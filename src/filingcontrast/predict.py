@@ -7,7 +7,8 @@ P(A better) = (p_ab + 1 - p_ba) / 2, which cancels the model's position bias.
 
 `rank` aggregates such verdicts over a deterministic k-regular comparison schedule with a
 Bradley-Terry penalized maximum-likelihood fit on the soft verdicts (choix's objective, vectorized)
-and percentile-bootstrap intervals over the comparisons.
+and percentile-bootstrap intervals in which each resampled verdict becomes one outcome drawn with
+the model's probability (so a filing seen in one weak comparison gets a wide interval).
 
 Heavy libraries (torch, transformers, peft) are imported inside functions so that the pure parts
 (`bradley_terry`, `comparison_schedule`) stay cheap to import and test.
@@ -41,7 +42,7 @@ EXPLAIN_MAX_NEW_TOKENS = 80
 
 @dataclass
 class BTResult:
-    """Bradley-Terry log-strengths (mean 0) with percentile bootstrap intervals."""
+    """Bradley-Terry log-strengths (mean 0) with 95 % bootstrap intervals."""
 
     scores: np.ndarray  # (n_items,)
     ci: np.ndarray  # (n_items, 2)
@@ -106,7 +107,12 @@ def bradley_terry(
 ) -> BTResult:
     """Fit Bradley-Terry log-strengths from soft comparisons (i, j, P(i beats j)).
 
-    Intervals: percentile bootstrap over comparisons (resampled with replacement), 95 %.
+    Intervals: 95 % percentile bootstrap. Each replicate resamples the comparisons with
+    replacement and replaces each verdict P by one outcome drawn as Bernoulli(P), then refits.
+    Resampling soft verdicts alone would call a filing certain when it has a single comparison
+    (every replicate repeats it) and would treat P = 0.55 as a fixed 0.55 win; the draw puts
+    back the variance of the outcome the verdict stands for. Hard outcomes (P = 0 or 1) give the
+    plain bootstrap over comparisons.
     """
     comps = [(int(i), int(j), float(p)) for i, j, p in comparisons]
     scores = _bt_fit(n_items, comps, alpha)
@@ -116,7 +122,8 @@ def bradley_terry(
     boots = np.empty((n_boot, n_items))
     for b in range(n_boot):
         idx = rng.integers(0, len(comps), size=len(comps))
-        boots[b] = _bt_fit(n_items, [comps[t] for t in idx], alpha, scores)
+        drawn = [(comps[t][0], comps[t][1], float(rng.random() < comps[t][2])) for t in idx]
+        boots[b] = _bt_fit(n_items, drawn, alpha, scores)
     ci = np.quantile(boots, [0.025, 0.975], axis=0).T  # (n_items, 2)
     return BTResult(scores, ci, len(comps))
 
@@ -138,25 +145,47 @@ class Scorer:
     calibration: Calibration = field(default_factory=Calibration)
 
 
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+"""What `train` saves next to the adapter config: one of each group must be there."""
+
+
+def check_adapter_files(adapter_dir: Path) -> None:
+    """One-line errors for an adapter directory with missing or unreadable files (before the
+    base model loads, and so that a missing file is not reported as a base-model mismatch)."""
+    from filingcontrast.runtime import read_json
+
+    for group, what in ((ADAPTER_WEIGHTS, "adapter weights"), (TOKENIZER_FILES, "tokenizer")):
+        if not any((adapter_dir / name).is_file() for name in group):
+            raise UserError(f"{adapter_dir}: {what} missing (no {' / '.join(group)})")
+    config = read_json(adapter_dir / "adapter_config.json")  # UserError unless a JSON object
+    if not config.get("peft_type"):
+        raise UserError(f"{adapter_dir / 'adapter_config.json'}: field peft_type: missing")
+
+
 def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> Scorer:
     """The fine-tuned model (adapter given) or the base model alone (zero-shot)."""
     if adapter:
+        from safetensors import SafetensorError
+
         adapter_dir = resolve_adapter_dir(adapter)
         meta = adapter_meta(adapter_dir)
         calibration = Calibration.from_dict(meta.get("calibration"), str(adapter_dir / META_FILE))
+        check_adapter_files(adapter_dir)
         try:
             model, tokenizer, formatter, meta = load_trained(adapter_dir, base=base)
-        except OSError as exc:  # missing or corrupt tokenizer / adapter weight files
-            raise UserError(
-                f"{adapter_dir}: cannot load adapter: {str(exc).strip()[:200]}"
-            ) from None
+        except (OSError, SafetensorError) as exc:  # corrupt tokenizer / adapter weight files
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"{adapter_dir}: cannot load adapter: {first[:200]}") from None
         except (RuntimeError, ValueError, KeyError) as exc:
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             # torch's load error opens with a generic line; the size mismatch says why.
-            first = next((ln for ln in lines if "mismatch" in ln), lines[0] if lines else "")
-            first = first or type(exc).__name__
+            mismatch = next((ln for ln in lines if "mismatch" in ln), None)
+            if mismatch is None:  # not a shape problem: say what failed, not "does not fit"
+                first = lines[0] if lines else type(exc).__name__
+                raise UserError(f"{adapter_dir}: cannot load adapter: {first[:200]}") from None
             raise UserError(
-                f"{adapter_dir}: adapter does not fit base model {meta['base']!r}: {first[:200]}"
+                f"{adapter_dir}: adapter does not fit base model {meta['base']!r}: {mismatch[:400]}"
             ) from None
         return Scorer(model, tokenizer, formatter, meta, hasattr(model, "peft_config"), calibration)
     from filingcontrast.config import TrainConfig
@@ -237,6 +266,18 @@ def _load_doc(ref: str, store: str | None) -> Any:
     raise UserError(f"{ref}: no such file (pass --store to look up an accession id)")
 
 
+def _check_distinct(refs: Sequence[str]) -> None:
+    """The same file (by resolved path) or accession given twice is a mistake: a filing
+    compared with itself is a coin flip, and a duplicate in rank gets two scores."""
+    seen: dict[str, str] = {}
+    for ref in refs:
+        path = Path(ref)
+        key = str(path.resolve()) if path.exists() else ref
+        if key in seen:
+            raise UserError(f"{ref}: given twice (the same filing as {seen[key]!r})")
+        seen[key] = ref
+
+
 def compare(
     model: Any,
     formatter: Any,
@@ -290,6 +331,7 @@ def compare_cli(
 ) -> dict:
     """`filingcontrast compare A B`: load documents first (cheap errors), then the model."""
     doc_a, doc_b = _load_doc(a, store), _load_doc(b, store)
+    _check_distinct([a, b])
     scorer = load_scorer(adapter, base)
     return compare(
         scorer.model,
@@ -343,6 +385,7 @@ def rank_cli(
     if k < 1:
         raise UserError(f"-k {k}: must be >= 1")
     docs = [_load_doc(f, store) for f in files]
+    _check_distinct(files)
     scorer = load_scorer(adapter, base)
     from filingcontrast.pairs import filing_digests
 

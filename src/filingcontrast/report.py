@@ -44,6 +44,90 @@ def read_jsonl(path: Path) -> list[dict]:
     return [obj for _, obj in iter_jsonl(path, torn_tail_ok=True)]
 
 
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+class _Fields:
+    """Type checks of the fields the report reads, so that a hand-edited or foreign
+    metrics.json / metrics.jsonl is a one-line error naming the field, not a traceback."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def bad(self, field: str, what: str, v: Any) -> None:
+        raise UserError(f"{self.where}: field {field}: expected {what}, got {repr(v)[:60]}")
+
+    def num(self, field: str, v: Any, null: bool = True) -> None:
+        if not (_is_num(v) or (null and v is None)):
+            self.bad(field, "a number" + (" or null" if null else ""), v)
+
+    def ci(self, field: str, v: Any) -> None:
+        if v is not None and not (isinstance(v, list) and len(v) == 2 and all(map(_is_num, v))):
+            self.bad(field, "[lo, hi] (two numbers) or null", v)
+
+    def obj(self, field: str, v: Any, null: bool = True) -> dict:
+        if not (isinstance(v, dict) or (null and v is None)):
+            self.bad(field, "an object" + (" or null" if null else ""), v)
+        return v or {}
+
+    def acc_table(self, field: str, v: Any) -> None:
+        """{key: {n, accuracy[, accuracy_ci]}} as by_item / by_confidence."""
+        for key, row in self.obj(field, v).items():
+            row = self.obj(f"{field}.{key}", row, null=False)
+            self.num(f"{field}.{key}.n", row.get("n"), null=False)
+            self.num(f"{field}.{key}.accuracy", row.get("accuracy"))
+            self.ci(f"{field}.{key}.accuracy_ci", row.get("accuracy_ci"))
+
+
+def check_metrics(m: dict, path: Path) -> None:
+    """metrics.json as evaluate writes it (missing keys are fine: those sections say so)."""
+    f = _Fields(str(path))
+    for key in ("n_pairs", "accuracy", "log_loss", "brier", "ece", "swap_consistency",
+                "ceiling", "oracle_accuracy"):  # fmt: skip
+        f.num(key, m.get(key))
+    f.ci("accuracy_ci", m.get("accuracy_ci"))
+    f.obj("calibration", m.get("calibration"))
+    blocks = {"uncalibrated": m["uncalibrated"]} if m.get("uncalibrated") is not None else {}
+    blocks.update((f"baselines.{k}", v) for k, v in f.obj("baselines", m.get("baselines")).items())
+    for name, b in blocks.items():
+        b = f.obj(name, b, null=False)
+        if b.get("skipped") is not None and not isinstance(b["skipped"], str):
+            f.bad(f"{name}.skipped", "a string", b["skipped"])
+        for key in ("n", "accuracy", "log_loss", "brier", "ece"):
+            f.num(f"{name}.{key}", b.get(key))
+        f.ci(f"{name}.accuracy_ci", b.get("accuracy_ci"))
+    f.acc_table("by_item", m.get("by_item"))
+    f.acc_table("by_confidence", m.get("by_confidence"))
+    rel = m.get("reliability")
+    if rel is not None and not isinstance(rel, list):
+        f.bad("reliability", "a list of bins", rel)
+    for n, row in enumerate(rel or []):
+        row = f.obj(f"reliability[{n}]", row, null=False)
+        for key in ("n", "mean_p", "frac_a"):
+            f.num(f"reliability[{n}].{key}", row.get(key))
+    rk = f.obj("ranking", m.get("ranking"))
+    points = rk.get("points")
+    if points is not None and not isinstance(points, list):
+        f.bad("ranking.points", "a list", points)
+    for n, p in enumerate(points or []):
+        p = f.obj(f"ranking.points[{n}]", p, null=False)
+        f.num(f"ranking.points[{n}].score", p.get("score"), null=False)
+        f.num(f"ranking.points[{n}].ret", p.get("ret"))
+
+
+def check_log_lines(train: list[dict], evals: list[dict], path: Path) -> None:
+    """The metrics.jsonl fields the plots read."""
+    f = _Fields(str(path))
+    for r in train:
+        f.num("step (train line)", r["step"], null=False)
+        f.num("loss (train line)", r["loss"], null=False)
+    for r in evals:
+        f.num("epoch (eval line)", r["epoch"], null=False)
+        f.num("valid_loss (eval line)", r.get("valid_loss"))
+        f.acc_table("by_item (eval line)", r.get("by_item"))
+
+
 # ---------------------------------------------------------------------------------------------
 # Plots
 
@@ -299,7 +383,10 @@ def metrics_table(m: dict) -> str:
         ("oracle accuracy (simulated truth)", m.get("oracle_accuracy")),
         ("Spearman IC (BT score vs abnormal return)", rk.get("spearman_ic")),
         ("top-minus-bottom quintile spread", rk.get("long_short_spread")),
-        ("filings ranked / comparisons", f"{rk.get('n_filings')} / {rk.get('comparisons')}"),
+        (
+            "filings ranked / comparisons",
+            f"{_fmt(rk.get('n_filings'))} / {_fmt(rk.get('comparisons'))}" if rk else None,
+        ),
     ]
     side = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v, 4)}</td></tr>" for k, v in extra)
     by_conf = m.get("by_confidence") or {}
@@ -320,7 +407,11 @@ def metrics_table(m: dict) -> str:
 
 def calibration_note(m: dict) -> str:
     """What the calibration did, with the raw figures beside the calibrated ones."""
-    cal = m.get("calibration") or {}
+    if not m:
+        return ""
+    if m.get("calibration") is None:  # metrics.json of an older evaluate
+        return "<p class='note'>metrics.json records no calibration.</p>"
+    cal = m["calibration"]
     raw = m.get("uncalibrated") or {}
     if not cal.get("n_pairs"):
         return "<p class='note'>No calibration was fitted (too few validation pairs).</p>"
@@ -338,7 +429,10 @@ def build_report(run_dir: Path) -> str:
     lines = read_jsonl(run_dir / "metrics.jsonl")
     train = [r for r in lines if r.get("type") == "train" and "loss" in r and "step" in r]
     evals = [r for r in lines if r.get("type") == "eval" and "epoch" in r]
+    check_log_lines(train, evals, run_dir / "metrics.jsonl")
     m = read_json(run_dir / "metrics.json", missing_ok=True)
+    if m is not None:
+        check_metrics(m, run_dir / "metrics.json")
     table = item_accuracy_by_epoch(evals)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>filingcontrast report: "
@@ -387,6 +481,8 @@ def build_report(run_dir: Path) -> str:
 def write_report(run_dir: Path) -> Path:
     """Write `run_dir/report.html` (self-contained) and return its path."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise UserError(f"{run_dir}: not a directory (pass the run directory, runs/NAME)")
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found")
     if not (run_dir / "metrics.jsonl").exists() and not (run_dir / "metrics.json").exists():
