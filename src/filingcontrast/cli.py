@@ -211,9 +211,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
         _print_json(result)
     else:
         for row in result["ranking"]:
-            print(
-                f"{row['rank']:>3}  {row['score']:+.3f}  [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]  {row['id']}"
-            )
+            ci = row["ci"]
+            ci_text = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "[too few comparisons]"
+            print(f"{row['rank']:>3}  {row['score']:+.3f}  {ci_text}  {row['id']}")
     return 0
 
 

@@ -180,7 +180,7 @@ def _ranking(
             {
                 "id": filings[n]["id"],
                 "score": float(bt.scores[n]),
-                "ci": [float(bt.ci[n, 0]), float(bt.ci[n, 1])],
+                "ci": None if np.isnan(bt.ci[n]).any() else [float(x) for x in bt.ci[n]],
                 "ret": filings[n]["ret"],
             }
             for n in range(len(filings))

@@ -7,8 +7,8 @@ P(A better) = (p_ab + 1 - p_ba) / 2, which cancels the model's position bias.
 
 `rank` aggregates such verdicts over a deterministic k-regular comparison schedule with a
 Bradley-Terry penalized maximum-likelihood fit on the soft verdicts (choix's objective, vectorized)
-and percentile-bootstrap intervals in which each resampled verdict becomes one outcome drawn with
-the model's probability (so a filing seen in one weak comparison gets a wide interval).
+and percentile-bootstrap intervals over the comparisons (none for a filing in fewer than
+MIN_CI_COMPARISONS comparisons: resampling cannot tell how much its score depends on them).
 
 Heavy libraries (torch, transformers, peft) are imported inside functions so that the pure parts
 (`bradley_terry`, `comparison_schedule`) stay cheap to import and test.
@@ -40,9 +40,16 @@ EXPLAIN_MAX_NEW_TOKENS = 80
 # Bradley-Terry over pairwise verdicts (pure).
 
 
+MIN_CI_COMPARISONS = 4
+"""Comparisons an item needs before its bootstrap interval says anything: with k of them, a
+resample leaves all out with probability ~e^-k (the item's score then falls back to the
+penalty's 0), which must stay under the 2.5 % an interval end reads (e^-4 = 1.8 %)."""
+
+
 @dataclass
 class BTResult:
-    """Bradley-Terry log-strengths (mean 0) with 95 % bootstrap intervals."""
+    """Bradley-Terry log-strengths (mean 0) with 95 % bootstrap intervals (NaN: too few
+    comparisons for one)."""
 
     scores: np.ndarray  # (n_items,)
     ci: np.ndarray  # (n_items, 2)
@@ -107,12 +114,11 @@ def bradley_terry(
 ) -> BTResult:
     """Fit Bradley-Terry log-strengths from soft comparisons (i, j, P(i beats j)).
 
-    Intervals: 95 % percentile bootstrap. Each replicate resamples the comparisons with
-    replacement and replaces each verdict P by one outcome drawn as Bernoulli(P), then refits.
-    Resampling soft verdicts alone would call a filing certain when it has a single comparison
-    (every replicate repeats it) and would treat P = 0.55 as a fixed 0.55 win; the draw puts
-    back the variance of the outcome the verdict stands for. Hard outcomes (P = 0 or 1) give the
-    plain bootstrap over comparisons.
+    Intervals: 95 % percentile bootstrap over comparisons (resampled with replacement): how much
+    a score depends on which comparisons were made. For an item in fewer than
+    MIN_CI_COMPARISONS comparisons the interval is NaN: with one comparison every replicate
+    repeats or drops it, which gave a zero-width interval (`rank a b`) or one ending at exactly
+    0, i.e. false certainty.
     """
     comps = [(int(i), int(j), float(p)) for i, j, p in comparisons]
     scores = _bt_fit(n_items, comps, alpha)
@@ -122,9 +128,10 @@ def bradley_terry(
     boots = np.empty((n_boot, n_items))
     for b in range(n_boot):
         idx = rng.integers(0, len(comps), size=len(comps))
-        drawn = [(comps[t][0], comps[t][1], float(rng.random() < comps[t][2])) for t in idx]
-        boots[b] = _bt_fit(n_items, drawn, alpha, scores)
+        boots[b] = _bt_fit(n_items, [comps[t] for t in idx], alpha, scores)
     ci = np.quantile(boots, [0.025, 0.975], axis=0).T  # (n_items, 2)
+    ends = np.array([(i, j) for i, j, _ in comps]).ravel()
+    ci[np.bincount(ends, minlength=n_items) < MIN_CI_COMPARISONS] = np.nan
     return BTResult(scores, ci, len(comps))
 
 
@@ -406,7 +413,7 @@ def rank_cli(
             "rank": r + 1,
             "id": str(files[i]),
             "score": round(float(bt.scores[i]), 4),
-            "ci": [round(float(bt.ci[i, 0]), 4), round(float(bt.ci[i, 1]), 4)],
+            "ci": None if np.isnan(bt.ci[i]).any() else [round(float(x), 4) for x in bt.ci[i]],
         }
         for r, i in enumerate(order)
     ]
