@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # CUDA build. GPU users: install your CUDA torch into .venv first, then run with TORCH_SPEC=skip.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test lint format install clean bench
+.PHONY: demo test format install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
