@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -55,3 +57,39 @@ def test_paired_accuracy_counts_discordant_pairs(tmp_path):
     other = write("c.jsonl", [0.6])
     bad = subprocess.run([sys.executable, script, first, other], capture_output=True, text=True)
     assert bad.returncode != 0 and "score different pairs" in bad.stderr
+
+
+def test_calibration_size_fits_on_the_training_subset(tmp_path):
+    rng = np.random.default_rng(0)
+    assets = (REPO / "tests" / "assets" / "pairs" / "valid.jsonl").read_text().splitlines()
+    by_winner = {r["meta"]["winner"]: r for r in map(json.loads, assets)}
+    pairs, valid, test = tmp_path / "pairs", [], []
+    pairs.mkdir()
+    rows = []
+    for i in range(40):
+        winner = "A" if i % 2 else "B"
+        row = by_winner[winner]
+        rows.append({**row, "meta": {**row["meta"], "pair_id": f"v{i}"}})
+        for out, pid in ((valid, f"v{i}"), (test, f"t{i}")):
+            signal = 0.1 if winner == "A" else -0.1  # a weak signal under a strong "A" bias
+            ab, ba = 0.7 + signal + rng.normal(0, 0.05), 0.7 - signal + rng.normal(0, 0.05)
+            out.append({"pair_id": pid, "winner": winner, "p_a": 0.5,
+                        "raw": {"p_a": (ab + 1 - ba) / 2, "p_ab": ab, "p_ba": ba}})  # fmt: skip
+    (pairs / "valid.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name, recs in (("valid.jsonl", valid), ("test.jsonl", test)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in recs))
+    script = str(REPO / "bench" / "calibration_size.py")
+    args = [sys.executable, script, "--pairs", str(pairs), "--valid", str(tmp_path / "valid.jsonl"),
+            "--test", str(tmp_path / "test.jsonl"), "--sizes", "16,0"]  # fmt: skip
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout.splitlines()[-1])["results"]
+    assert [r["fitted_on"] for r in results] == [0, 16, 40]
+    none, *fitted = results
+    assert none["test"]["swap_consistency"] < 0.2  # "A" in both orders, nearly every pair
+    for r in fitted:  # removing the position bias makes the orders agree
+        assert r["calibration"]["bias"] > 0.5 and r["test"]["swap_consistency"] > 0.9
+    assert fitted[0]["valid_rest"]["n"] == 24 and fitted[1]["valid_rest"] is None
+    (tmp_path / "valid.jsonl").write_text(json.dumps(valid[0]) + "\n")
+    bad = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert bad.returncode != 0 and "lacks 39 of the pairs' valid split" in bad.stderr

@@ -1,0 +1,94 @@
+"""Does a calibration fitted on more validation pairs calibrate the test pairs better?
+
+    python bench/calibration_size.py --pairs runs/demo/pairs \
+        --valid /tmp/ev/x7/predictions.jsonl --test runs/demo/predictions.jsonl
+
+`--valid` is an `evaluate --split valid evaluate.max_pairs=0` output of the adapter (all
+validation pairs, raw per-order probabilities under `raw`), `--test` its test-split output. For
+each size N the calibration (`calibration.fit_calibration`: position bias and temperature) is
+fitted on the N validation pairs that training would sample (`train.max_valid_pairs=N`, the same
+seeded subset), then applied to the test pairs' raw probabilities and to the validation pairs it
+did not see. Size 48 with the demo's adapter reproduces the demo's calibrated test figures.
+Prints a table, then one JSON line {"bench": "calibration_size", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from filingcontrast import metrics as M
+from filingcontrast.calibration import Calibration, fit_calibration
+from filingcontrast.errors import UserError
+from filingcontrast.train import _cap, read_pairs
+
+
+def load(path: Path) -> dict[str, dict]:
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return {r["pair_id"]: r for r in rows if r["raw"]["p_ab"] is not None}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        sys.exit(f"calibration_size: {path}: not an evaluate predictions.jsonl ({exc})")
+
+
+def figures(cal: Calibration, rows: list[dict]) -> dict[str, float]:
+    ab = np.array([r["raw"]["p_ab"] for r in rows])  # (n,)
+    ba = np.array([r["raw"]["p_ba"] for r in rows])  # (n,)
+    y = np.array([r["winner"] == "A" for r in rows], dtype=int)
+    p_a, c_ab, c_ba = cal.apply(ab, ba)
+    return {
+        "n": len(rows),
+        "accuracy": round(M.accuracy(p_a, y), 3),
+        "log_loss": round(M.log_loss(p_a, y), 3),
+        "ece": round(M.ece(p_a, y), 3),
+        "swap_consistency": round(M.swap_consistency(c_ab, c_ba), 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=Path, required=True, help="the run's pairs directory")
+    ap.add_argument("--valid", type=Path, required=True, help="predictions.jsonl, valid split")
+    ap.add_argument("--test", type=Path, required=True, help="predictions.jsonl, test split")
+    ap.add_argument("--sizes", default="48,96,144,0", help="validation pairs (0 = all)")
+    ap.add_argument("--seed", type=int, default=0, help="the run's seed (picks the subset)")
+    args = ap.parse_args()
+    valid, test = load(args.valid), list(load(args.test).values())
+    try:
+        pairs = read_pairs(args.pairs, "valid")
+    except UserError as exc:
+        sys.exit(f"calibration_size: {exc}")
+    order = [str((r.get("meta") or {}).get("pair_id")) for r in pairs]
+    missing = [p for p in order if p not in valid]
+    if missing:
+        sys.exit(f"calibration_size: {args.valid}: lacks {len(missing)} of the pairs' valid split")
+    rows_in_order = [{"meta": {"pair_id": p}} for p in order]
+    results = [{"fitted_on": 0, "test": figures(Calibration(), test), "calibration": None}]
+    for size in (int(s) for s in args.sizes.split(",")):
+        chosen = [r["meta"]["pair_id"] for r in _cap(rows_in_order, size, args.seed)]
+        fit_rows = [valid[p] for p in chosen]
+        cal = fit_calibration([r["raw"]["p_ab"] for r in fit_rows],
+                              [r["raw"]["p_ba"] for r in fit_rows],
+                              [r["winner"] for r in fit_rows])  # fmt: skip
+        rest = [valid[p] for p in order if p not in set(chosen)]
+        results.append({
+            "fitted_on": len(fit_rows),
+            "calibration": {"temperature": round(cal.temperature, 3), "bias": round(cal.bias, 3)},
+            "test": figures(cal, test),
+            "valid_rest": figures(cal, rest) if rest else None,
+        })  # fmt: skip
+    print("fitted on | T     | bias  | test acc | log-loss | ECE   | swap  | rest ECE")
+    for r in results:
+        c, t, rest = r["calibration"] or {}, r["test"], r.get("valid_rest") or {}
+        print(f"{r['fitted_on'] or 'none':>9} | {c.get('temperature', 1):<5} | "
+              f"{c.get('bias', 0):<5} | {t['accuracy']:<8} | {t['log_loss']:<8} | {t['ece']:<5} | "
+              f"{t['swap_consistency']:<5} | {rest.get('ece', '-')}")  # fmt: skip
+    print(json.dumps({"bench": "calibration_size", "results": results}))
+
+
+if __name__ == "__main__":
+    main()
