@@ -8,7 +8,7 @@ validation pairs, raw per-order probabilities under `raw`), `--test` its test-sp
 each size N the calibration (`calibration.fit_calibration`: position bias and temperature) is
 fitted on the N validation pairs that training would sample (`train.max_valid_pairs=N`, the same
 seeded subset), then applied to the test pairs' raw probabilities and to the validation pairs it
-did not see. Size 48 with the demo's adapter reproduces the demo's calibrated test figures.
+did not see. The uncalibrated rows give the AUC and spread of P(A better) on both splits. Size 48 with the demo's adapter reproduces the demo's calibrated test figures.
 Prints a table, then one JSON line {"bench": "calibration_size", ...}.
 """
 
@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from filingcontrast import metrics as M
 from filingcontrast.calibration import Calibration, fit_calibration
@@ -46,6 +47,8 @@ def figures(cal: Calibration, rows: list[dict]) -> dict[str, float]:
         "log_loss": round(M.log_loss(p_a, y), 3),
         "ece": round(M.ece(p_a, y), 3),
         "swap_consistency": round(M.swap_consistency(c_ab, c_ba), 3),
+        "auc": round(float(roc_auc_score(y, p_a)), 3),  # the signal, whatever the scale
+        "sd": round(float(np.std(p_a)), 3),
     }
 
 
@@ -67,7 +70,11 @@ def main() -> None:
     if missing:
         sys.exit(f"calibration_size: {args.valid}: lacks {len(missing)} of the pairs' valid split")
     rows_in_order = [{"meta": {"pair_id": p}} for p in order]
-    results = [{"fitted_on": 0, "test": figures(Calibration(), test), "calibration": None}]
+    uncalibrated = {
+        "test": figures(Calibration(), test),
+        "valid_all": figures(Calibration(), list(valid.values())),
+    }
+    results = [{"fitted_on": 0, "calibration": None, **uncalibrated}]
     for size in (int(s) for s in args.sizes.split(",")):
         chosen = [r["meta"]["pair_id"] for r in _cap(rows_in_order, size, args.seed)]
         fit_rows = [valid[p] for p in chosen]
@@ -87,6 +94,11 @@ def main() -> None:
         print(f"{r['fitted_on'] or 'none':>9} | {c.get('temperature', 1):<5} | "
               f"{c.get('bias', 0):<5} | {t['accuracy']:<8} | {t['log_loss']:<8} | {t['ece']:<5} | "
               f"{t['swap_consistency']:<5} | {rest.get('ece', '-')}")  # fmt: skip
+    for split, f in uncalibrated.items():
+        print(
+            f"uncalibrated, {split}: AUC {f['auc']}, s.d. of P(A better) {f['sd']}, "
+            f"log-loss {f['log_loss']} ({f['n']} pairs)"
+        )
     print(json.dumps({"bench": "calibration_size", "results": results}))
 
 
