@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from benchargs import int_list, nonneg_int, run
 from sklearn.metrics import roc_auc_score
 
 from filingcontrast import metrics as M
@@ -57,8 +58,9 @@ def main() -> None:
     ap.add_argument("--pairs", type=Path, required=True, help="the run's pairs directory")
     ap.add_argument("--valid", type=Path, required=True, help="predictions.jsonl, valid split")
     ap.add_argument("--test", type=Path, required=True, help="predictions.jsonl, test split")
-    ap.add_argument("--sizes", default="48,96,144,0", help="validation pairs (0 = all)")
-    ap.add_argument("--seed", type=int, default=0, help="the run's seed (picks the subset)")
+    ap.add_argument("--sizes", type=int_list(0), default="48,96,144,0",
+                    help="validation pairs (0 = all)")  # fmt: skip
+    ap.add_argument("--seed", type=nonneg_int, default=0, help="the run's seed (picks the subset)")
     args = ap.parse_args()
     valid, test = load(args.valid), list(load(args.test).values())
     try:
@@ -75,7 +77,7 @@ def main() -> None:
         "valid_all": figures(Calibration(), list(valid.values())),
     }
     results = [{"fitted_on": 0, "calibration": None, **uncalibrated}]
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in args.sizes:
         chosen = [r["meta"]["pair_id"] for r in _cap(rows_in_order, size, args.seed)]
         fit_rows = [valid[p] for p in chosen]
         cal = fit_calibration([r["raw"]["p_ab"] for r in fit_rows],
@@ -103,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "calibration_size")

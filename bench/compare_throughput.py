@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 import torch
+from benchargs import nonneg_int, positive_int, run
 
 from filingcontrast.config import TrainConfig
 from filingcontrast.dataset import PromptFormatter, score_decisions
@@ -102,13 +103,13 @@ def naive_generate(model, formatter, instructions: list[str], new_tokens: int) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default=EMBEDDED_SPEC)
-    ap.add_argument("--pairs", type=int, default=8)
-    ap.add_argument("--prompt-tokens", type=int, default=1024)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--gen-tokens", type=int, default=16)
-    ap.add_argument("--naive-pairs", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--pairs", type=positive_int, default=8)
+    ap.add_argument("--prompt-tokens", type=positive_int, default=1024)
+    ap.add_argument("--batch-size", type=positive_int, default=8)
+    ap.add_argument("--gen-tokens", type=positive_int, default=16)
+    ap.add_argument("--naive-pairs", type=positive_int, default=2)
+    ap.add_argument("--repeats", type=positive_int, default=2)
+    ap.add_argument("--threads", type=nonneg_int, default=0, help="0 = every usable CPU")
     args = ap.parse_args()
 
     threads = set_threads(args.threads)
@@ -174,4 +175,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "compare_throughput")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from benchargs import int_list, positive_int, run
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -103,20 +104,23 @@ def probe_accuracy(x_train, y_train, x_test, y_test) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=Path, default=Path("runs/demo/pairs"))
-    ap.add_argument("--train", type=int, default=300)
-    ap.add_argument("--test", type=int, default=150)
-    ap.add_argument("--layers", default="4,10,16,22,30")
+    ap.add_argument("--train", type=positive_int, default=300)
+    ap.add_argument("--test", type=positive_int, default=150)
+    ap.add_argument("--layers", type=int_list(0), default="4,10,16,22,30",
+                    help="hidden-state indices, 0 = embeddings")  # fmt: skip
     ap.add_argument("--base", default=EMBEDDED_SPEC)
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+    train_rows = read_pairs(args.pairs, "train", args.train)  # the cheap checks first
+    test_rows = read_pairs(args.pairs, "test", args.test)
     set_threads(0)
     model, tokenizer = load_base(args.base, device="cpu", dtype="float32")
     tc = TrainConfig()  # the prompt exactly as training and scoring render it
     formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
-    layers = [int(x) for x in args.layers.split(",")]
+    layers, top = args.layers, model.config.num_hidden_layers
+    if max(layers) > top:
+        sys.exit(f"decision_probe: --layers {max(layers)}: {args.base} has hidden states 0-{top}")
     t0 = time.perf_counter()
-    train_rows = read_pairs(args.pairs, "train", args.train)
-    test_rows = read_pairs(args.pairs, "test", args.test)
     f_train, y_train = features(model, formatter, train_rows, layers)
     f_test, y_test = features(model, formatter, test_rows, layers)
     seconds = time.perf_counter() - t0
@@ -132,4 +136,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "decision_probe")

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchargs import positive_int
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -179,19 +180,33 @@ def time_scoring(model, rows: int, seq: int, reps: int) -> dict:
     return {"pairs_per_s": rows * reps / 2 / seconds, "rows": rows, "seq": seq}
 
 
+def _existing_parent(path: Path) -> Path:
+    for parent in path.absolute().parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "gpu_check.json"))
-    parser.add_argument("--layers", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=2048)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--answer", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--layers", type=positive_int, default=32)
+    parser.add_argument("--seq", type=positive_int, default=2048)
+    parser.add_argument("--batch", type=positive_int, default=2)
+    parser.add_argument("--answer", type=positive_int, default=64, help="answer tokens per row")
+    parser.add_argument("--steps", type=positive_int, default=5)
     parser.add_argument("--skip-tests", action="store_true")
     parser.add_argument(
         "--smoke-cpu", action="store_true", help="tiny shapes on CPU (script check)"
     )
     args = parser.parse_args()
+    if args.answer >= args.seq:
+        parser.error(f"--answer {args.answer} must be below --seq {args.seq}")
+    out = Path(args.out)
+    if out.is_dir() or not os.access(_existing_parent(out), os.W_OK):
+        parser.error(
+            f"--out {args.out}: cannot write a file there"
+        )  # before minutes of device time
     device = "cpu" if args.smoke_cpu else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)

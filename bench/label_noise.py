@@ -32,17 +32,28 @@ def share(rows: list[dict]) -> float | None:
     return sum(agrees(r) for r in rows) / len(rows) if rows else None
 
 
+def _simulated(row: dict) -> bool:
+    """A simulated pair: both sides carry the simulator's expected return, and a gap."""
+    meta = row.get("meta") or {}
+    sides = [meta.get(s) for s in ("a", "b")]
+    return isinstance(meta.get("gap"), (int, float)) and all(
+        isinstance(s, dict) and isinstance((s.get("truth") or {}).get("expected"), (int, float))
+        for s in sides
+    )
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=Path, default=Path("runs/demo/pairs"))
-    ap.add_argument("--split", default="train")
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap.add_argument("--pairs", type=Path, default=Path("runs/demo/pairs"), help="pairs directory")
+    ap.add_argument("--split", default="train", choices=["train", "valid", "test"])
     args = ap.parse_args()
+    if args.pairs.is_file():
+        sys.exit(f"label_noise: --pairs {args.pairs}: a file; pass the pairs directory")
     try:
         rows = load_pairs(args.pairs, args.split)
     except UserError as exc:
         sys.exit(f"label_noise: {exc}")
-    if not rows or any(not (r["meta"]["a"].get("truth") and r["meta"]["b"].get("truth"))
-                       for r in rows):  # fmt: skip
+    if not rows or not all(_simulated(r) for r in rows):
         sys.exit(f"label_noise: {args.pairs}/{args.split}.jsonl: needs simulated pairs "
                  "(meta.a.truth / meta.b.truth on every row)")  # fmt: skip
     edges = [*BUCKETS, float("inf")]

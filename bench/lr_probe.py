@@ -18,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchargs import lr_list, nonneg_int, positive_int, run  # noqa: E402
+
 from filingcontrast.config import load_config  # noqa: E402
 from filingcontrast.train import train  # noqa: E402
 from tests.train_rows import toy_rows, write_pairs  # noqa: E402
@@ -25,10 +27,10 @@ from tests.train_rows import toy_rows, write_pairs  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--train", type=int, default=48)
-    ap.add_argument("--valid", type=int, default=24)
-    ap.add_argument("--filler", type=int, default=20, help="filler words per digest")
-    ap.add_argument("--lrs", default="2e-4,1e-3")
+    ap.add_argument("--train", type=positive_int, default=48)
+    ap.add_argument("--valid", type=positive_int, default=24)
+    ap.add_argument("--filler", type=nonneg_int, default=20, help="filler words per digest")
+    ap.add_argument("--lrs", type=lr_list, default="2e-4,1e-3")
     ap.add_argument("--base", default="smollm2-135m-instruct")
     args = ap.parse_args()
     results = []
@@ -38,14 +40,14 @@ def main() -> None:
             toy_rows(args.train, 0, args.filler),
             toy_rows(args.valid, 1, args.filler),
         )
-        for lr in args.lrs.split(","):
+        for lr in args.lrs:
             cfg = load_config(None, [f'base="{args.base}"', f'name="lr{lr}"',
                                      f'runs_dir="{tmp}/runs"', "train.epochs=1",
-                                     f"train.lr={lr}", "train.save_every=0"])  # fmt: skip
+                                     f"train.lr={lr!r}", "train.save_every=0"])  # fmt: skip
             t0 = time.perf_counter()
             summary = train(cfg, pairs)
             ev = summary["evals"][-1]
-            results.append({"lr": float(lr), "valid_accuracy": ev["valid_accuracy"],
+            results.append({"lr": lr, "valid_accuracy": ev["valid_accuracy"],
                             "valid_loss": ev["valid_loss"], "steps": summary["steps"],
                             "first_loss": summary["losses"][0], "last_loss": summary["losses"][-1],
                             "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
@@ -59,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "lr_probe")

@@ -6,6 +6,7 @@ Prints a human table of misses, then one final JSON line.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,10 +17,16 @@ DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "edga
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
-    data_dir = Path(args[0]) if args else DEFAULT
-    res = measure_reference(data_dir)
-    show = "--misses" in argv
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data_dir", nargs="?", type=Path, default=DEFAULT,
+                    help="reference set: index.jsonl and filings/ (default: %(default)s)")  # fmt: skip
+    ap.add_argument("--misses", action="store_true", help="print the parser warnings of misses")
+    args = ap.parse_args(argv)
+    if not (args.data_dir / "index.jsonl").is_file():
+        sys.exit(f"parse_speed: {args.data_dir / 'index.jsonl'}: not found (DATA_DIR must hold "
+                 "the reference set's index.jsonl and filings/)")  # fmt: skip
+    res = measure_reference(args.data_dir)
+    show = args.misses
     print(f"{'file':<48} {'reference':<28} parsed")
     for miss in res["misses"]:
         print(
@@ -40,4 +47,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from benchargs import run
+
+    run(lambda: main(sys.argv[1:]), "parse_speed")

@@ -15,6 +15,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchargs import nonneg_int, positive_int, run
+
 from filingcontrast.config import SimulateConfig
 from filingcontrast.corpus.simulate import simulate_market, truth_labels
 from filingcontrast.signals import extract_signals
@@ -81,14 +83,17 @@ def real_spot_check(examples: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--filings", type=int, default=600)
+    ap.add_argument("--filings", type=positive_int, default=600)
     ap.add_argument("--preset", default="realistic", choices=["demo", "realistic"])
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--show-errors", type=int, default=0)
+    ap.add_argument("--seed", type=nonneg_int, default=7)
+    ap.add_argument("--show-errors", type=nonneg_int, default=0)
     ap.add_argument("--real", action="store_true", help="spot-check on the real edgar-8k files")
-    ap.add_argument("--examples", type=int, default=40)
+    ap.add_argument("--examples", type=nonneg_int, default=40)
     args = ap.parse_args()
     if args.real:
+        if not (SHARED / "index.jsonl").is_file():
+            raise SystemExit(f"signals_eval: {SHARED / 'index.jsonl'}: not found (--real needs "
+                             "the shared edgar-8k reference set)")  # fmt: skip
         real_spot_check(args.examples)
         return
     table = evaluate(args.filings, args.preset, args.seed, args.show_errors)
@@ -104,8 +109,8 @@ def main() -> None:
                 "preset": args.preset,
                 "filings": args.filings,
                 "seed": args.seed,
-                "min_precision": min(c["precision"] for c in table.values()),
-                "min_recall": min(c["recall"] for c in table.values()),
+                "min_precision": min((c["precision"] for c in table.values()), default=None),
+                "min_recall": min((c["recall"] for c in table.values()), default=None),
                 "by_type": table,
             }
         )
@@ -113,4 +118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "signals_eval")

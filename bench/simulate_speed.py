@@ -15,15 +15,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchargs import nonneg_int, positive_int, run
+
 from filingcontrast.config import load_config
 from filingcontrast.corpus.simulate import simulate_to_store
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--filings", type=int, default=10000)
+    ap.add_argument("--filings", type=positive_int, default=10000)
     ap.add_argument("--preset", default="realistic", choices=["demo", "realistic"])
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=nonneg_int, default=0)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "bench.duckdb"
@@ -73,4 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "simulate_speed")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from benchargs import positive_int, run
 from train_throughput import run_ours
 
 VARIANTS = {
@@ -34,9 +35,9 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default=EMBEDDED_SPEC)
-    ap.add_argument("--tokens", type=int, default=400)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--tokens", type=positive_int, default=400, help="tokens per row")
+    ap.add_argument("--batch", type=positive_int, default=4, help="rows per optimizer step")
+    ap.add_argument("--steps", type=positive_int, default=3, help="timed steps (+1 warm-up)")
     args = ap.parse_args()
     threads = set_threads(0)
     rows = []
@@ -54,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "train_options")

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchargs import positive_int, run
+
 SETTINGS = [
     {"name": "400x4", "tokens": 400, "batch": 4, "checkpointing": False},
     {"name": "2048x1", "tokens": 2048, "batch": 1, "checkpointing": True},
@@ -164,11 +166,16 @@ def run_trl(base: str, setting: dict, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=4, help="timed steps per setting (+1 warm-up)")
+    ap.add_argument("--steps", type=positive_int, default=4,
+                    help="timed steps per setting (+1 warm-up)")  # fmt: skip
     ap.add_argument("--base", default="smollm2-135m-instruct")
-    ap.add_argument("--settings", default="400x4,2048x1")
+    names = [s["name"] for s in SETTINGS]
+    ap.add_argument("--settings", default=",".join(names), help=f"some of {','.join(names)}")
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # "ours:400x4" inside the subprocess
     args = ap.parse_args()
+    unknown = [n for n in args.settings.split(",") if n not in names]
+    if unknown or not args.settings:
+        ap.error(f"--settings {args.settings!r}: choose from {','.join(names)}")
     if args.worker:
         who, name = args.worker.split(":")
         setting = next(s for s in SETTINGS if s["name"] == name)
@@ -215,9 +222,13 @@ def _worker(who: str, setting: dict, args: argparse.Namespace) -> dict:
     )  # fmt: skip
     line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
     if out.returncode or not line:
+        tail = out.stderr.strip().splitlines()
+        if len(tail) == 1:  # a one-line user error (run() below), e.g. a base that does not load
+            message = tail[0].removeprefix("train_throughput: ")
+            sys.exit(f"train_throughput: {who} {setting['name']}: {message}")
         sys.exit(f"{who} {setting['name']} failed:\n{out.stderr[-3000:]}")
     return json.loads(line[-1][7:])
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "train_throughput")

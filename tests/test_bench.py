@@ -93,3 +93,49 @@ def test_calibration_size_fits_on_the_training_subset(tmp_path):
     (tmp_path / "valid.jsonl").write_text(json.dumps(valid[0]) + "\n")
     bad = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode != 0 and "lacks 39 of the pairs' valid split" in bad.stderr
+
+
+BAD_ARGS = [
+    # (script, arguments, exit code, what the one-line error says)
+    ("decision_probe.py", ["--train", "0"], 2, "--train: must be >= 1"),
+    ("decision_probe.py", ["--layers", "4,x"], 2, "--layers: expected an integer"),
+    ("decision_probe.py", ["--pairs", "/nonexistent"], 1, "/nonexistent/train.jsonl: not found"),
+    ("decision_probe.py", ["--base", "tiny-llama", "--pairs", "tests/assets/pairs", "--layers",
+                           "1,99"], 1, "--layers 99: tiny-llama has hidden states 0-2"),
+    ("decision_probe.py", ["--base", "/nonexistent", "--pairs", "tests/assets/pairs"], 1,
+     "/nonexistent: base model directory not found"),
+    ("compare_throughput.py", ["--naive-pairs", "0"], 2, "--naive-pairs: must be >= 1"),
+    ("lr_probe.py", ["--lrs", "1e-3,abc"], 2, "--lrs: expected numbers"),
+    ("train_throughput.py", ["--settings", "400x5"], 2, "choose from 400x4,2048x1"),
+    ("train_options.py", ["--steps", "-1"], 2, "--steps: must be >= 1"),
+    ("simulate_speed.py", ["--filings", "0"], 2, "--filings: must be >= 1"),
+    ("calibration_size.py", ["--pairs", "p", "--valid", "v", "--test", "t", "--sizes", "48,x"], 2,
+     "--sizes: expected an integer"),
+    ("label_noise.py", ["--pairs", "tests/assets/pairs/train.jsonl"], 1,
+     "a file; pass the pairs directory"),
+    ("parse_speed.py", ["/nonexistent"], 1, "/nonexistent/index.jsonl: not found"),
+    ("parse_speed.py", ["--bogus"], 2, "unrecognized arguments: --bogus"),
+    ("gpu_check.py", ["--answer", "4096"], 2, "--answer 4096 must be below --seq 2048"),
+    ("render_report.sh", ["/nonexistent/report.html"], 1, "/nonexistent/report.html: not a file"),
+]  # fmt: skip
+
+
+def test_bad_arguments_are_one_line_errors_not_tracebacks():
+    for script, args, code, message in BAD_ARGS:
+        runner = ["bash"] if script.endswith(".sh") else [sys.executable]
+        out = subprocess.run([*runner, str(REPO / "bench" / script), *args], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert out.returncode == code, (script, args, out.stderr[-2000:])
+        assert message in out.stderr and "Traceback" not in out.stderr, (script, out.stderr)
+        assert not out.stdout, (script, out.stdout[:500])  # nothing ran
+
+
+def test_help_describes_instead_of_running():
+    for script in ("parse_speed.py", "label_noise.py"):
+        out = subprocess.run([sys.executable, str(REPO / "bench" / script), "--help"],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0 and out.stdout.startswith("usage:"), out.stdout[:300]
+        assert "bench" not in out.stdout.splitlines()[-1]  # no JSON result line
+    out = subprocess.run(["bash", str(REPO / "bench" / "render_report.sh"), "--help"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 0 and out.stdout.startswith("usage:")

@@ -84,6 +84,10 @@ def test_unknown_key_names_the_key(tmp_path):
         ("train.=3", r"override must look like key\.sub=value"),
         ("train..lr=3", r"override must look like key\.sub=value"),
         ("train.lora_targets=[q_proj]", r"quote strings in a TOML list"),
+        # regression: a newline or surrounding spaces made run directories like runs/"a\nb"
+        ('name="a\\nb"', r"name: must be a plain directory name"),
+        ('name=" a"', r"name: must be a plain directory name"),
+        ('name="..\\\\x"', r"name: must be a plain directory name"),
     ],
 )
 def test_bad_values_name_the_key(override, match):

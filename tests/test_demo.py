@@ -2,9 +2,12 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+
+import pytest
 
 EXPECTED_METRICS = {
     "split",
@@ -65,3 +68,209 @@ def test_quick_demo_end_to_end_and_rerun_reuses_stages(tmp_path):
     assert out2.stderr.count("up to date") == 5, out2.stderr
     assert seconds < 60
     assert json.loads((run / "metrics.json").read_text()) == metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage cache, on the real pipeline wiring with the stage functions replaced by fast fakes.
+
+
+class FakeStages:
+    """Stand-ins for the five stage functions: each writes small files from its settings and
+    records its name in `calls`; `interrupt` names a stage that raises KeyboardInterrupt."""
+
+    def __init__(self, monkeypatch):
+        import filingcontrast.corpus.simulate as sim
+        import filingcontrast.evaluate as ev
+        import filingcontrast.pairs as pairs
+        import filingcontrast.report as report
+        import filingcontrast.train as train
+
+        self.calls: list[str] = []
+        self.resumed: list[bool] = []
+        self.interrupt: str | None = None
+        self.complete = train.COMPLETE
+        monkeypatch.setattr(sim, "simulate_to_store", self.simulate)
+        monkeypatch.setattr(pairs, "build_pairs", self.pairs)
+        monkeypatch.setattr(train, "train", self.train)
+        monkeypatch.setattr(ev, "evaluate_run", self.evaluate)
+        monkeypatch.setattr(report, "write_report", self.report)
+
+    def _call(self, name):
+        self.calls.append(name)
+        if self.interrupt == name:
+            raise KeyboardInterrupt
+
+    def simulate(self, cfg):
+        from filingcontrast.corpus.store import Store
+
+        self._call("simulate")
+        with Store(cfg.store) as store, store.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('sim', ?)", [str(cfg.simulate)])
+
+    def pairs(self, cfg, out):
+        self._call("pairs")
+        out.mkdir(parents=True, exist_ok=True)
+        for split in ("train", "valid", "test"):
+            (out / f"{split}.jsonl").write_text(json.dumps({"pairs": str(cfg.pairs)}) + "\n")
+        (out / "summary.json").write_text(json.dumps({"seconds": time.time()}))
+
+    def train(self, cfg, pairs_dir, resume=False):
+        from filingcontrast.train import check_out_dir
+
+        run = cfg.run_dir
+        check_out_dir(run, resume)  # what the real one refuses: leftovers of an earlier run
+        self.resumed.append(resume)
+        (run / "metrics.jsonl").write_text('{"type": "train", "step": 1}\n')
+        ckpt = run / "checkpoints" / "step-0000001"
+        ckpt.mkdir(parents=True, exist_ok=True)
+        (ckpt / self.complete).write_text("1")
+        self._call("train")  # interrupted after its checkpoint, as a Ctrl-C mid-epoch
+        (run / "adapter").mkdir(exist_ok=True)
+        (run / "adapter" / "weights").write_text(
+            f"{cfg.train.lr} {(pairs_dir / 'train.jsonl').read_text()}"
+        )
+        (run / "train_summary.json").write_text("{}")
+
+    def evaluate(self, run_dir, pairs_dir, cfg):
+        self._call("evaluate")
+        adapter = (run_dir / "adapter" / "weights").read_text()
+        metrics = {"split": "test", "n_pairs": 8, "accuracy": 0.5, "adapter": adapter,
+                   "evaluate": str(cfg.evaluate)}  # fmt: skip
+        (run_dir / "predictions.jsonl").write_text("{}\n")
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    def report(self, run_dir):
+        self._call("report")
+        metrics = (run_dir / "metrics.json").read_text()
+        (run_dir / "report.html").write_text(f"<p>{metrics}</p>")
+
+
+def fake_demo(tmp_path, *overrides):
+    from filingcontrast.config import load_config
+    from filingcontrast.demo import run_pipeline
+
+    cfg = load_config(None, [f'runs_dir="{tmp_path}/runs"', f'store="{tmp_path}/data/s.duckdb"',
+                             'name="t"', *overrides])  # fmt: skip
+    messages: list[str] = []
+    run_pipeline(cfg, messages.append)
+    return messages
+
+
+def test_rerun_reruns_exactly_the_stages_a_change_reaches(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    assert fake.calls == ["simulate", "pairs", "train", "evaluate", "report"]
+    fake.calls.clear()
+    assert sum("up to date" in m for m in fake_demo(tmp_path)) == 5 and fake.calls == []
+    fake_demo(tmp_path, "train.lr=2e-3")
+    assert fake.calls == ["train", "evaluate", "report"]
+    fake.calls.clear()
+    fake_demo(tmp_path, "train.lr=2e-3", "evaluate.bootstrap=10")
+    assert fake.calls == ["evaluate", "report"]
+    fake.calls.clear()
+    # Settings that only change the speed of training keep the adapter.
+    fake_demo(tmp_path, "train.lr=2e-3", "evaluate.bootstrap=10", "train.threads=1")
+    assert fake.calls == []
+
+
+def test_missing_or_damaged_outputs_are_rerun_not_reused(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    run = tmp_path / "runs" / "t"
+    report = (run / "report.html").read_text()
+    cases = [
+        (lambda: (run / "metrics.json").write_text('{"split": "te'), ["evaluate"]),
+        (lambda: shutil.rmtree(run / "adapter"), ["train"]),
+        (lambda: (run / "adapter" / "weights").write_text("other"), ["train"]),
+        (lambda: (run / "pairs" / "valid.jsonl").unlink(), ["pairs"]),
+        (lambda: (tmp_path / "data" / "s.duckdb").unlink(), ["simulate"]),
+        (lambda: (run / "report.html").write_text(""), ["report"]),
+        (lambda: (run / "stages.json").write_text("{"), ["simulate", "pairs", "train", "evaluate", "report"]),
+        (lambda: (run / "stages.json").write_text('{"simulate": "ef18", "pairs": {"outputs": []}}'),
+         ["simulate", "pairs"]),
+    ]  # fmt: skip
+    for damage, first in cases:
+        damage()
+        fake.calls.clear()
+        messages = fake_demo(tmp_path)
+        # The damaged stage reruns; a later one only if what it reads came out different.
+        assert fake.calls[: len(first)] == first, (first, fake.calls, messages)
+        assert (run / "report.html").read_text() == report
+    # A truncated metrics.json came back the same: the report of it was reused.
+    (run / "metrics.json").write_text("{")
+    fake.calls.clear()
+    fake_demo(tmp_path)
+    assert fake.calls == ["evaluate"]
+
+
+def test_an_interrupted_stage_is_resumed_or_redone_and_stale_results_go(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    run = tmp_path / "runs" / "t"
+    fake.interrupt, fake.calls = "train", []
+    with pytest.raises(KeyboardInterrupt):
+        fake_demo(tmp_path, "train.lr=2e-3")
+    # The old adapter's results must not stay beside the new config looking finished.
+    for name in ("adapter", "metrics.json", "predictions.jsonl", "report.html"):
+        assert not (run / name).exists(), name
+    stages = json.loads((run / "stages.json").read_text())
+    assert stages["train"]["running"] and "evaluate" not in stages
+    fake.interrupt, fake.calls, fake.resumed = None, [], []
+    fake_demo(tmp_path, "train.lr=2e-3")
+    assert fake.calls == ["train", "evaluate", "report"] and fake.resumed == [True]
+    assert (
+        "2e-3" in (run / "adapter" / "weights").read_text()
+        or "0.002" in (run / "adapter" / "weights").read_text()
+    )
+    # Killed (no Ctrl-C, no checkpoint) after writing part of its log: trained from the start.
+    stages = json.loads((run / "stages.json").read_text())
+    stages["train"] = {**stages["train"], "running": True}
+    (run / "stages.json").write_text(json.dumps(stages))
+    shutil.rmtree(run / "checkpoints")
+    fake.calls, fake.resumed = [], []
+    fake_demo(tmp_path, "train.lr=2e-3")
+    assert fake.calls[0] == "train" and fake.resumed == [False]  # the same adapter: no more
+    # Interrupted while evaluating: redone, never reused.
+    fake.interrupt, fake.calls = "evaluate", []
+    with pytest.raises(KeyboardInterrupt):
+        fake_demo(tmp_path, "train.lr=2e-3", "evaluate.bootstrap=10")
+    assert not (run / "metrics.json").exists() and not (run / "report.html").exists()
+    fake.interrupt, fake.calls = None, []
+    fake_demo(tmp_path, "train.lr=2e-3", "evaluate.bootstrap=10")
+    assert fake.calls == ["evaluate", "report"]
+    assert "bootstrap=10" in json.loads((run / "metrics.json").read_text())["evaluate"]
+
+
+def test_demo_never_replaces_a_store_that_is_not_a_simulated_one(tmp_path, monkeypatch):
+    from filingcontrast.corpus.store import Store
+    from filingcontrast.errors import UserError
+
+    fake = FakeStages(monkeypatch)
+    notes = tmp_path / "data" / "s.duckdb"
+    notes.parent.mkdir()
+    notes.write_text("precious")
+    with pytest.raises(UserError, match="not a DuckDB file"):
+        fake_demo(tmp_path)
+    assert notes.read_text() == "precious" and fake.calls == []
+    notes.unlink()
+    with Store(notes) as store, store.transaction() as con:
+        con.execute("INSERT INTO filings (accession, source) VALUES ('1', 'edgar')")
+    with pytest.raises(UserError, match="1 real"):
+        fake_demo(tmp_path)
+    notes.unlink()
+    fake_demo(tmp_path)  # an earlier simulated store is replaced
+    assert fake.calls[0] == "simulate"
+
+
+def test_demo_leaves_a_run_it_did_not_make_alone(tmp_path, monkeypatch):
+    from filingcontrast.errors import UserError
+
+    fake = FakeStages(monkeypatch)
+    run = tmp_path / "runs" / "t"
+    (run / "adapter").mkdir(parents=True)  # `filingcontrast train --out runs/t`, hours of it
+    (run / "adapter" / "adapter_model.safetensors").write_text("weights")
+    (run / "config.toml").write_text("mine")
+    with pytest.raises(UserError, match="holds a run the demo did not make"):
+        fake_demo(tmp_path)
+    assert (run / "adapter" / "adapter_model.safetensors").read_text() == "weights"
+    assert (run / "config.toml").read_text() == "mine" and fake.calls == []

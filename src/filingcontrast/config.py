@@ -306,9 +306,15 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(
-            bool(self.name) and "/" not in self.name and not self.name.startswith("."),
+            bool(self.name)
+            and "/" not in self.name
+            and "\\" not in self.name
+            and not self.name.startswith(".")
+            and self.name == self.name.strip()
+            and self.name.isprintable(),
             "name",
-            f"must be a plain directory name, got {self.name!r}",
+            f"must be a plain directory name (printable, no slashes, no leading dot or "
+            f"surrounding spaces), got {self.name!r}",
         )
         _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         _check(bool(self.base), "base", "must not be empty")

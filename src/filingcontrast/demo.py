@@ -1,28 +1,41 @@
 """`filingcontrast demo`: the whole pipeline offline on the simulated market.
 
 simulate -> pairs (time split) -> LoRA training of the embedded model -> evaluation against the
-baselines and the Bayes ceiling -> HTML report. Each stage is skipped when its output exists and
-was made from the same inputs: a stage's key is a hash of its config section, the run seed, the
-base model and the key of the stage before it, recorded in `<run>/stages.json`.
+baselines and the Bayes ceiling -> HTML report. Each stage is skipped when its outputs exist,
+are byte for byte what it wrote, and were made from the same inputs: a stage's key is a hash of
+its config section, the run seed, the base model, the settings of the stages before it and the
+digests of the earlier outputs it reads, recorded in `<run>/stages.json` with the digests of its
+own outputs. A stage that reruns first removes its old outputs, and those of later stages whose
+settings changed, so an interrupted rerun never leaves an old result beside a new config; an
+interrupted training is resumed from its checkpoint by the next run of the same command.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from filingcontrast import __version__
 from filingcontrast.config import RunConfig, load_config, to_dict
+from filingcontrast.errors import ConfigError, UserError
 from filingcontrast.runtime import RunDir, atomic_write_json, read_json
 
 STAGES_FILE = "stages.json"
+LOCK_FILE = ".demo.lock"
+TRAIN_SPEED_ONLY = ("threads", "save_every", "lean_memory")
+"""`[train]` settings that change how fast training runs, not what it learns (train.py's
+RESUME_FREE but `merge`, which adds an output): changing them reuses the trained adapter."""
 
 
 def demo_config_path(quick: bool) -> Path:
@@ -36,83 +49,331 @@ def stage_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def tree_digest(path: Path) -> str | None:
+    """sha256 of a file's bytes, or of a directory's file names and bytes (hidden names such as
+    temp files skipped); None when the path does not exist."""
+    if path.is_file():
+        files = [(".", path)]
+    elif path.is_dir():
+        files = sorted(
+            (p.relative_to(path).as_posix(), p)
+            for p in path.rglob("*")
+            if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts)
+        )
+    else:
+        return None
+    h = hashlib.sha256()
+    for rel, p in files:
+        with p.open("rb") as fh:
+            h.update(f"{rel}\0{os.fstat(fh.fileno()).st_size}\0".encode())
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:32]
+
+
+def _remove(paths: list[Path]) -> None:
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+@dataclass
+class Stage:
+    """One step of the pipeline as the cache sees it."""
+
+    name: str
+    config: str
+    """Key of the settings this stage and every stage before it read (known before running)."""
+    outputs: list[Path]
+    """What it writes: all must exist and match their recorded digests for a rerun to reuse it."""
+    fn: Callable[[bool], Any]
+    """The work; its argument says whether an interrupted run with the same key may be resumed."""
+    inputs: list[Path] = field(default_factory=list)
+    """The outputs of earlier stages it reads: their digests are part of its key, so it reruns
+    when they changed, and only then (a rebuilt input that came out the same is no change)."""
+    clear: list[Path] = field(default_factory=list)
+    """Removed before a fresh run (stages that do not replace their outputs atomically)."""
+    stale: list[Path] | None = None
+    """Removed when a rerun upstream with other settings made the outputs stale (default:
+    `clear`); empty for outputs shared with other runs (the store)."""
+    shown: list[Path] | None = None
+    """What "up to date, reusing ..." names (default: `outputs`)."""
+
+
 class StageCache:
-    """Which stages of a run are done, keyed by their inputs."""
+    """Which stages of a run are done, keyed by their inputs, and with what outputs."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, echo: Callable[[str], None]):
         self.path = run_dir / STAGES_FILE
-        self.done: dict[str, str] = read_json(self.path, missing_ok=True) or {}
+        self.echo = echo
+        try:
+            done = read_json(self.path, missing_ok=True) or {}
+        except UserError as exc:  # damaged by hand or by the disk: nothing is known to be done
+            echo(f"{exc}; running every stage again")
+            done = {}
+        # Records without a key and output digests (older versions) prove nothing: run again.
+        self.done: dict[str, dict] = {k: v for k, v in done.items() if _well_formed(v)}
+        self.stages: list[Stage] = []
+        self.digests: dict[str, str] = {}  # output path -> digest, of the stages done so far
+        self._next = 0
 
-    def run(
-        self, name: str, key: str, outputs: list[Path], fn: Callable[[], Any], echo: Callable
-    ) -> bool:
-        """Run `fn` unless the stage is recorded with `key` and its outputs exist. True if ran."""
-        if self.done.get(name) == key and all(p.exists() for p in outputs):
-            echo(f"[{name}] up to date, reusing {', '.join(str(p) for p in outputs)}")
-            return False
-        # Forget this stage (and so everything after it) before running: a crash mid-stage must
-        # not leave an old key next to half-new outputs.
-        self.done.pop(name, None)
+    def _save(self) -> None:
         atomic_write_json(self.path, self.done)
+
+    def run_through(self, last: str) -> None:
+        """Run (or reuse) the stages up to and including `last`."""
+        while self._next < len(self.stages):
+            i, stage = self._next, self.stages[self._next]
+            key = stage_key(stage.name, stage.config, [self.digests[str(p)] for p in stage.inputs])
+            self.digests.update(self._run(i, stage, key))
+            self._next += 1
+            if stage.name == last:
+                return
+
+    def _verify(self, stage: Stage, recorded: dict[str, str]) -> tuple[str | None, dict[str, str]]:
+        outputs: dict[str, str] = {}
+        for p in stage.outputs:
+            digest = tree_digest(p)
+            if digest is None:
+                return f"{p} is missing", {}
+            if digest != recorded.get(str(p)):
+                return f"{p} changed since the stage wrote it", {}
+            outputs[str(p)] = digest
+        return None, outputs
+
+    def _run(self, i: int, stage: Stage, key: str) -> dict[str, str]:
+        rec = self.done.get(stage.name) or {}
+        if rec.get("key") == key and not rec.get("running"):
+            problem, outputs = self._verify(stage, rec.get("outputs") or {})
+            if problem is None:
+                shown = ", ".join(map(str, stage.shown or stage.outputs))
+                self.echo(f"[{stage.name}] up to date, reusing {shown}")
+                return outputs
+            self.echo(f"[{stage.name}] {problem}: running it again")
+        resume = bool(rec.get("running")) and rec.get("key") == key
+        if not resume:
+            _remove(stage.clear)
+            if stage.clear:  # this stage's old outputs are gone: so are results made from them
+                self._drop_stale_after(i)
+        # Recorded as running once its old outputs are gone (what a resume finds is this key's)
+        # and before any work: a stage cut short is never reused, only resumed or redone.
+        self.done[stage.name] = {"config": stage.config, "key": key, "running": True}
+        self._save()
         start = time.time()
-        echo(f"[{name}] running ...")
-        fn()
-        self.done[name] = key
-        atomic_write_json(self.path, self.done)
-        echo(f"[{name}] done in {time.time() - start:.0f} s")
-        return True
+        self.echo(f"[{stage.name}] running ...")
+        try:
+            stage.fn(resume)
+        except KeyboardInterrupt:
+            self.echo(f"[{stage.name}] interrupted: run the same command again to "
+                      f"{'resume' if stage.name == 'train' else 'redo'} it")  # fmt: skip
+            raise
+        outputs = {}
+        for p in stage.outputs:
+            digest = tree_digest(p)
+            if digest is None:
+                raise UserError(f"{p}: the {stage.name} stage finished without writing it")
+            outputs[str(p)] = digest
+        self.done[stage.name] = {"config": stage.config, "key": key, "outputs": outputs}
+        self._drop_stale_after(i)
+        self.echo(f"[{stage.name}] done in {time.time() - start:.0f} s")
+        return outputs
+
+    def _drop_stale_after(self, i: int) -> None:
+        """Forget, and remove the outputs of, later stages recorded with other settings: they
+        will rerun, and until then must not look like results of this config."""
+        for later in self.stages[i + 1 :]:
+            rec = self.done.get(later.name)
+            if rec is not None and rec.get("config") != later.config:
+                _remove(later.clear if later.stale is None else later.stale)
+                del self.done[later.name]
+        self._save()
+
+
+def _well_formed(rec: Any) -> bool:
+    return (
+        isinstance(rec, dict)
+        and isinstance(rec.get("config"), str)
+        and isinstance(rec.get("key"), str)
+        and isinstance(rec.get("outputs", {}), dict)
+    )
 
 
 def _echo(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _locked(lock: Path, what: str, echo: Callable[[str], None]) -> Iterator[None]:
+    """Hold an exclusive lock on `lock` (waiting, with a message, while another demo holds it)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            echo(f"waiting for another demo that is using {what} ...")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def check_store_replaceable(store: Path, ours: bool) -> None:
+    """The demo replaces its store with a new simulated market: refuse to do that to anything
+    but an earlier simulated filingcontrast store (a damaged one only if this run made it)."""
+    if not store.exists():
+        return
+    if not store.is_file():
+        raise UserError(f"{store}: not a regular file; store= must name a DuckDB file")
+    if store.stat().st_size == 0:
+        return
+    with store.open("rb") as fh:
+        head = fh.read(12)
+    advice = "the demo replaces its store with a simulated market: choose another store=PATH"
+    if head[8:12] != b"DUCK":
+        raise UserError(f"{store}: not a DuckDB file; {advice}")
+    import duckdb
+
+    from filingcontrast.corpus.store import TABLES
+
+    try:
+        con = duckdb.connect(str(store), read_only=True)
+    except duckdb.Error as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if "could not set lock" in first.lower() or "conflicting lock" in first.lower():
+            raise UserError(f"{store}: in use by another process ({first})") from None
+        if ours:
+            return  # damaged, and made by this run: nothing of anyone's to keep
+        raise UserError(f"{store}: cannot open it ({first}); delete it, or {advice}") from None
+    try:
+        names = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        foreign = sorted(names - set(TABLES) - {"meta"})
+        if foreign:
+            raise UserError(f"{store}: not a filingcontrast store (it has other tables: "
+                            f"{', '.join(foreign[:5])}); {advice}")  # fmt: skip
+        if "filings" in names:
+            real = con.execute(
+                "SELECT count(*) FROM filings WHERE source <> 'simulated'"
+            ).fetchone()[0]
+            if real:
+                raise UserError(f"{store}: holds {real} real (non-simulated) filings; {advice}")
+    except duckdb.Error as exc:
+        if not ours:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"{store}: cannot read it ({first}); delete it, or {advice}") from None
+    finally:
+        con.close()
+
+
+def simulate_into(cfg: RunConfig, store: Path, ours: bool) -> None:
+    """Simulate into a temp file beside `store`, then rename it into place: the store is never
+    half-written, and a reader of the old one (another demo) keeps reading the old one."""
+    from filingcontrast.corpus.simulate import simulate_to_store
+
+    check_store_replaceable(store, ours)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    tmp = store.with_name(f".{store.name}.tmp-{os.getpid()}")
+    wal = [tmp, Path(f"{tmp}.wal")]
+    _remove(wal)
+    try:
+        simulate_to_store(dataclasses.replace(cfg, store=str(tmp)))
+        # A write-ahead log left by the old file must not be replayed onto ours.
+        Path(f"{store}.wal").unlink(missing_ok=True)
+        os.replace(tmp, store)
+    finally:
+        _remove(wal)
+
+
+DEMO_FREE = {"config.toml", "log.txt", LOCK_FILE}
+"""What a run directory may hold without a stages.json (a demo cut short before its first stage)."""
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """Refuse a run directory that someone else's `filingcontrast train` (or anything else)
+    filled: the demo would replace its adapter, pairs and metrics."""
+    if (run_dir / STAGES_FILE).exists():
+        return
+    other = sorted(p.name for p in run_dir.iterdir() if p.name not in DEMO_FREE)
+    if other:
+        raise UserError(
+            f"{run_dir}: holds a run the demo did not make ({', '.join(other[:4])}; no "
+            f"{STAGES_FILE}); choose another name= or remove them"
+        )
+
+
 def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[str, Any]:
     """Run every stage of `cfg` (reusing finished ones) and return the metrics."""
-    from filingcontrast.corpus.simulate import simulate_to_store
     from filingcontrast.evaluate import evaluate_run
     from filingcontrast.pairs import build_pairs
     from filingcontrast.report import write_report
-    from filingcontrast.train import train
+    from filingcontrast.train import latest_checkpoint, train
 
-    run = RunDir.create(cfg)
-    cache = StageCache(run.path)
-    pairs_dir = run.path / "pairs"
     store = Path(cfg.store)
+    if not cfg.store.strip() or not store.name or (store.exists() and not store.is_file()):
+        raise ConfigError(f"store: must name a DuckDB file, got {cfg.store!r}")
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(cfg.run_dir / LOCK_FILE, str(cfg.run_dir), echo):
+        check_run_dir(cfg.run_dir)
+        run = RunDir.create(cfg)
+        cache = StageCache(run.path, echo)
+        ours = "simulate" in cache.done
+        pairs_dir = run.path / "pairs"
+        split_files = [pairs_dir / f"{s}.jsonl" for s in ("train", "valid", "test")]
+        train_outputs = [run.path / n for n in ("adapter", "metrics.jsonl", "train_summary.json")]
+        if cfg.train.merge:
+            train_outputs.append(run.path / "merged")
+        train_clear = [*train_outputs, run.path / "checkpoints", run.path / "merged"]
+        train_settings = {k: v for k, v in to_dict(cfg.train).items() if k not in TRAIN_SPEED_ONLY}
 
-    k_sim = stage_key("simulate", to_dict(cfg.simulate), cfg.seed, str(store))
-    k_pairs = stage_key("pairs", k_sim, to_dict(cfg.pairs), cfg.seed, cfg.base)
-    k_train = stage_key("train", k_pairs, to_dict(cfg.train), cfg.seed, cfg.base)
-    k_eval = stage_key("evaluate", k_train, to_dict(cfg.evaluate), cfg.seed)
+        def train_stage(resume: bool) -> None:
+            ckpt = latest_checkpoint(run.path) if resume else None
+            if ckpt is not None and all(p.exists() for p in train_outputs):
+                return  # it finished; only the record was cut short
+            if ckpt is not None:
+                echo(f"[train] resuming from {ckpt}")
+                try:
+                    train(cfg, pairs_dir, resume=True)
+                    return
+                except UserError as exc:  # a damaged or foreign checkpoint: start over
+                    if str(run.path / "checkpoints") not in str(exc):
+                        raise
+                    echo(f"[train] cannot resume ({exc}); training from the start")
+            # A fresh start (also after a kill before the first checkpoint): nothing an earlier
+            # attempt left may be mixed in, and train refuses a directory holding it.
+            _remove(train_clear)
+            train(cfg, pairs_dir, resume=False)
 
-    def simulate() -> None:
-        if store.exists():  # a store from other settings: start clean so rows cannot mix
-            store.unlink()
-        simulate_to_store(cfg)
-
-    def train_fresh() -> None:
-        # The stage's inputs changed: what an earlier training left must not be resumed or mixed
-        # into this run's metrics.
-        for name in ("checkpoints", "adapter", "merged"):
-            shutil.rmtree(run.path / name, ignore_errors=True)
-        for name in ("metrics.jsonl", "train_summary.json"):
-            (run.path / name).unlink(missing_ok=True)
-        train(cfg, pairs_dir, resume=False)
-
-    cache.run("simulate", k_sim, [store], simulate, echo)
-    cache.run(
-        "pairs", k_pairs, [pairs_dir / "summary.json"], lambda: build_pairs(cfg, pairs_dir), echo
-    )
-    cache.run("train", k_train, [run.path / "adapter"], train_fresh, echo)
-    cache.run(
-        "evaluate",
-        k_eval,
-        [run.path / "metrics.json"],
-        lambda: evaluate_run(run.path, pairs_dir, cfg),
-        echo,
-    )
-    cache.run("report", k_eval, [run.path / "report.html"], lambda: write_report(run.path), echo)
-    return read_json(run.path / "metrics.json")
+        k_sim = stage_key("simulate", to_dict(cfg.simulate), cfg.seed, str(store))
+        k_pairs = stage_key("pairs", k_sim, to_dict(cfg.pairs), cfg.seed, cfg.base)
+        k_train = stage_key("train", k_pairs, train_settings, cfg.seed, cfg.base)
+        k_eval = stage_key("evaluate", k_train, to_dict(cfg.evaluate), cfg.seed)
+        adapter, metrics = run.path / "adapter", run.path / "metrics.json"
+        cache.stages = [
+            Stage("simulate", k_sim, [store], lambda _: simulate_into(cfg, store, ours), stale=[]),
+            Stage("pairs", k_pairs, [*split_files, pairs_dir / "summary.json"],
+                  lambda _: build_pairs(cfg, pairs_dir), inputs=[store], stale=[pairs_dir],
+                  shown=[pairs_dir]),
+            Stage("train", k_train, train_outputs, train_stage, inputs=split_files[:2],
+                  clear=train_clear, shown=[adapter]),
+            Stage("evaluate", k_eval, [metrics, run.path / "predictions.jsonl"],
+                  lambda _: evaluate_run(run.path, pairs_dir, cfg),
+                  inputs=[adapter, split_files[0], split_files[2]],
+                  clear=[metrics, run.path / "predictions.jsonl"], shown=[metrics]),
+            Stage("report", stage_key("report", k_eval), [run.path / "report.html"],
+                  lambda _: write_report(run.path), inputs=[metrics, run.path / "metrics.jsonl"],
+                  clear=[run.path / "report.html"]),
+        ]  # fmt: skip
+        # The store may be shared with demos of other names: one at a time simulates or reads it.
+        with _locked(store.with_name(f".{store.name}.lock"), str(store), echo):
+            cache.run_through("pairs")
+        cache.run_through("report")
+        return read_json(run.path / "metrics.json")
 
 
 def headline(metrics: dict[str, Any], run_dir: Path) -> str:
@@ -159,6 +420,10 @@ def headline(metrics: dict[str, Any], run_dir: Path) -> str:
 def run_demo(
     config_path: str | None = None, overrides: list[str] | None = None, quick: bool = False
 ) -> int:
+    if quick and config_path:
+        raise ConfigError(
+            "--quick runs the packaged quick.toml; give --quick or --config, not both"
+        )
     cfg = load_config(config_path or demo_config_path(quick), overrides or [])
     start = time.time()
     metrics = run_pipeline(cfg)
