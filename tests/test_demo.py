@@ -114,7 +114,7 @@ class FakeStages:
             (out / f"{split}.jsonl").write_text(json.dumps({"pairs": str(cfg.pairs)}) + "\n")
         (out / "summary.json").write_text(json.dumps({"seconds": time.time()}))
 
-    def train(self, cfg, pairs_dir, resume=False):
+    def train(self, cfg, pairs_dir, resume=False, resume_hint=""):
         from filingcontrast.train import check_out_dir
 
         run = cfg.run_dir

@@ -33,6 +33,7 @@ from filingcontrast.runtime import RunDir, atomic_write_json, read_json
 
 STAGES_FILE = "stages.json"
 LOCK_FILE = ".demo.lock"
+DEMO_RESUME_HINT = "run the same demo command again to resume"
 TRAIN_SPEED_ONLY = ("threads", "save_every", "lean_memory")
 """`[train]` settings that change how fast training runs, not what it learns (train.py's
 RESUME_FREE but `merge`, which adds an output): changing them reuses the trained adapter."""
@@ -338,7 +339,7 @@ def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[st
             if ckpt is not None:
                 echo(f"[train] resuming from {ckpt}")
                 try:
-                    train(cfg, pairs_dir, resume=True)
+                    train(cfg, pairs_dir, resume=True, resume_hint=DEMO_RESUME_HINT)
                     return
                 except UserError as exc:  # a damaged or foreign checkpoint: start over
                     if str(run.path / "checkpoints") not in str(exc):
@@ -347,7 +348,7 @@ def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[st
             # A fresh start (also after a kill before the first checkpoint): nothing an earlier
             # attempt left may be mixed in, and train refuses a directory holding it.
             _remove(train_clear)
-            train(cfg, pairs_dir, resume=False)
+            train(cfg, pairs_dir, resume=False, resume_hint=DEMO_RESUME_HINT)
 
         k_sim = stage_key("simulate", to_dict(cfg.simulate), cfg.seed, str(store))
         k_pairs = stage_key("pairs", k_sim, to_dict(cfg.pairs), cfg.seed, cfg.base)

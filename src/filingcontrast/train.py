@@ -551,11 +551,17 @@ def _pad_id(formatter: PromptFormatter) -> int:
 
 
 def train(
-    cfg: RunConfig, pairs_dir: Path, resume: bool = False, *, stop_after: int | None = None
+    cfg: RunConfig,
+    pairs_dir: Path,
+    resume: bool = False,
+    *,
+    stop_after: int | None = None,
+    resume_hint: str = "continue with --resume",
 ) -> dict[str, Any]:
     """Fine-tune LoRA adapters on `pairs_dir/train.jsonl`, evaluate on `valid.jsonl` each epoch,
     keep the best adapter in `<run_dir>/adapter/`. `stop_after` (tests) interrupts after that
-    many optimizer steps of this call, saving a checkpoint as Ctrl-C does."""
+    many optimizer steps of this call, saving a checkpoint as Ctrl-C does; `resume_hint` ends
+    the interrupt message (the demo resumes by rerunning its command, not with --resume)."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
@@ -717,9 +723,7 @@ def train(
             _set_rng_state(rng)
         if main:
             path = save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
-            say(
-                f"interrupted at step {state.global_step}: checkpoint {path}; continue with --resume"
-            )
+            say(f"interrupted at step {state.global_step}: checkpoint {path}; {resume_hint}")
         if stop_after is None:
             bar.close()
             raise
