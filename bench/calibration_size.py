@@ -25,7 +25,6 @@ from sklearn.metrics import roc_auc_score
 
 from filingcontrast import metrics as M
 from filingcontrast.calibration import Calibration, fit_calibration
-from filingcontrast.errors import UserError
 from filingcontrast.train import _cap, read_pairs
 
 
@@ -63,27 +62,23 @@ def main() -> None:
     ap.add_argument("--seed", type=nonneg_int, default=0, help="the run's seed (picks the subset)")
     args = ap.parse_args()
     valid, test = load(args.valid), list(load(args.test).values())
-    try:
-        pairs = read_pairs(args.pairs, "valid")
-    except UserError as exc:
-        sys.exit(f"calibration_size: {exc}")
-    order = [str((r.get("meta") or {}).get("pair_id")) for r in pairs]
+    pairs = read_pairs(args.pairs, "valid")  # a bad file: one line (benchargs.run)
+    order = [str(r["meta"]["pair_id"]) for r in pairs]
     missing = [p for p in order if p not in valid]
     if missing:
         sys.exit(f"calibration_size: {args.valid}: lacks {len(missing)} of the pairs' valid split")
-    rows_in_order = [{"meta": {"pair_id": p}} for p in order]
     uncalibrated = {
         "test": figures(Calibration(), test),
         "valid_all": figures(Calibration(), list(valid.values())),
     }
     results = [{"fitted_on": 0, "calibration": None, **uncalibrated}]
     for size in args.sizes:
-        chosen = [r["meta"]["pair_id"] for r in _cap(rows_in_order, size, args.seed)]
-        fit_rows = [valid[p] for p in chosen]
+        chosen = {str(r["meta"]["pair_id"]) for r in _cap(pairs, size, args.seed)}
+        fit_rows = [valid[p] for p in order if p in chosen]
         cal = fit_calibration([r["raw"]["p_ab"] for r in fit_rows],
                               [r["raw"]["p_ba"] for r in fit_rows],
                               [r["winner"] for r in fit_rows])  # fmt: skip
-        rest = [valid[p] for p in order if p not in set(chosen)]
+        rest = [valid[p] for p in order if p not in chosen]
         results.append({
             "fitted_on": len(fit_rows),
             "calibration": {"temperature": round(cal.temperature, 3), "bias": round(cal.bias, 3)},

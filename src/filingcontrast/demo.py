@@ -28,15 +28,12 @@ from typing import Any
 
 from filingcontrast import __version__
 from filingcontrast.config import RunConfig, load_config, to_dict
-from filingcontrast.errors import ConfigError, UserError
+from filingcontrast.errors import ConfigError, UserError, first_line
 from filingcontrast.runtime import RunDir, atomic_write_json, read_json
 
 STAGES_FILE = "stages.json"
 LOCK_FILE = ".demo.lock"
 DEMO_RESUME_HINT = "run the same demo command again to resume"
-TRAIN_SPEED_ONLY = ("threads", "save_every", "lean_memory")
-"""`[train]` settings that change how fast training runs, not what it learns (train.py's
-RESUME_FREE but `merge`, which adds an output): changing them reuses the trained adapter."""
 
 
 def demo_config_path(quick: bool) -> Path:
@@ -239,26 +236,23 @@ def check_store_replaceable(store: Path, ours: bool) -> None:
         raise UserError(f"{store}: not a DuckDB file; {advice}")
     import duckdb
 
-    from filingcontrast.corpus.store import TABLES
+    from filingcontrast.corpus.store import foreign_tables, table_names
 
     try:
         con = duckdb.connect(str(store), read_only=True)
     except duckdb.Error as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         if "could not set lock" in first.lower() or "conflicting lock" in first.lower():
             raise UserError(f"{store}: in use by another process ({first})") from None
         if ours:
             return  # damaged, and made by this run: nothing of anyone's to keep
         raise UserError(f"{store}: cannot open it ({first}); delete it, or {advice}") from None
     try:
-        names = {
-            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        }
-        foreign = sorted(names - set(TABLES) - {"meta"})
+        foreign = foreign_tables(con)
         if foreign:
             raise UserError(f"{store}: not a filingcontrast store (it has other tables: "
                             f"{', '.join(foreign[:5])}); {advice}")  # fmt: skip
-        if "filings" in names:
+        if "filings" in table_names(con):
             real = con.execute(
                 "SELECT count(*) FROM filings WHERE source <> 'simulated'"
             ).fetchone()[0]
@@ -266,8 +260,9 @@ def check_store_replaceable(store: Path, ours: bool) -> None:
                 raise UserError(f"{store}: holds {real} real (non-simulated) filings; {advice}")
     except duckdb.Error as exc:
         if not ours:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"{store}: cannot read it ({first}); delete it, or {advice}") from None
+            raise UserError(
+                f"{store}: cannot read it ({first_line(exc)}); delete it, or {advice}"
+            ) from None
     finally:
         con.close()
 
@@ -313,7 +308,7 @@ def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[st
     from filingcontrast.evaluate import evaluate_run
     from filingcontrast.pairs import build_pairs
     from filingcontrast.report import write_report
-    from filingcontrast.train import latest_checkpoint, train
+    from filingcontrast.train import RESUME_FREE, latest_checkpoint, train
 
     store = Path(cfg.store)
     if not cfg.store.strip() or not store.name or (store.exists() and not store.is_file()):
@@ -330,7 +325,10 @@ def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[st
         if cfg.train.merge:
             train_outputs.append(run.path / "merged")
         train_clear = [*train_outputs, run.path / "checkpoints", run.path / "merged"]
-        train_settings = {k: v for k, v in to_dict(cfg.train).items() if k not in TRAIN_SPEED_ONLY}
+        # train.RESUME_FREE settings change speed, not what is learned, and reuse the adapter;
+        # but `merge`, which adds an output.
+        speed_only = set(RESUME_FREE) - {"merge"}
+        train_settings = {k: v for k, v in to_dict(cfg.train).items() if k not in speed_only}
 
         def train_stage(resume: bool) -> None:
             ckpt = latest_checkpoint(run.path) if resume else None

@@ -6,6 +6,13 @@ the CLI exits 2 for it. Anything else is a bug and keeps its traceback.
 """
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name if it has none): what
+    a one-line error keeps of a library's multi-line message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 class UserError(Exception):
     """A mistake in the user's input: printed as one line, exit code 1."""
 

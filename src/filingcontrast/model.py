@@ -30,7 +30,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from filingcontrast.errors import UserError
+from filingcontrast.errors import UserError, first_line
 
 EMBEDDED_SPEC = "smollm2-135m-instruct"
 TINY_SPEC = "tiny-llama"
@@ -279,19 +279,15 @@ def load_base(
             tokenizer = AutoTokenizer.from_pretrained(source)
         except broken as exc:
             raise UserError(
-                f"base={spec!r}: cannot load its tokenizer: {_first_line(exc)}"
+                f"base={spec!r}: cannot load its tokenizer: {first_line(exc).rstrip(': ')}"
             ) from None
         try:
             with _no_load_bar() if Path(source).is_dir() else nullcontext():
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
         except broken as exc:
-            raise UserError(f"base={spec!r}: cannot load: {_first_line(exc)}") from None
+            raise UserError(f"base={spec!r}: cannot load: {first_line(exc).rstrip(': ')}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(device)
     model.eval()
     return model, tokenizer
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(": ")

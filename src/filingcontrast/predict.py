@@ -26,7 +26,7 @@ import numpy as np
 
 from filingcontrast.calibration import Calibration
 from filingcontrast.dataset import both_orders
-from filingcontrast.errors import UserError
+from filingcontrast.errors import UserError, first_line
 from filingcontrast.metrics import confidence_level
 from filingcontrast.train import META_FILE, adapter_meta, load_trained, resolve_adapter_dir
 
@@ -182,15 +182,17 @@ def load_scorer(adapter: str | Path | None = None, base: str | None = None) -> S
         try:
             model, tokenizer, formatter, meta = load_trained(adapter_dir, base=base)
         except (OSError, SafetensorError) as exc:  # corrupt tokenizer / adapter weight files
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"{adapter_dir}: cannot load adapter: {first[:200]}") from None
+            raise UserError(
+                f"{adapter_dir}: cannot load adapter: {first_line(exc)[:200]}"
+            ) from None
         except (RuntimeError, ValueError, KeyError) as exc:
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             # torch's load error opens with a generic line; the size mismatch says why.
             mismatch = next((ln for ln in lines if "mismatch" in ln), None)
             if mismatch is None:  # not a shape problem: say what failed, not "does not fit"
-                first = lines[0] if lines else type(exc).__name__
-                raise UserError(f"{adapter_dir}: cannot load adapter: {first[:200]}") from None
+                raise UserError(
+                    f"{adapter_dir}: cannot load adapter: {first_line(exc)[:200]}"
+                ) from None
             raise UserError(
                 f"{adapter_dir}: adapter does not fit base model {meta['base']!r}: {mismatch[:400]}"
             ) from None

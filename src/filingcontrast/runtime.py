@@ -125,6 +125,17 @@ def read_json(path: str | Path, missing_ok: bool = False) -> dict | None:
     return obj
 
 
+def read_utf8(path: Path, advice: str) -> str:
+    """A text file's content (a UTF-8 BOM dropped); not UTF-8 is a one-line `UserError`
+    naming the byte, followed by `advice`."""
+    from filingcontrast.errors import UserError
+
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); {advice}") from None
+
+
 def iter_jsonl(path: str | Path, torn_tail_ok: bool = False) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a JSON-lines file.
 

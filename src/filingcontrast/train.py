@@ -43,7 +43,7 @@ from filingcontrast.dataset import (
     padding_share,
     pair_probabilities,
 )
-from filingcontrast.errors import UserError
+from filingcontrast.errors import UserError, first_line
 from filingcontrast.pairs import a_won, pair_items
 from filingcontrast.runtime import (
     RunDir,
@@ -91,10 +91,12 @@ def run_fingerprint(cfg: RunConfig, rows: list[dict], processes: int) -> dict[st
 
 def _fingerprint_diff(saved: dict, now: dict) -> list[str]:
     """`key: checkpoint X, now Y` for every setting that differs (empty: resumable)."""
-    flat_saved = {**{k: v for k, v in saved.items() if k != "train"},
-                  **{f"train.{k}": v for k, v in saved.get("train", {}).items()}}  # fmt: skip
-    flat_now = {**{k: v for k, v in now.items() if k != "train"},
-                **{f"train.{k}": v for k, v in now["train"].items()}}  # fmt: skip
+
+    def flat(fp: dict) -> dict[str, Any]:  # {"train": {"lr": x}} -> {"train.lr": x}
+        out = {k: v for k, v in fp.items() if k != "train"}
+        return out | {f"train.{k}": v for k, v in fp.get("train", {}).items()}
+
+    flat_saved, flat_now = flat(saved), flat(now)
     out = []
     for key in sorted(set(flat_saved) | set(flat_now)):
         if flat_saved.get(key) != flat_now.get(key):
@@ -401,15 +403,10 @@ def load_checkpoint(
         name = "scheduler.pt"
         scheduler.load_state_dict(torch.load(path / name, weights_only=False))
         name = "rng.pt"
-        rng = torch.load(path / name, weights_only=False)
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.random.set_rng_state(rng["torch"])
-        if rng.get("cuda") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        _set_rng_state(torch.load(path / name, weights_only=False))
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError,
             pickle.UnpicklingError) as exc:  # fmt: skip
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        first = first_line(exc).split(". ")[0]
         raise UserError(f"{path / name}: damaged checkpoint ({first}); delete {path} to "
                         "resume from the one before it") from None  # fmt: skip
     return state, plan
@@ -432,7 +429,7 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
     random.setstate(rng["python"])
     np.random.set_state(rng["numpy"])
     torch.random.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None:
+    if rng.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
@@ -626,9 +623,7 @@ def train(
     fingerprint = run_fingerprint(cfg, train_rows, world)
     state, plan = TrainState(fingerprint=fingerprint), None
     if resume:
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is None:
-            raise UserError(f"{run_dir}: --resume given but no complete checkpoint found")
+        ckpt = latest_checkpoint(run_dir)  # check_out_dir made sure there is one
         state, plan = load_checkpoint(ckpt, model, optimizer, scheduler, fingerprint)
         state.fingerprint = fingerprint
         finished = state.epoch >= tc.epochs or state.global_step >= total_steps

@@ -38,7 +38,7 @@ from filingcontrast.corpus.edgar import EASTERN, FORMS, parse_sgml
 from filingcontrast.corpus.parse import decode_bytes, document_text, is_binary
 from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
-from filingcontrast.runtime import iter_jsonl
+from filingcontrast.runtime import iter_jsonl, read_utf8
 
 DOC_SUFFIXES = (".htm", ".html", ".txt")
 MANIFEST_FIELDS = (
@@ -173,7 +173,6 @@ def _string(value: Any, where: str, name: str, numbers: bool = False) -> str | N
 
 def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for each row of a JSONL or CSV manifest."""
-    text = _utf8_text(path)  # one line naming the file, not a UnicodeDecodeError
     if path.suffix.lower() == ".jsonl":
         for line_no, rec in iter_jsonl(path):
             unknown = sorted(set(rec) - set(MANIFEST_FIELDS))
@@ -181,7 +180,7 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise UserError(f"{path}:{line_no}: unknown field(s) {', '.join(unknown)}")
             yield line_no, rec
         return
-    with io.StringIO(text, newline="") as fh:
+    with io.StringIO(read_utf8(path, "save it as UTF-8"), newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         allowed = set(MANIFEST_FIELDS) - {"exhibits", "returns"}
@@ -214,13 +213,6 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if rets:
                 rec["returns"] = rets
             yield line_no, rec
-
-
-def _utf8_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def _read_doc(base: Path, rel: str, where: str, field: str) -> str | None:

@@ -31,6 +31,7 @@ import pandas as pd
 from filingcontrast.corpus.calendar import parse_date_arg
 from filingcontrast.corpus.store import INDEX_TICKER, Store
 from filingcontrast.errors import UserError
+from filingcontrast.runtime import read_utf8
 
 CSV_REQUIRED = ("ticker", "date", "close")
 CSV_OPTIONAL = ("adj_close",)
@@ -92,12 +93,7 @@ def read_prices_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     skipped: dict[str, list[int]] = {"missing_value": [], "non_positive": []}
     seen: dict[tuple[str, dt.date], tuple[int, float, float]] = {}
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8"
-        ) from None
+    text = read_utf8(path, "save the CSV as UTF-8")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     reader.fieldnames = _csv_header(path, reader.fieldnames)
     for rec in reader:

@@ -135,6 +135,17 @@ def document_row(
     }
 
 
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    }
+
+
+def foreign_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Tables that are not a filingcontrast store's (someone else's database), sorted."""
+    return sorted(table_names(con) - set(TABLES) - {"meta"})
+
+
 class Store:
     """A DuckDB corpus store. Use as a context manager or call `close()`.
 
@@ -223,9 +234,7 @@ class Store:
 
     def _refuse_foreign_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         """A DuckDB file with other tables is someone else's database: never add ours to it."""
-        tables = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        names = {r[0] for r in tables}
-        foreign = sorted(names - set(TABLES) - {"meta"})
+        foreign = foreign_tables(con)
         if foreign:
             raise UserError(
                 f"{self.path}: not a filingcontrast store (it has other tables: "
@@ -247,11 +256,7 @@ class Store:
             )
 
     def _has_table(self, name: str) -> bool:
-        return bool(
-            self.con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-            ).fetchone()[0]
-        )
+        return name in table_names(self.con)
 
     @property
     def schema_version(self) -> int:
