@@ -5,9 +5,13 @@
 Each (trainer, setting) runs in its own subprocess, which reports tokens/s over the timed steps
 (after one warm-up step) and its own peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`).
 Settings: ~400-token rows at batch 4 without gradient checkpointing, and 2048-token rows at
-batch 1 with checkpointing. Ours runs twice per setting: defaults, and with `train.lean_memory`
-(glibc maps large blocks per allocation: less memory, more page faults). Both trainers: LoRA
-r16/alpha 32/dropout 0.05 on all linear projections, AdamW lr 2e-4, fp32 on CPU. Prints a table, then one JSON line (DESIGN.md).
+batch 1 with checkpointing. Ours runs as specified and with `train.lean_memory` (glibc maps
+large blocks per allocation: less memory, more page faults); at 2048 also with selective
+checkpointing (`train.grad_checkpointing=selective`) and without checkpointing (what our
+`auto` default picks for one 2048-token row). Each row is compared with TRL checkpointing as
+ours does (on for full and selective; TRL's SFTConfig checkpoints by default). Both trainers:
+LoRA r16/alpha 32/dropout 0.05 on all linear projections, AdamW lr 2e-4, fp32 on CPU. Prints a
+table, then one JSON line (DESIGN.md).
 TRL is a bench-only extra: `pip install -e .[bench]`.
 """
 
@@ -29,8 +33,19 @@ SETTINGS = [
 ]
 
 
-TRAINERS = {"ours": (), "ours_lean": ("train.lean_memory=true",)}
-"""Our trainer's variants: defaults, and with `train.lean_memory` (runtime.lean_allocator)."""
+TRAINERS = {
+    "ours": (),
+    "ours_lean": ("train.lean_memory=true",),
+    "ours_selective": ("train.grad_checkpointing=selective",),
+    "ours_no_ckpt": ("train.grad_checkpointing=off",),
+}
+"""Our trainer's variants: the setting as specified, with `train.lean_memory`
+(runtime.lean_allocator), and, where the setting checkpoints, with selective checkpointing and
+without checkpointing (what `grad_checkpointing=auto` picks for one 2048-token row). Each row
+is compared with TRL checkpointing as ours does (TRL has no selective mode: full for it)."""
+
+CHECKPOINTING_ONLY = ("ours_selective", "ours_no_ckpt")
+"""Variants that only mean something in a setting with checkpointing."""
 
 
 def make_rows(tokenizer, target_tokens: int, n: int, seed: int = 0) -> list[dict]:
@@ -79,17 +94,21 @@ def run_ours(base: str, setting: dict, steps: int, overrides: tuple[str, ...] = 
     from filingcontrast.train import (
         _module,
         build_model,
+        checkpointing_mode,
         enable_checkpointing,
         prepare_process,
         train_step,
     )
 
+    checkpointing = "on" if setting["checkpointing"] else "off"
     cfg = load_config(None, [f'base="{base}"', "train.batch_size=1",
-                             f"train.grad_accum={setting['batch']}", *overrides])  # fmt: skip
+                             f"train.grad_accum={setting['batch']}",
+                             f"train.grad_checkpointing={checkpointing}", *overrides])  # fmt: skip
     prepare_process(cfg.train, "cpu")
     model, tok = build_model(cfg, "cpu")
-    if setting["checkpointing"]:
-        enable_checkpointing(model)
+    mode = checkpointing_mode(cfg.train, setting["tokens"])
+    if mode:
+        enable_checkpointing(model, selective=mode == "selective")
     model.train()
     fmt = PromptFormatter(tok, "chat", cfg.train.system_prompt)
     rows = make_rows(tok, setting["tokens"], setting["batch"] * (steps + 1))
@@ -108,10 +127,11 @@ def run_ours(base: str, setting: dict, steps: int, overrides: tuple[str, ...] = 
             times.append(time.perf_counter() - t0)
             tokens += n_tok
     return {"tokens_per_s": tokens / sum(times), "peak_rss_gb": _peak_rss_gb(),
-            "step_s": sum(times) / len(times)}  # fmt: skip
+            "step_s": sum(times) / len(times), "checkpointing": mode or "off"}  # fmt: skip
 
 
-def run_trl(base: str, setting: dict, steps: int) -> dict:
+def run_trl(base: str, setting: dict, steps: int, checkpointing: bool | None = None) -> dict:
+    """TRL's SFTTrainer on the same rows; `checkpointing` overrides the setting's."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import TrainerCallback
@@ -149,7 +169,8 @@ def run_trl(base: str, setting: dict, steps: int) -> dict:
         output_dir="/tmp/trl-bench", per_device_train_batch_size=setting["batch"],
         max_steps=steps + 1, learning_rate=2e-4, lr_scheduler_type="cosine", logging_steps=1,
         report_to=[], save_strategy="no", use_cpu=True, bf16=False, fp16=False,
-        gradient_checkpointing=setting["checkpointing"], completion_only_loss=True,
+        gradient_checkpointing=setting["checkpointing"] if checkpointing is None else checkpointing,
+        completion_only_loss=True,
         max_length=setting["tokens"] + 64, dataloader_num_workers=0, shuffle_dataset=False,
         disable_tqdm=True,
     )  # fmt: skip
@@ -179,30 +200,36 @@ def main() -> None:
     if args.worker:
         who, name = args.worker.split(":")
         setting = next(s for s in SETTINGS if s["name"] == name)
-        if who == "trl":
-            res = run_trl(args.base, setting, args.steps)
+        if who in ("trl_ckpt", "trl_no_ckpt"):
+            res = run_trl(args.base, setting, args.steps, who == "trl_ckpt")
         else:
             res = run_ours(args.base, setting, args.steps, TRAINERS[who])
         print("RESULT " + json.dumps(res), flush=True)
         return
     rows = []
     for setting in [s for s in SETTINGS if s["name"] in args.settings.split(",")]:
-        results = {who: _worker(who, setting, args) for who in (*TRAINERS, "trl")}
-        trl = results.pop("trl")
-        for who, res in results.items():
+        who_runs = [w for w in TRAINERS if setting["checkpointing"] or w not in CHECKPOINTING_ONLY]
+        ours = {who: _worker(who, setting, args) for who in who_runs}
+        # TRL with checkpointing on or off as ours (TRL has no selective mode: full for it)
+        trl_modes = sorted({res["checkpointing"] != "off" for res in ours.values()})
+        trl = {on: _worker("trl_ckpt" if on else "trl_no_ckpt", setting, args) for on in trl_modes}
+        for who, res in ours.items():
+            base = trl[res["checkpointing"] != "off"]
             rows.append({
                 "setting": setting["name"], "checkpointing": setting["checkpointing"],
-                "trainer": who, "ours_tokens_per_s": res["tokens_per_s"],
-                "trl_tokens_per_s": trl["tokens_per_s"],
-                "speedup": res["tokens_per_s"] / trl["tokens_per_s"],
-                "ours_peak_rss_gb": res["peak_rss_gb"], "trl_peak_rss_gb": trl["peak_rss_gb"],
-                "rss_ratio": res["peak_rss_gb"] / trl["peak_rss_gb"],
+                "trainer": who, "ours_checkpointing": res["checkpointing"],
+                "trl_checkpointing": res["checkpointing"] != "off",
+                "ours_tokens_per_s": res["tokens_per_s"], "trl_tokens_per_s": base["tokens_per_s"],
+                "speedup": res["tokens_per_s"] / base["tokens_per_s"],
+                "ours_peak_rss_gb": res["peak_rss_gb"], "trl_peak_rss_gb": base["peak_rss_gb"],
+                "rss_ratio": res["peak_rss_gb"] / base["peak_rss_gb"],
             })  # fmt: skip
-    print(f"{'setting':<8} {'ckpt':<5} {'trainer':<10} {'tok/s':>7} {'TRL tok/s':>10} "
+    print(f"{'setting':<8} {'trainer':<14} {'ckpt':<9} {'tok/s':>7} {'TRL ckpt':<8} {'TRL tok/s':>10} "
           f"{'speedup':>8} {'GB':>6} {'TRL GB':>7} {'RSS ratio':>9}")  # fmt: skip
     for r in rows:
-        print(f"{r['setting']:<8} {str(r['checkpointing']):<5} {r['trainer']:<10} "
-              f"{r['ours_tokens_per_s']:>7.1f} {r['trl_tokens_per_s']:>10.1f} {r['speedup']:>7.2f}x "
+        print(f"{r['setting']:<8} {r['trainer']:<14} {r['ours_checkpointing']:<9} "
+              f"{r['ours_tokens_per_s']:>7.1f} {('on' if r['trl_checkpointing'] else 'off'):<8} "
+              f"{r['trl_tokens_per_s']:>10.1f} {r['speedup']:>7.2f}x "
               f"{r['ours_peak_rss_gb']:>6.2f} {r['trl_peak_rss_gb']:>7.2f} {r['rss_ratio']:>9.2f}")  # fmt: skip
     first = rows[0]
     print(json.dumps({

@@ -147,9 +147,21 @@ def test_merge_export_and_checkpointing(pairs_dir, tmp_path):
         tmp_path, "merged", "train.max_steps=2", "train.merge=true", 'train.grad_checkpointing="on"'
     )
     summary = train(cfg, pairs_dir)
-    assert summary["checkpointing"] and summary["steps"] == 2
+    assert summary["checkpointing"] == "full" and summary["steps"] == 2
     assert (cfg.run_dir / "merged" / "model.safetensors").exists()
     assert not list(cfg.run_dir.glob(".*tmp*"))
+
+
+def test_checkpointing_modes_train_the_same_losses(pairs_dir, tmp_path):
+    """Checkpointing is speed and memory only (train.RESUME_FREE): three steps with dropout
+    give the same losses, bit for bit, off and selective (the RNG stream is not disturbed by
+    the recomputation)."""
+    losses = {}
+    for mode in ("off", "selective"):
+        cfg = _cfg(tmp_path, mode, "train.max_steps=3", f'train.grad_checkpointing="{mode}"')
+        assert train(cfg, pairs_dir)["checkpointing"] == (None if mode == "off" else mode)
+        losses[mode] = _train_losses(cfg.run_dir)
+    assert len(losses["off"]) == 3 and losses["off"] == losses["selective"]
 
 
 def _train_losses(run_dir: Path) -> list[float]:
@@ -438,3 +450,63 @@ def test_sigterm_checkpoints_like_ctrl_c(full_run, pairs_dir, tmp_path, monkeypa
     monkeypatch.setattr(T, "train_step", real_step)
     last = train(cfg, pairs_dir, resume=True)
     assert last["losses"] == pytest.approx(full["losses"], abs=1e-6)
+
+
+def _grads_and_backward_ops(model, mode: str) -> tuple[dict, dict]:
+    """LoRA gradients of one loss on a fixed batch, and how many matmuls and attention-forward
+    calls the backward pass ran (its own, plus whatever checkpointing recomputed)."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from filingcontrast.train import enable_checkpointing
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: dict[str, int] = {}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func)
+            if "backward" not in name and ("aten.mm" in name or "scaled_dot_product" in name):
+                key = "attention" if "scaled_dot_product" in name else "mm"
+                self.ops[key] = self.ops.get(key, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    if mode != "off":
+        enable_checkpointing(model, selective=mode == "selective")
+    model.train()
+    torch.manual_seed(0)  # the same LoRA dropout masks in every mode
+    ids = torch.tensor([[1, 5, 9, 4, 7, 3, 8, 2], [2, 6, 4, 4, 9, 1, 3, 5]])
+    loss = model(input_ids=ids, labels=ids).loss
+    with Count() as count:
+        loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    return grads, count.ops
+
+
+def test_selective_checkpointing_same_gradients_less_recomputation(tmp_path):
+    """train.grad_checkpointing=selective: the same LoRA gradients, bit for bit, as no
+    checkpointing and full checkpointing (dropout masks included), while its backward pass reruns no attention kernel
+    and fewer matmuls than full checkpointing does."""
+    import copy
+
+    import torch
+
+    from filingcontrast.train import build_model, checkpointing_mode
+
+    model, _ = build_model(_cfg(tmp_path, "sel"), "cpu")
+    results = {
+        m: _grads_and_backward_ops(copy.deepcopy(model), m) for m in ("off", "on", "selective")
+    }
+    (g_off, ops_off), (g_full, ops_full), (g_sel, ops_sel) = (results[m] for m in results)
+    for name, grad in g_off.items():  # bit for bit: checkpointing is a speed/memory setting
+        assert torch.equal(g_full[name], grad) and torch.equal(g_sel[name], grad), name
+    # the backward's own matmuls (input gradients, LoRA weight gradients) are in every count
+    assert "attention" not in ops_off and "attention" not in ops_sel
+    assert ops_full["attention"] == 2  # recomputed, one per layer of the tiny model
+    assert ops_off["mm"] < ops_sel["mm"] < ops_full["mm"]
+    tc = _cfg(tmp_path, "x", 'train.grad_checkpointing="selective"').train
+    assert checkpointing_mode(tc, 10) == "selective"
+    tc = _cfg(tmp_path, "x").train  # auto: full checkpointing past the threshold only
+    assert checkpointing_mode(tc, tc.checkpointing_threshold) is None
+    assert checkpointing_mode(tc, tc.checkpointing_threshold + 1) == "full"

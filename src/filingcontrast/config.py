@@ -181,8 +181,11 @@ class TrainConfig:
     """Adapt only the top N decoder layers (0 = all). The backward pass then stops at the lowest
     adapted layer. Measured by bench/train_options.py: the top 10 of 30 layers ran 1.4-1.6x the
     tokens/s of all layers (both without dropout)."""
-    grad_checkpointing: Literal["auto", "on", "off"] = "auto"
-    """Gradient checkpointing; `auto` turns it on when a micro-batch has more tokens than the threshold."""
+    grad_checkpointing: Literal["auto", "on", "selective", "off"] = "auto"
+    """Gradient checkpointing; `auto` turns it (full) on when a micro-batch has more tokens than
+    the threshold. `selective` keeps the attention kernels' outputs and the matmul outputs no
+    wider than the hidden size, and recomputes only the MLP's wide projections and elementwise
+    ops (more memory than `on`, less recomputation)."""
     checkpointing_threshold: int = 4096
     """Tokens per micro-batch above which `auto` checkpointing turns on."""
     decision_weight: float = 1.0

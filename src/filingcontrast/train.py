@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,14 @@ class TrainState:
 
 
 # Settings that may differ on --resume: they change neither the data order nor the numbers.
-RESUME_FREE = ("threads", "save_every", "lean_memory", "merge")
+RESUME_FREE = (
+    "threads",
+    "save_every",
+    "lean_memory",
+    "grad_checkpointing",
+    "checkpointing_threshold",
+    "merge",
+)
 
 
 def run_fingerprint(cfg: RunConfig, rows: list[dict], processes: int) -> dict[str, Any]:
@@ -260,10 +268,43 @@ def prepare_process(tc: TrainConfig, device: str, processes: int = 1) -> int:
     return threads
 
 
-def enable_checkpointing(model: Any) -> None:
-    """Non-reentrant gradient checkpointing plus the input-grad hook a frozen base needs."""
-    kwargs = {"use_reentrant": False}
+def _attention_or_narrow_matmul(hidden_size: int, ctx: Any, op: Any, *args: Any, **kw: Any) -> Any:
+    """Selective-checkpointing policy: keep the outputs of the attention kernels (any backend)
+    and of the matmuls whose output is at most `hidden_size` wide (q, k, v, o, the MLP's down
+    projection, LoRA's r-wide products); recompute the rest, i.e. the MLP's gate/up projections
+    (the bulk of the activation memory) and the elementwise ops."""
+    import torch
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    name = str(op)
+    if "scaled_dot_product" in name and "backward" not in name:
+        return CheckpointPolicy.MUST_SAVE
+    if op is torch.ops.aten.mm.default and args[1].shape[-1] <= hidden_size:
+        return CheckpointPolicy.MUST_SAVE
+    if op is torch.ops.aten.addmm.default and args[2].shape[-1] <= hidden_size:
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def checkpointing_mode(tc: TrainConfig, biggest_micro_batch: int) -> str | None:
+    """Checkpointing for a run whose largest micro-batch has that many tokens: "full",
+    "selective" or None (off)."""
+    if tc.grad_checkpointing == "auto":
+        return "full" if biggest_micro_batch > tc.checkpointing_threshold else None
+    return {"on": "full", "selective": "selective", "off": None}[tc.grad_checkpointing]
+
+
+def enable_checkpointing(model: Any, selective: bool = False) -> None:
+    """Non-reentrant gradient checkpointing of every decoder layer plus the input-grad hook a
+    frozen base needs; `selective` recomputes only what `_attention_or_narrow_matmul` lets go
+    (torch's selective activation checkpointing)."""
+    kwargs: dict[str, Any] = {"use_reentrant": False}
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if selective:
+        from torch.utils.checkpoint import create_selective_checkpoint_contexts
+
+        policy = partial(_attention_or_narrow_matmul, int(base.config.hidden_size))
+        kwargs["context_fn"] = partial(create_selective_checkpoint_contexts, policy)
     if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 name
         base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     else:
@@ -610,11 +651,9 @@ def train(
     if tc.max_steps:
         total_steps = min(total_steps, tc.max_steps)
     biggest = max(len(mb) * max(lengths[i] for i in mb) for step in plan0 for mb in step) // world
-    checkpointing = tc.grad_checkpointing == "on" or (
-        tc.grad_checkpointing == "auto" and biggest > tc.checkpointing_threshold
-    )
+    checkpointing = checkpointing_mode(tc, biggest)
     if checkpointing:
-        enable_checkpointing(model)
+        enable_checkpointing(model, selective=checkpointing == "selective")
     model.train()
     optimizer = make_optimizer(model, tc)
     scheduler = get_cosine_schedule_with_warmup(
