@@ -476,7 +476,8 @@ def _grads_and_backward_ops(model, mode: str) -> tuple[dict, dict]:
         enable_checkpointing(model, selective=mode == "selective")
     model.train()
     torch.manual_seed(0)  # the same LoRA dropout masks in every mode
-    ids = torch.tensor([[1, 5, 9, 4, 7, 3, 8, 2], [2, 6, 4, 4, 9, 1, 3, 5]])
+    device = next(model.parameters()).device
+    ids = torch.tensor([[1, 5, 9, 4, 7, 3, 8, 2], [2, 6, 4, 4, 9, 1, 3, 5]], device=device)
     loss = model(input_ids=ids, labels=ids).loss
     with Count() as count:
         loss.backward()
