@@ -67,14 +67,12 @@ def _ceiling(rows: Sequence[dict]) -> tuple[float | None, float | None]:
     metas = [r["meta"] for r in rows]
     if not all((m.get("a") or {}).get("truth") and (m.get("b") or {}).get("truth") for m in metas):
         return None, None
-    from filingcontrast.corpus.simulate import bayes_ceiling, oracle_verdicts
+    from filingcontrast.corpus.simulate import bayes_ceiling, oracle_accuracy
 
     window = metas[0].get("window", "0_1")
     ceiling = bayes_ceiling(metas, window=window)
     ceiling = None if ceiling is None else float(ceiling)
-    verdicts = oracle_verdicts(metas)
-    oracle = float(np.mean([v == m["winner"] for v, m in zip(verdicts, metas, strict=True)]))
-    return ceiling, oracle
+    return ceiling, oracle_accuracy(metas)
 
 
 def _model_block(

@@ -245,3 +245,18 @@ def test_cli_simulate_writes_the_store(tmp_path, capsys):
     assert out["filings"] == 40 and out["preset"] == "demo"
     with Store(store, read_only=True) as st:
         assert st.count("truth") == 40
+
+
+def test_oracle_accuracy_counts_ties_half():
+    """Regression: ties in expected return were credited to "A", so the oracle's accuracy
+    depended on where the pairs builder put those winners (realistic preset: neutral filings tie
+    at 0 in ~12 % of pairs). A tie now counts half, whoever won, as in bayes_ceiling."""
+
+    def meta(ea: float, eb: float, winner: str) -> dict:
+        return {"a": {"truth": {"expected": ea}}, "b": {"truth": {"expected": eb}}, "winner": winner}
+
+    decided = [meta(0.02, -0.01, "A"), meta(0.0, 0.03, "A")]  # right, wrong
+    ties_a = [meta(0.0, 0.0, "A")] * 2
+    ties_b = [meta(0.0, 0.0, "B")] * 2
+    assert sim.oracle_accuracy(decided + ties_a) == sim.oracle_accuracy(decided + ties_b) == 0.5
+    assert sim.oracle_accuracy(decided[:1] + ties_b) == pytest.approx(2 / 3)
