@@ -614,3 +614,36 @@ def test_pairs_from_provided_returns(store: Path, tmp_path: Path, tokenizer) -> 
     assert summary["splits"]["train"]["rows"] > 0
     row = load_pairs(tmp_path / "p", "train")[0]
     assert row["meta"]["method"] == "provided"
+
+
+def test_digest_keeps_the_stated_facts_of_a_paraphrased_release(tokenizer) -> None:
+    """Regression (realistic preset): the EPS-vs-estimate sentence of a release that says
+    "earnings ... above Wall Street's average estimate" scored below the release's title and
+    dateline (none of its words were keywords), so a tight budget kept a table header, the
+    fragment "Eastern Time today." (split after "p.m.") and the investor contact instead."""
+    release = (
+        "Exhibit 99.1\n\nBeacon Foods Holdings, Inc. Announces Results for the Third Quarter Ended "
+        "September 30, 2021\n\nAtlanta, Georgia -- November 4, 2021 -- Beacon Foods Holdings, Inc. "
+        "(NYSE: SXNT) today announced the following.\nThe Company reported GAAP diluted earnings of "
+        "$0.66 per share, above Wall Street's average estimate of $0.61.\nTotal revenue of "
+        "$2,239,300,000 decreased 2% from the prior-year period, above the consensus of "
+        "$2,161,300,000.\nManagement will host a conference call to discuss the results at 5:00 "
+        "p.m. Eastern Time today.\n\n(in millions, except per share data) | Third Quarter | "
+        "Consensus\nDiluted EPS | $0.66 | $0.61\n\nInvestor Contact: investors@sxnt.example.com\n"
+    )
+    doc = FilingDoc(
+        accession="x",
+        items=["2.02", "9.01"],
+        accepted_at=dt.datetime(2021, 11, 4, 23, 16, tzinfo=dt.UTC),
+        company="Beacon Foods Holdings, Inc.",
+        ticker="SXNT",
+        main_text="Item 2.02 Results of Operations and Financial Condition.\n\nThe Company issued "
+        "a press release. A copy is furnished as Exhibit 99.1.\n",
+        exhibits=[("EX-99.1", release)],
+    )
+    digest = filing_digest(doc, 80, tokenizer)
+    assert "above Wall Street's average estimate of $0.61" in digest
+    assert "Eastern Time today" not in digest and "Investor Contact" not in digest
+    assert "| Third Quarter | Consensus" not in digest
+    full = filing_digest(doc, 400, tokenizer)
+    assert "at 5:00 p.m. Eastern Time today." in full  # one sentence, not split after "p.m."

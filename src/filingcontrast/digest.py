@@ -100,11 +100,42 @@ _KEYWORDS = re.compile(
     r"|exceed|beat|miss(?:ed)?\b|consensus|surprise|record\b|increase|decrease|decline|grew"
     r"|growth|loss|impairment|restructur|resign|terminat|appoint|retire|acquisition|acquire"
     r"|merger|default|bankrupt|dividend|repurchase|buyback|investigation|restat|delist"
-    r"|going concern|layoff|withdr|downgrade|upgrade|settle",
+    r"|going concern|layoff|withdr|downgrade|upgrade|settle"
+    # the words of results against expectations, however an earnings release phrases them
+    r"|earnings|per (?:diluted )?share|\beps\b|estimate|expectation|analyst|\btop(?:s|ped|ping)\b"
+    r"|short of|ahead of|surpass|revenue|net sales|net income",
     re.IGNORECASE,
 )
+# The sentences that state a price-moving fact (what signals.py reads): results against a
+# reference, a guidance change, and the event words of the other items. They outrank the rest,
+# which competes on numbers, keywords and position (a revenue line, a dateline, a quote).
+_RESULT_WORD = re.compile(r"earnings|\beps\b|per (?:diluted )?share|net (?:income|loss)", re.I)
+_REFERENCE_WORD = re.compile(r"consensus|estimate|expectation|analyst|outlook|guidance", re.I)
+_GUIDANCE_WORD = re.compile(r"guidance|outlook|forecast", re.I)
+_CHANGE_WORD = re.compile(
+    r"rais|lower|reduc|\bcut|reaffirm|maintain|increas|updat|narrow|withdr|unchanged", re.I
+)
+_EVENT_WORD = re.compile(
+    r"dividend|repurchase|buyback|convertible|offering|private placement|resign|retire"
+    r"|step(?:s|ping)? down|terminat|bankrupt|chapter 11|delist|restat|impairment"
+    r"|going concern|valued at|contract",
+    re.IGNORECASE,
+)
+FACT_BONUS = 4.0
+
+
+def _states_fact(sentence: str) -> bool:
+    if " | " in sentence:  # a table row or header ("(per share data) | Quarter | Consensus")
+        return False
+    if _RESULT_WORD.search(sentence) and _REFERENCE_WORD.search(sentence):
+        return True
+    if _GUIDANCE_WORD.search(sentence) and _CHANGE_WORD.search(sentence):
+        return True
+    return bool(_EVENT_WORD.search(sentence))
+
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"“(\[$])")
-_ABBREV_END = re.compile(r"\b(?:Inc|Corp|Co|Ltd|No|Mr|Mrs|Ms|Dr|St|U\.S|vs|Jr|Sr)\.$")
+_ABBREV_END = re.compile(r"\b(?:Inc|Corp|Co|Ltd|No|Mr|Mrs|Ms|Dr|St|U\.S|vs|Jr|Sr|[ap]\.m)\.$")
 _ITEM_LINE = re.compile(r"^\s*item\s+(\d{1,2}\.\d{2})\b", re.IGNORECASE | re.MULTILINE)
 _COMPANY_SUFFIX = re.compile(
     r"(?:,?\s+(?:inc\.?|incorporated|corp\.?|corporation|co\.?|company|ltd\.?|limited|plc|llc"
@@ -534,7 +565,8 @@ def _split_long(sent: str) -> list[str]:
 
 
 def _score(sentence: str, rank_in_section: int) -> float:
-    """Informativeness: numbers, event words, and being among a section's first sentences."""
+    """Informativeness: a stated fact (`_states_fact`), numbers, event words, and being among a
+    section's first sentences."""
     score = 0.0
     if rank_in_section == 0:
         score += 3.0
@@ -545,6 +577,8 @@ def _score(sentence: str, rank_in_section: int) -> float:
     if _NUMBER.search(sentence):
         score += 2.0
     score += min(4.0, 2.0 * len(_KEYWORDS.findall(sentence)))
+    if _states_fact(sentence):
+        score += FACT_BONUS
     score -= len(sentence) / 2000  # shorter wins ties: more facts per token
     return score
 

@@ -253,7 +253,11 @@ def test_oracle_accuracy_counts_ties_half():
     at 0 in ~12 % of pairs). A tie now counts half, whoever won, as in bayes_ceiling."""
 
     def meta(ea: float, eb: float, winner: str) -> dict:
-        return {"a": {"truth": {"expected": ea}}, "b": {"truth": {"expected": eb}}, "winner": winner}
+        return {
+            "a": {"truth": {"expected": ea}},
+            "b": {"truth": {"expected": eb}},
+            "winner": winner,
+        }
 
     decided = [meta(0.02, -0.01, "A"), meta(0.0, 0.03, "A")]  # right, wrong
     ties_a = [meta(0.0, 0.0, "A")] * 2
