@@ -687,7 +687,7 @@ def train(
     say(
         f"base {cfg.base} on {acc.device} ({world} process(es), {threads} threads); LoRA "
         f"r={tc.lora_r} trainable {n_trainable:,}; {len(examples)} rows, {steps_per_epoch} "
-        f"steps/epoch, {total_steps} steps; checkpointing {'on' if checkpointing else 'off'} "
+        f"steps/epoch, {total_steps} steps; checkpointing {checkpointing or 'off'} "
         f"(largest micro-batch {biggest} tokens); padding {padding_share(lengths, [mb for s in plan0 for mb in s]):.1%}"
     )
     pad_id = _pad_id(formatter)
