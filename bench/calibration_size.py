@@ -25,7 +25,8 @@ from sklearn.metrics import roc_auc_score
 
 from filingcontrast import metrics as M
 from filingcontrast.calibration import Calibration, fit_calibration
-from filingcontrast.train import _cap, read_pairs
+from filingcontrast.pairs import load_pairs
+from filingcontrast.train import _cap
 
 
 def load(path: Path) -> dict[str, dict]:
@@ -62,7 +63,7 @@ def main() -> None:
     ap.add_argument("--seed", type=nonneg_int, default=0, help="the run's seed (picks the subset)")
     args = ap.parse_args()
     valid, test = load(args.valid), list(load(args.test).values())
-    pairs = read_pairs(args.pairs, "valid")  # a bad file: one line (benchargs.run)
+    pairs = load_pairs(args.pairs, "valid")  # missing or bad file: one line (benchargs.run)
     order = [str(r["meta"]["pair_id"]) for r in pairs]
     missing = [p for p in order if p not in valid]
     if missing:

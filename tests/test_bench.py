@@ -93,6 +93,9 @@ def test_calibration_size_fits_on_the_training_subset(tmp_path):
     (tmp_path / "valid.jsonl").write_text(json.dumps(valid[0]) + "\n")
     bad = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode != 0 and "lacks 39 of the pairs' valid split" in bad.stderr
+    (pairs / "valid.jsonl").unlink()  # was an identity calibration for every size, exit 0
+    missing = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert missing.returncode == 1 and "valid.jsonl: not found" in missing.stderr
 
 
 BAD_ARGS = [

@@ -44,6 +44,7 @@ def test_bradley_terry_soft_outcomes():
     # Soft verdicts with P(0 beats 1) = 0.8 everywhere: 0 ranks above 1 above 2.
     bt = bradley_terry(3, [(0, 1, 0.8), (1, 2, 0.8), (0, 2, 0.9)], n_boot=0)
     assert bt.scores[0] > bt.scores[1] > bt.scores[2]
+    assert np.isnan(bt.ci).all()  # no bootstrap: no interval, never a zero-width "certain" one
 
 
 def test_soft_fit_matches_choix_on_hard_outcomes():

@@ -122,8 +122,8 @@ def bradley_terry(
     """
     comps = [(int(i), int(j), float(p)) for i, j, p in comparisons]
     scores = _bt_fit(n_items, comps, alpha)
-    if n_boot <= 0 or not comps:
-        return BTResult(scores, np.stack([scores, scores], axis=1), len(comps))
+    if n_boot <= 0 or not comps:  # no resampling, no interval (not a zero-width one)
+        return BTResult(scores, np.full((n_items, 2), np.nan), len(comps))
     rng = np.random.default_rng(seed)
     boots = np.empty((n_boot, n_items))
     for b in range(n_boot):

@@ -636,7 +636,8 @@ def train(
     formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
     examples, enc = encode_rows(formatter, train_rows, tc.max_seq_len)
     if not examples:
-        hint = f"; raise train.max_seq_len ({tc.max_seq_len})" if enc.refused else ""
+        too_long = {"answer_too_long", "input_too_long", "prompt_does_not_fit"} & set(enc.refused)
+        hint = f"; raise train.max_seq_len ({tc.max_seq_len})" if too_long else ""
         raise UserError(f"{pairs_dir / 'train.jsonl'}: no trainable rows ({enc.to_dict()}){hint}")
     valid_ex, valid_enc = encode_rows(formatter, valid_rows, tc.max_seq_len)
     notes.append(

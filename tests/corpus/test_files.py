@@ -215,6 +215,11 @@ def test_manifest_with_provided_returns(tmp_path) -> None:
         ({"text": "FORM 8-K \ud800"}, r"m\.jsonl:3: field text: invalid Unicode at character 9"),
         ({"exhibits": {"type": "EX-99.1"}}, r"m\.jsonl:3: field exhibits: expected a list"),
         ({"exhibits": [{"type": "EX-99.1"}]}, r"m\.jsonl:3: field exhibits\[0\]: give the"),
+        (
+            {"exhibits": [{"type": "EX-\ud800", "text": "x"}]},
+            r"m\.jsonl:3: field exhibits\[0\]\.type: invalid Unicode",
+        ),
+        ({"exhibits": [{"type": 99, "text": "x"}]}, r"field exhibits\[0\]\.type: must be a str"),
     ],
 )
 def test_manifest_errors_name_line_and_keep_earlier_rows(tmp_path, bad, message) -> None:

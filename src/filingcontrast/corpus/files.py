@@ -314,7 +314,7 @@ def _exhibit_docs(exhibits: Any, accession: str, where: str, base: Path) -> list
         if ex_raw is None:
             raise UserError(f"{where}: field exhibits[{i}].path: {ex_path} is a binary file")
         ex_name = Path(ex_path).name if ex_path else f"{ex['type']}.txt"
-        ex_type = str(ex["type"]).upper()
+        ex_type = (_string(ex["type"], where, f"exhibits[{i}].type") or "").upper()
         docs.append(document_row(accession, ex_name, "exhibit", ex_type, document_text(ex_raw)))
     return docs
 

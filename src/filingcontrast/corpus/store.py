@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from filingcontrast.errors import UserError
+from filingcontrast.errors import UserError, first_line
 
 SCHEMA_VERSION = 1
 
@@ -165,7 +165,7 @@ class Store:
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
-            raise UserError(f"{self.path}: cannot open store: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"{self.path}: cannot open store: {first_line(exc)}") from None
         try:
             if not read_only:
                 self._ensure_schema()
