@@ -253,6 +253,25 @@ def test_unreachable_network_is_a_one_line_error(tmp_path, monkeypatch, capsys) 
     assert err.startswith(f"error: {edgar.TICKERS_URL}: connection failed: Failed to resolve")
 
 
+class ArchivesOffline(FakeTransport):
+    """The index answers, then the network is gone for every filing document."""
+
+    def get(self, url: str, headers: dict[str, str], timeout: float) -> Resp:
+        if "/Archives/" in url:
+            raise ConnectionError("Network is unreachable")
+        return super().get(url, headers, timeout)
+
+
+def test_network_lost_mid_ingest_stops_after_failures_in_a_row(tmp_path, monkeypatch) -> None:
+    """Regression: with the network gone after the index, every remaining filing waited out
+    its retries and was listed as failed; now a few failures in a row stop with one line."""
+    _fast(monkeypatch)
+    monkeypatch.setattr(Client, "_sleep_before_retry", lambda self, attempt, after: None)
+    monkeypatch.setattr(edgar, "MAX_FAILED_IN_A_ROW", 2)
+    with pytest.raises(UserError, match=r"2 filings in a row could not be fetched .*0 stored"):
+        _ingest(tmp_path, ArchivesOffline())
+
+
 def test_prices_extra_missing_is_a_user_error(tmp_path, monkeypatch) -> None:
     import builtins
 

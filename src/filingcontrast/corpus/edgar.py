@@ -47,6 +47,9 @@ ARCHIVE_URL = "https://www.sec.gov/Archives/edgar/data/{cik}/{acc_nodash}/{name}
 FORMS = ("8-K", "8-K/A")
 INDEX_MAX_AGE = 24 * 3600.0  # submissions/tickers JSON are refreshed daily; archives never change
 EASTERN = ZoneInfo("America/New_York")
+MAX_FAILED_IN_A_ROW = 5
+"""Consecutive filings that could not be fetched before the ingest stops (the network or EDGAR
+is gone: every further filing would only wait out its retries and fail too)."""
 # Documents kept from a submission: the 8-K itself and text exhibits (not XBRL, not graphics).
 _TEXT_EXTENSIONS = (".htm", ".html", ".txt", "")
 
@@ -313,12 +316,21 @@ def ingest_edgar(
     with Store(store_path) as store:
         store.upsert("companies", companies)
         bar = tqdm(work, desc="8-K filings", unit="filing", disable=not progress)
+        in_a_row = 0
         for ticker, cik, row in bar:
             try:
                 filing, docs = fetch_filing(client, cik, ticker, row)
             except HttpError as exc:
                 failed[row["accessionNumber"]] = str(exc)
+                in_a_row += 1
+                if in_a_row >= MAX_FAILED_IN_A_ROW:
+                    raise UserError(
+                        f"{in_a_row} filings in a row could not be fetched (last: {exc}); "
+                        f"{written} stored in {store_path}; run the same command again to "
+                        "continue (fetched responses are cached)"
+                    ) from None
                 continue
+            in_a_row = 0
             store.write_filing(filing, docs)
             written += 1
             bar.set_postfix(stored=written, failed=len(failed), requests=client.requests)

@@ -40,7 +40,8 @@ class HttpError(UserError):
     """A non-retryable HTTP answer (404, 403 ...) or retries exhausted (e.g. no network).
 
     A UserError, so an unreachable EDGAR stops the command with one line; a single filing that
-    cannot be fetched is caught by the ingester and listed under `failed`."""
+    cannot be fetched is caught by the ingester and listed under `failed`, and
+    `edgar.MAX_FAILED_IN_A_ROW` of them in a row (the network went away mid-run) stop it."""
 
     def __init__(self, url: str, status: int | None, message: str):
         super().__init__(f"{url}: {message}")
