@@ -35,18 +35,9 @@ from sklearn.preprocessing import StandardScaler
 
 from filingcontrast.config import TrainConfig
 from filingcontrast.dataset import PromptFormatter
-from filingcontrast.errors import UserError
 from filingcontrast.model import EMBEDDED_SPEC, load_base
 from filingcontrast.pairs import load_pairs
 from filingcontrast.runtime import set_threads
-
-
-def read_pairs(pairs_dir: Path, split: str, limit: int) -> list[dict]:
-    """The first `limit` rows of a split, checked by `pairs.load_pairs` (one-line errors)."""
-    try:
-        return load_pairs(pairs_dir, split)[:limit]
-    except UserError as exc:
-        sys.exit(f"decision_probe: {exc}")
 
 
 def digest_spans(text: str, row: dict) -> list[tuple[int, int]]:
@@ -111,8 +102,9 @@ def main() -> None:
     ap.add_argument("--base", default=EMBEDDED_SPEC)
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
-    train_rows = read_pairs(args.pairs, "train", args.train)  # the cheap checks first
-    test_rows = read_pairs(args.pairs, "test", args.test)
+    # the cheap checks first; a bad file is one line (benchargs.run)
+    train_rows = load_pairs(args.pairs, "train")[: args.train]
+    test_rows = load_pairs(args.pairs, "test")[: args.test]
     set_threads(0)
     model, tokenizer = load_base(args.base, device="cpu", dtype="float32")
     tc = TrainConfig()  # the prompt exactly as training and scoring render it

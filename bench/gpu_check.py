@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-from benchargs import positive_int
+from benchargs import positive_int, run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -285,4 +285,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main, "gpu_check")

@@ -15,7 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from filingcontrast.errors import UserError
+from benchargs import run
+
 from filingcontrast.pairs import load_pairs
 
 BUCKETS = (0.0, 0.02, 0.04, 0.08)
@@ -49,10 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.pairs.is_file():
         sys.exit(f"label_noise: --pairs {args.pairs}: a file; pass the pairs directory")
-    try:
-        rows = load_pairs(args.pairs, args.split)
-    except UserError as exc:
-        sys.exit(f"label_noise: {exc}")
+    rows = load_pairs(args.pairs, args.split)  # a bad file: one line (benchargs.run)
     if not rows or not all(_simulated(r) for r in rows):
         sys.exit(f"label_noise: {args.pairs}/{args.split}.jsonl: needs simulated pairs "
                  "(meta.a.truth / meta.b.truth on every row)")  # fmt: skip
@@ -73,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, "label_noise")

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from benchargs import run
+
 from filingcontrast.corpus.parse import measure_reference
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "edgar-8k"
@@ -47,6 +49,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from benchargs import run
-
     run(lambda: main(sys.argv[1:]), "parse_speed")

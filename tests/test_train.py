@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from filingcontrast.config import load_config
-from filingcontrast.errors import UserError
+from filingcontrast.errors import CheckpointError, UserError
 from filingcontrast.train import latest_checkpoint, load_trained, train, with_min_gap
 from tests.train_rows import toy_rows, write_pairs
 
@@ -306,7 +306,7 @@ def test_min_train_gap_that_keeps_no_rows_is_a_one_line_error(pairs_dir, tmp_pat
         train(cfg, pairs_dir)
 
 
-def test_bad_out_dir_and_bad_pairs_fail_before_anything_is_written(pairs_dir, full_run, tmp_path):
+def test_bad_out_dir_and_bad_pairs_fail_before_anything_is_written(pairs_dir, tmp_path):
     """Regressions: --out at a file was a bare OSError; a run dir left by a killed run (metrics,
     adapter, no checkpoint) was trained into again, appending to its metrics.jsonl; bad pairs
     and a --resume without checkpoint left a fresh run dir with a config.toml behind."""
@@ -329,7 +329,7 @@ def test_bad_out_dir_and_bad_pairs_fail_before_anything_is_written(pairs_dir, fu
 
 
 def test_resume_refuses_other_settings_other_rows_and_damaged_checkpoints(
-    full_run, pairs_dir, tmp_path
+    full_run, pairs_dir, tmp_path, monkeypatch
 ):
     """Regressions: --resume with another lora_r was a size-mismatch traceback, with another
     grad_accum/epochs or other pairs it silently trained something else; a damaged checkpoint
@@ -342,6 +342,10 @@ def test_resume_refuses_other_settings_other_rows_and_damaged_checkpoints(
     other = write_pairs(tmp_path / "other", toy_rows(24, 5), toy_rows(6, 1))
     with pytest.raises(UserError, match="training rows differ"):
         train(_cfg(tmp_path, "copy"), other, resume=True)
+    with monkeypatch.context() as m:  # refused before the model loads (minutes on a big base)
+        m.setattr("filingcontrast.train.build_model", lambda *a: pytest.fail("model loaded"))
+        with pytest.raises(CheckpointError, match=r"train\.lora_r: checkpoint 16, now 8"):
+            train(_cfg(tmp_path, "copy", "train.lora_r=8"), pairs_dir, resume=True)
     assert (run / "config.toml").read_text() == (cfg.run_dir / "config.toml").read_text()
     summary = (run / "train_summary.json").read_text()
     with pytest.raises(UserError, match=r"copy: training finished \(12 steps\); nothing to"):
@@ -350,8 +354,9 @@ def test_resume_refuses_other_settings_other_rows_and_damaged_checkpoints(
     (run / "train_summary.json").unlink()  # killed in the final phase: resume finishes it
     assert train(_cfg(tmp_path, "copy"), pairs_dir, resume=True)["steps"] == 12
     (latest_checkpoint(run) / "optimizer.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match=r"optimizer\.pt: damaged checkpoint"):
+    with pytest.raises(UserError, match=r"optimizer\.pt: damaged checkpoint") as info:
         train(_cfg(tmp_path, "copy", "train.threads=2"), pairs_dir, resume=True)
+    assert isinstance(info.value, CheckpointError)  # what the demo restarts from scratch on
 
 
 def test_interrupts_mid_step_during_update_and_during_eval_resume_exactly(

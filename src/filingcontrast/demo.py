@@ -28,8 +28,8 @@ from typing import Any
 
 from filingcontrast import __version__
 from filingcontrast.config import RunConfig, load_config, to_dict
-from filingcontrast.errors import ConfigError, UserError, first_line
-from filingcontrast.runtime import RunDir, atomic_write_json, read_json
+from filingcontrast.errors import CheckpointError, ConfigError, UserError, first_line
+from filingcontrast.runtime import RunDir, atomic_write_json, hash_file, read_json
 
 STAGES_FILE = "stages.json"
 LOCK_FILE = ".demo.lock"
@@ -62,10 +62,8 @@ def tree_digest(path: Path) -> str | None:
         return None
     h = hashlib.sha256()
     for rel, p in files:
-        with p.open("rb") as fh:
-            h.update(f"{rel}\0{os.fstat(fh.fileno()).st_size}\0".encode())
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(chunk)
+        h.update(f"{rel}\0{p.stat().st_size}\0".encode())
+        hash_file(h, p)
     return h.hexdigest()[:32]
 
 
@@ -98,6 +96,8 @@ class Stage:
     `clear`); empty for outputs shared with other runs (the store)."""
     shown: list[Path] | None = None
     """What "up to date, reusing ..." names (default: `outputs`)."""
+    resumable: bool = False
+    """An interrupted run continues where it stopped (else it is redone)."""
 
 
 class StageCache:
@@ -165,7 +165,7 @@ class StageCache:
             stage.fn(resume)
         except KeyboardInterrupt:
             self.echo(f"[{stage.name}] interrupted: run the same command again to "
-                      f"{'resume' if stage.name == 'train' else 'redo'} it")  # fmt: skip
+                      f"{'resume' if stage.resumable else 'redo'} it")  # fmt: skip
             raise
         outputs = {}
         for p in stage.outputs:
@@ -339,9 +339,7 @@ def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[st
                 try:
                     train(cfg, pairs_dir, resume=True, resume_hint=DEMO_RESUME_HINT)
                     return
-                except UserError as exc:  # a damaged or foreign checkpoint: start over
-                    if str(run.path / "checkpoints") not in str(exc):
-                        raise
+                except CheckpointError as exc:  # a damaged or foreign checkpoint: start over
                     echo(f"[train] cannot resume ({exc}); training from the start")
             # A fresh start (also after a kill before the first checkpoint): nothing an earlier
             # attempt left may be mixed in, and train refuses a directory holding it.
@@ -359,7 +357,7 @@ def run_pipeline(cfg: RunConfig, echo: Callable[[str], None] = _echo) -> dict[st
                   lambda _: build_pairs(cfg, pairs_dir), inputs=[store], stale=[pairs_dir],
                   shown=[pairs_dir]),
             Stage("train", k_train, train_outputs, train_stage, inputs=split_files[:2],
-                  clear=train_clear, shown=[adapter]),
+                  clear=train_clear, shown=[adapter], resumable=True),
             Stage("evaluate", k_eval, [metrics, run.path / "predictions.jsonl"],
                   lambda _: evaluate_run(run.path, pairs_dir, cfg),
                   inputs=[adapter, split_files[0], split_files[2]],

@@ -19,6 +19,10 @@ class UserError(Exception):
     exit_code = 1
 
 
+class CheckpointError(UserError):
+    """A training checkpoint that cannot be resumed (damaged, or made with other settings)."""
+
+
 class ConfigError(UserError):
     """A bad config key, type or value: printed as one line, exit code 2."""
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from filingcontrast.errors import UserError, first_line
+from filingcontrast.runtime import hash_file
 
 EMBEDDED_SPEC = "smollm2-135m-instruct"
 TINY_SPEC = "tiny-llama"
@@ -84,9 +85,7 @@ def _gguf_dir() -> Path:
 
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
+    hash_file(h, path)
     return h.hexdigest()
 
 

@@ -93,6 +93,13 @@ def lean_allocator(threshold: int = LEAN_MMAP_THRESHOLD) -> bool:
     return bool(mallopt(m_mmap_threshold, int(threshold)))
 
 
+def hash_file(h: Any, path: Path) -> None:
+    """Feed a file's bytes to the hashlib object `h` in 4 MiB chunks (never the whole file)."""
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via a temp file and rename, so a reader never sees a half-written file."""
     path = Path(path)

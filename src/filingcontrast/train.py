@@ -44,7 +44,7 @@ from filingcontrast.dataset import (
     padding_share,
     pair_probabilities,
 )
-from filingcontrast.errors import UserError, first_line
+from filingcontrast.errors import CheckpointError, UserError, first_line
 from filingcontrast.pairs import a_won, pair_items
 from filingcontrast.runtime import (
     RunDir,
@@ -268,22 +268,34 @@ def prepare_process(tc: TrainConfig, device: str, processes: int = 1) -> int:
     return threads
 
 
-def _attention_or_narrow_matmul(hidden_size: int, ctx: Any, op: Any, *args: Any, **kw: Any) -> Any:
+def _selective_policy(hidden_size: int) -> Callable[..., Any]:
     """Selective-checkpointing policy: keep the outputs of the attention kernels (any backend)
     and of the matmuls whose output is at most `hidden_size` wide (q, k, v, o, the MLP's down
     projection, LoRA's r-wide products); recompute the rest, i.e. the MLP's gate/up projections
-    (the bulk of the activation memory) and the elementwise ops."""
+    (the bulk of the activation memory) and the elementwise ops. It runs for every op of every
+    checkpointed layer, forward and recomputation: the op sets are resolved once, here."""
     import torch
     from torch.utils.checkpoint import CheckpointPolicy
 
-    name = str(op)
-    if "scaled_dot_product" in name and "backward" not in name:
-        return CheckpointPolicy.MUST_SAVE
-    if op is torch.ops.aten.mm.default and args[1].shape[-1] <= hidden_size:
-        return CheckpointPolicy.MUST_SAVE
-    if op is torch.ops.aten.addmm.default and args[2].shape[-1] <= hidden_size:
-        return CheckpointPolicy.MUST_SAVE
-    return CheckpointPolicy.PREFER_RECOMPUTE
+    aten = torch.ops.aten
+    kernels = ("flash_attention", "flash_attention_for_cpu", "efficient_attention",
+               "cudnn_attention", "fused_attention_overrideable")  # fmt: skip
+    attention = {
+        getattr(aten, f"_scaled_dot_product_{k}").default
+        for k in kernels
+        if hasattr(aten, f"_scaled_dot_product_{k}")
+    }
+    weight_arg = {aten.mm.default: 1, aten.addmm.default: 2}  # where the [in, out] matrix is
+
+    def policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> Any:
+        if op in attention:
+            return CheckpointPolicy.MUST_SAVE
+        arg = weight_arg.get(op)
+        if arg is not None and args[arg].shape[-1] <= hidden_size:
+            return CheckpointPolicy.MUST_SAVE
+        return CheckpointPolicy.PREFER_RECOMPUTE
+
+    return policy
 
 
 def checkpointing_mode(tc: TrainConfig, biggest_micro_batch: int) -> str | None:
@@ -296,14 +308,14 @@ def checkpointing_mode(tc: TrainConfig, biggest_micro_batch: int) -> str | None:
 
 def enable_checkpointing(model: Any, selective: bool = False) -> None:
     """Non-reentrant gradient checkpointing of every decoder layer plus the input-grad hook a
-    frozen base needs; `selective` recomputes only what `_attention_or_narrow_matmul` lets go
+    frozen base needs; `selective` recomputes only what `_selective_policy` lets go
     (torch's selective activation checkpointing)."""
     kwargs: dict[str, Any] = {"use_reentrant": False}
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if selective:
         from torch.utils.checkpoint import create_selective_checkpoint_contexts
 
-        policy = partial(_attention_or_narrow_matmul, int(base.config.hidden_size))
+        policy = _selective_policy(int(base.config.hidden_size))
         kwargs["context_fn"] = partial(create_selective_checkpoint_contexts, policy)
     if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5 name
         base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
@@ -412,30 +424,35 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load_checkpoint(
-    path: Path, model: Any, optimizer: Any, scheduler: Any, fingerprint: dict | None = None
-) -> tuple[TrainState, Any]:
-    """Restore a checkpoint into model, optimizer, scheduler and the RNGs. With `fingerprint`
-    (run_fingerprint of this call), a checkpoint made with other settings or rows is refused
-    before anything is loaded. A damaged checkpoint is a one-line `UserError`."""
-    import torch
-    from peft import set_peft_model_state_dict
-
+def read_checkpoint_state(path: Path, fingerprint: dict | None = None) -> tuple[TrainState, Any]:
+    """A checkpoint's training state and data plan. With `fingerprint` (run_fingerprint of this
+    call), a checkpoint made with other settings or rows is refused; `train` calls this before
+    the model loads, so a refusal costs no model load. A damaged or foreign checkpoint is a
+    one-line `CheckpointError`."""
     try:
         data = json.loads((path / "state.json").read_text())
         plan = data.pop("plan")
         state = TrainState(**data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UserError(f"{path / 'state.json'}: damaged checkpoint ({exc}); delete "
+        raise CheckpointError(f"{path / 'state.json'}: damaged checkpoint ({exc}); delete "
                         f"{path} to resume from the one before it") from None  # fmt: skip
     if fingerprint is not None and state.fingerprint:
         diff = _fingerprint_diff(state.fingerprint, fingerprint)
         if diff:
-            raise UserError(
+            raise CheckpointError(
                 f"{path}: cannot --resume with other settings than the checkpoint's: "
                 f"{'; '.join(diff)}; resume with the run's config.toml and pairs, or train into "
                 "a new --out"
             )
+    return state, plan
+
+
+def restore_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any) -> None:
+    """Load a checkpoint's adapter, optimizer, scheduler and RNG states (`CheckpointError` for
+    a damaged file)."""
+    import torch
+    from peft import set_peft_model_state_dict
+
     name = "adapter.pt"
     try:
         set_peft_model_state_dict(model, torch.load(path / name, weights_only=False))
@@ -448,9 +465,8 @@ def load_checkpoint(
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError,
             pickle.UnpicklingError) as exc:  # fmt: skip
         first = first_line(exc).split(". ")[0]
-        raise UserError(f"{path / name}: damaged checkpoint ({first}); delete {path} to "
+        raise CheckpointError(f"{path / name}: damaged checkpoint ({first}); delete {path} to "
                         "resume from the one before it") from None  # fmt: skip
-    return state, plan
 
 
 def _rng_state() -> dict[str, Any]:
@@ -630,6 +646,11 @@ def train(
     acc = Accelerator(cpu=device == "cpu")
     world, main = acc.num_processes, acc.is_main_process
     threads = prepare_process(tc, device, world)
+    fingerprint = run_fingerprint(cfg, train_rows, world)
+    # check_out_dir made sure a --resume has a checkpoint; a foreign one is refused here,
+    # before the model loads
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    resumed_state = read_checkpoint_state(ckpt, fingerprint) if ckpt is not None else None
     seed_everything(cfg.seed)
 
     model, tokenizer = build_model(cfg, str(acc.device))
@@ -660,11 +681,10 @@ def train(
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(tc.warmup_ratio * total_steps), total_steps
     )
-    fingerprint = run_fingerprint(cfg, train_rows, world)
     state, plan = TrainState(fingerprint=fingerprint), None
-    if resume:
-        ckpt = latest_checkpoint(run_dir)  # check_out_dir made sure there is one
-        state, plan = load_checkpoint(ckpt, model, optimizer, scheduler, fingerprint)
+    if ckpt is not None:
+        state, plan = resumed_state
+        restore_checkpoint(ckpt, model, optimizer, scheduler)
         state.fingerprint = fingerprint
         finished = state.epoch >= tc.epochs or state.global_step >= total_steps
         if finished and not state.pending_eval and (run_dir / "train_summary.json").exists():

@@ -34,6 +34,7 @@ from filingcontrast.corpus import calendar
 from filingcontrast.corpus.sim_text import ROLE_TITLES, Company, render_filing
 from filingcontrast.corpus.store import INDEX_TICKER, Store, document_row
 from filingcontrast.errors import UserError
+from filingcontrast.metrics import accuracy
 
 ET = ZoneInfo("America/New_York")
 BURN_IN_SESSIONS = 260
@@ -893,12 +894,9 @@ def oracle_accuracy(pairs_meta: list[dict[str, Any]]) -> float:
     counting half (a coin flip, as `bayes_ceiling` and the signal rule count it). Crediting ties
     to "A" instead made the figure depend on where the pairs builder put those winners: on the
     realistic preset, whose neutral filings tie at 0, 21 of 128 test pairs are ties."""
-    credit = [
-        0.5 if float(p["a"]["truth"]["expected"]) == float(p["b"]["truth"]["expected"])
-        else float(v == p["winner"])
-        for v, p in zip(oracle_verdicts(pairs_meta), pairs_meta, strict=True)
-    ]  # fmt: skip
-    return float(np.mean(credit)) if credit else float("nan")
+    ea, eb = (np.array([float(p[s]["truth"]["expected"]) for p in pairs_meta]) for s in "ab")
+    p_a = np.where(ea == eb, 0.5, (ea > eb).astype(float))  # the oracle's P(A better)
+    return accuracy(p_a, [int(p["winner"] == "A") for p in pairs_meta])
 
 
 # ---------------------------------------------------------------------------------------------
