@@ -14,7 +14,9 @@ with the longest section wins. Modern numbering (1.01-9.01, from August 2004) an
 numbering (1-12) are both recognised; a filing with any modern heading ignores old-style ones.
 
 Boilerplate spans (cover page, forward-looking-statement paragraphs, signature block) are char
-offsets into `Parsed8K.text`, so later stages can drop them (`informative_sections`).
+offsets into `Parsed8K.text`, so later stages can drop them (`informative_sections`). An exhibit
+pasted into the main document after the signature ("EXHIBIT 99.1" line, then its text) is split
+off as an `Exhibit` with text, like an exhibit <DOCUMENT> (`_pasted_exhibits`).
 """
 
 from __future__ import annotations
@@ -550,6 +552,63 @@ def _signature_span(text: str, after: int, main_end: int) -> Span | None:
     return Span("signature", m.start(), idx.start() if idx else main_end)
 
 
+# An exhibit pasted into the main document after the signature block (some filers, e.g. Horizon
+# Financial 2006-2008, put the press release there instead of in its own <DOCUMENT>): a line
+# holding only the exhibit number ("EXHIBIT 99.1", "Exhibit 99", "EX-99.1"), then the exhibit.
+_PASTED_HEAD_RE = re.compile(
+    r"^[ \t|*]*(?:exhibit|ex\.?)[ \t]*-?[ \t]*(?:no\.?[ \t]*)?(\d{1,3}(?:\.\d{1,3})?[a-z]?)"
+    r"[ \t.:|*]*$",
+    re.I | re.M,
+)
+# A pasted exhibit has at least this much text: shorter ones are exhibit list entries
+# ("Exhibit 99.1" / "Press release dated ...") or cover sheets of an exhibit filed separately.
+_MIN_PASTED_CHARS = 400
+_MIN_PASTED_LINES = 3
+
+
+def _pasted_exhibits(
+    text: str, sig: Span | None, heads: list[_Heading]
+) -> tuple[int, int, list[Exhibit]]:
+    """Exhibits pasted after the signature block: (start, end, exhibits) where text[start:end] is
+    the pasted region (from the first exhibit heading with substantial text to the next exhibit
+    index or the end), each exhibit's text without its heading line; (0, 0, []) when none.
+
+    Only bare heading lines after the signature count, and only from the first one followed by
+    at least `_MIN_PASTED_CHARS` chars on `_MIN_PASTED_LINES` lines; nothing is split when an
+    item heading comes later (the layout is then not "8-K, signature, exhibits")."""
+    if sig is None:
+        return 0, 0, []
+    marks = [
+        (m.start(), m.end(), f"EX-{m.group(1).upper()}")
+        for m in _PASTED_HEAD_RE.finditer(text, sig.start)
+        if float(re.sub(r"[a-z]", "", m.group(1).lower())) <= 110
+    ]
+    # A repeated heading of the same exhibit (page headers) continues it.
+    marks = [mk for i, mk in enumerate(marks) if i == 0 or mk[2] != marks[i - 1][2]]
+    if not marks:
+        return 0, 0, []
+    idx = _EXHIBIT_INDEX_RE.search(text, marks[0][0])
+    region_end = idx.start() if idx else len(text)  # an exhibit index after them stays
+    marks = [mk for mk in marks if mk[0] < region_end]
+    pieces: list[tuple[int, str, str]] = []  # (heading start, type, body)
+    for i, (start, end, typ) in enumerate(marks):
+        stop = marks[i + 1][0] if i + 1 < len(marks) else region_end
+        pieces.append((start, typ, text[end:stop].strip()))
+    first = next(
+        (
+            i
+            for i, (_, _, body) in enumerate(pieces)
+            if len(body) >= _MIN_PASTED_CHARS
+            and sum(1 for ln in body.split("\n") if ln.strip()) >= _MIN_PASTED_LINES
+        ),
+        None,
+    )
+    if first is None or (heads and heads[-1].start >= pieces[first][0]):
+        return 0, 0, []
+    exhibits = [Exhibit(typ, "", body) for _, typ, body in pieces[first:] if body]
+    return pieces[first][0], region_end, exhibits
+
+
 def _cover_span(text: str, first_heading: int | None, main_end: int) -> Span | None:
     if first_heading is not None:
         return Span("cover", 0, first_heading) if first_heading > 0 else None
@@ -638,6 +697,11 @@ def parse_8k(raw: str | bytes, filename: str = "") -> Parsed8K:
 
     heads = _choose_headings(_find_headings(main_text), len(main_text))
     sig = _signature_span(main_text, heads[0].end if heads else 0, len(main_text))
+    cut, cut_end, pasted = _pasted_exhibits(main_text, sig, heads)
+    if pasted:  # the pasted exhibits leave the main document, as if they had their <DOCUMENT>s
+        rest = main_text[cut_end:].strip("\n")
+        main_text = main_text[:cut].rstrip() + (f"\n\n{rest}" if rest else "")
+        sig = _signature_span(main_text, heads[0].end if heads else 0, len(main_text))
     section_limit = sig.start if sig else len(main_text)
     idx = _EXHIBIT_INDEX_RE.search(main_text, heads[-1].end if heads else 0)
     if idx and idx.start() < section_limit:
@@ -659,7 +723,7 @@ def parse_8k(raw: str | bytes, filename: str = "") -> Parsed8K:
         warnings.append("no item headings found")
     items.sort(key=_item_key)
 
-    exhibits = _exhibits(exhibit_docs, main_text, spans, section_limit)
+    exhibits = _exhibits(exhibit_docs, main_text, spans, section_limit, pasted)
     text = main_text
     for ex in exhibits:
         if ex.text:
@@ -703,14 +767,21 @@ def _form_from_cover(text: str, filename: str, warnings: list[str]) -> str:
 
 
 def _exhibits(
-    docs: list[SgmlDocument], main_text: str, spans: dict[str, tuple[int, int]], limit: int
+    docs: list[SgmlDocument],
+    main_text: str,
+    spans: dict[str, tuple[int, int]],
+    limit: int,
+    pasted: list[Exhibit] | None = None,
 ) -> list[Exhibit]:
-    """Exhibit documents of an SGML submission, else the exhibit list of the main document."""
+    """Exhibit documents of an SGML submission, then exhibits pasted after the signature (named
+    by the exhibit list where it has them), then the rest of the main document's exhibit list."""
     out = [
         Exhibit(d.type, d.description or _first_line(t), t)
         for d in docs
         if (t := document_text(d.body))
     ]
+    n_docs = len(out)
+    out += pasted or []
     have = {e.type for e in out}
     # The exhibit list lives in item 9.01 (old item 7) and/or an "Exhibit Index" after signatures.
     blocks = [main_text[s:e] for code, (s, e) in spans.items() if code in ("9.01", "7")]
@@ -718,6 +789,9 @@ def _exhibits(
     if idx:
         blocks.append(main_text[idx.end() :])
     listed = [e for b in blocks for e in _listed_exhibits(b)]
+    described = {e.type: e.description for e in reversed(listed)}
+    for ex in out[n_docs:]:
+        ex.description = described.get(ex.type) or _first_line(ex.text)
     for ex in listed:
         if ex.type not in have:
             have.add(ex.type)
