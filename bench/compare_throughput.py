@@ -17,7 +17,14 @@ score and value products, counted exactly (`attention_flops`). The ratio without
 ("weights only") and with all parameters are reported too. All are FLOPs of the full
 computation: the work prefix sharing saves counts as done.
 
+Prompts: by default synthetic ones of equal length (`--prompt-tokens`), so batches carry no
+padding and need no attention mask; `--pairs-dir DIR --split test` scores the first `--pairs`
+rows of a pairs split instead, in both orders exactly as `evaluate` does (real digests of
+different lengths: padded batches with a mask). FLOPs count real tokens only, so padding is
+waste against the limit.
+
 Usage: python bench/compare_throughput.py [--pairs 8] [--prompt-tokens 1024] [--batch-size 8]
+       [--pairs-dir runs/demo/pairs --split test]
 Prints a table, then one final JSON line {"bench": "compare_throughput", ...}.
 """
 
@@ -34,6 +41,7 @@ from benchargs import nonneg_int, positive_int, run
 
 from filingcontrast.config import TrainConfig
 from filingcontrast.dataset import PromptFormatter, score_decisions
+from filingcontrast.errors import UserError
 from filingcontrast.model import EMBEDDED_SPEC, load_base
 from filingcontrast.runtime import set_threads
 
@@ -63,6 +71,16 @@ def make_instructions(formatter: PromptFormatter, pairs: int, tokens: int, seed:
         ab.append(f"Compare Filing A ({da}) and Filing B ({db}). Which is better?")
         ba.append(f"Compare Filing A ({db}) and Filing B ({da}). Which is better?")
     return ab, ba
+
+
+def real_instructions(pairs_dir: str, split: str, pairs: int) -> tuple:
+    """Both orders of the first `pairs` rows of a pairs split, as `evaluate` scores them."""
+    from filingcontrast.pairs import load_pairs, swapped_instruction
+
+    rows = load_pairs(pairs_dir, split)[:pairs]
+    if len(rows) < pairs:
+        raise UserError(f"--pairs {pairs}: {pairs_dir} has only {len(rows)} {split} pairs")
+    return [r["instruction"] for r in rows], [swapped_instruction(r) for r in rows]
 
 
 def attention_flops(config, n_tokens: int) -> int:
@@ -110,13 +128,16 @@ def main() -> None:
     ap.add_argument("--naive-pairs", type=positive_int, default=2)
     ap.add_argument("--repeats", type=positive_int, default=2)
     ap.add_argument("--threads", type=nonneg_int, default=0, help="0 = every usable CPU")
+    ap.add_argument("--pairs-dir", help="score real pairs from this pairs directory")
+    ap.add_argument("--split", default="test", help="split of --pairs-dir (default test)")
     args = ap.parse_args()
 
     threads = set_threads(args.threads)
+    real = real_instructions(args.pairs_dir, args.split, args.pairs) if args.pairs_dir else None
     model, tok = load_base(args.base, device="cpu")
     tc = TrainConfig()
     fmt = PromptFormatter(tok, template=tc.template, system_prompt=tc.system_prompt)
-    ab, ba = make_instructions(fmt, args.pairs, args.prompt_tokens, seed=0)
+    ab, ba = real or make_instructions(fmt, args.pairs, args.prompt_tokens, seed=0)
     both = ab + ba
     lengths = [len(fmt.decision_prompt_ids(t)) for t in both]
     tokens = sum(lengths)
@@ -155,7 +176,9 @@ def main() -> None:
 
     print(f"model {args.base}: {params_all / 1e6:.1f}M params ({params_body / 1e6:.1f}M "
           f"non-embedding), {threads} threads, fp32 mm probe {probe:.1f} GFLOP/s")  # fmt: skip
-    print(f"{args.pairs} pairs x 2 orders, ~{tokens / len(both):.0f} tokens per prompt")
+    source = f"{args.pairs_dir} ({args.split})" if args.pairs_dir else "synthetic, equal lengths"
+    print(f"{args.pairs} pairs x 2 orders, ~{tokens / len(both):.0f} tokens per prompt "
+          f"({min(lengths)}-{max(lengths)}; {source})")  # fmt: skip
     print(f"{'method':32} {'pairs/s':>9} {'tok/s':>9} {'GFLOP/s':>9} {'% limit':>8} "
           f"{'weights only':>12}")  # fmt: skip
     for r in rows:
@@ -168,6 +191,7 @@ def main() -> None:
     print(json.dumps({
         "bench": "compare_throughput", "base": args.base, "threads": threads,
         "pairs": args.pairs, "tokens_per_prompt": tokens / len(both),
+        "prompts": args.pairs_dir or "synthetic",
         "batch_size": args.batch_size, "matmul_gflops": probe, "rows": rows,
         "ours_pairs_per_s": ours["pairs_per_s"], "ratio_to_flop_limit": ours["ratio_to_limit"],
         "naive_pairs_per_s": naive_pps, "speedup_vs_naive": ours["pairs_per_s"] / naive_pps,

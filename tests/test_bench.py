@@ -28,6 +28,22 @@ def test_decision_probe_runs_and_reports_every_layer():
         assert all(0.0 <= acc <= 1.0 for acc in probes.values())
 
 
+def test_compare_throughput_scores_real_pairs_in_both_orders():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "compare_throughput.py"), "--base", "tiny-llama",
+         "--pairs-dir", "tests/assets/pairs", "--split", "valid", "--pairs", "3",
+         "--naive-pairs", "1", "--repeats", "1", "--gen-tokens", "2"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["prompts"] == "tests/assets/pairs" and result["pairs"] == 3
+    # the assets' digests differ in length: a mean between the shortest and longest prompt
+    lengths = out.stdout.split("tokens per prompt (")[1].split(";")[0].split("-")
+    assert int(lengths[0]) < result["tokens_per_prompt"] < int(lengths[1])
+    assert 0 < result["ratio_to_flop_limit"] and result["ours_pairs_per_s"] > 0
+
+
 def test_label_noise_counts_every_pair_once_per_table():
     out = subprocess.run(
         [sys.executable, str(REPO / "bench" / "label_noise.py"),
@@ -108,6 +124,8 @@ BAD_ARGS = [
     ("decision_probe.py", ["--base", "/nonexistent", "--pairs", "tests/assets/pairs"], 1,
      "/nonexistent: base model directory not found"),
     ("compare_throughput.py", ["--naive-pairs", "0"], 2, "--naive-pairs: must be >= 1"),
+    ("compare_throughput.py", ["--pairs-dir", "tests/assets/pairs", "--pairs", "5"], 1,
+     "--pairs 5: tests/assets/pairs has only 4 test pairs"),
     ("lr_probe.py", ["--lrs", "1e-3,abc"], 2, "--lrs: expected numbers"),
     ("train_throughput.py", ["--settings", "400x5"], 2, "choose from 400x4,2048x1"),
     ("train_options.py", ["--steps", "-1"], 2, "--steps: must be >= 1"),
