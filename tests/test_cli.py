@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from filingcontrast import __version__
 from filingcontrast.cli import build_parser, main
 
@@ -95,3 +97,13 @@ def test_toml_date_override_for_a_date_string():
     # Regression: a bare TOML date was "expected a string, got datetime.date(...)".
     assert load_config(None, ["simulate.start=2021-01-04"]).simulate.start == "2021-01-04"
     assert load_config(None, ["pairs.method=provided"]).pairs.method == "provided"
+
+
+def test_unquoted_window_override_says_to_quote():
+    from filingcontrast.config import load_config
+    from filingcontrast.errors import ConfigError
+
+    # TOML reads 1_3 as 13; the error said only "expected a string, got 13".
+    with pytest.raises(ConfigError, match="pairs.window: expected a string, got 13 .*quote"):
+        load_config(None, ["pairs.window=1_3"])
+    assert load_config(None, ['pairs.window="1_3"']).pairs.window == "1_3"

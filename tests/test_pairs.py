@@ -23,6 +23,7 @@ from filingcontrast.pairs import (
     anonymize_text,
     build_pairs,
     filing_digest,
+    filing_digests,
     filing_doc_from_file,
     filing_doc_from_store,
     load_pairs,
@@ -452,14 +453,19 @@ def test_bad_inputs(tmp_path: Path, store: Path, tokenizer) -> None:
     Store(empty).close()
     with pytest.raises(UserError, match="no events"):
         build_pairs(config(empty), tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
-    with pytest.raises(UserError, match="no events for window 0_3"):
+    with pytest.raises(
+        UserError, match=r"no events for window 0_3 .*events --store .* pairs\.window=0_3"
+    ):
         build_pairs(
             config(store, window="0_3"),
             tmp_path / "p",
             tokenizer=tokenizer,
             signal_fn=fake_signals,
         )
-    with pytest.raises(UserError, match="split .* has no pairs"):
+    with pytest.raises(
+        UserError,
+        match=r"split .* has no pairs \(\d+ filings in it; .*near_tie \d+.*relax pairs.min_gap",
+    ):
         build_pairs(
             config(store, min_gap=0.5),
             tmp_path / "p",
@@ -647,3 +653,34 @@ def test_digest_keeps_the_stated_facts_of_a_paraphrased_release(tokenizer) -> No
     assert "| Third Quarter | Consensus" not in digest
     full = filing_digest(doc, 400, tokenizer)
     assert "at 5:00 p.m. Eastern Time today." in full  # one sentence, not split after "p.m."
+
+
+def test_same_sector_without_sectors_says_so(tmp_path: Path, store: Path, tokenizer) -> None:
+    # Regression: the error named min_gap / max_days_apart / same_item, never same_sector,
+    # when the user's filings had no sector at all.
+    import shutil
+
+    copy = tmp_path / "nosector.duckdb"
+    shutil.copy(store, copy)
+    with Store(copy) as s:
+        s.query("UPDATE companies SET sector = NULL")
+    with pytest.raises(
+        UserError, match=r"pairs\.same_sector \((\d+) of \1 filings have no sector\)"
+    ):
+        build_pairs(
+            config(copy, same_sector=True),
+            tmp_path / "p",
+            tokenizer=tokenizer,
+            signal_fn=fake_signals,
+        )
+
+
+def test_digest_reads_a_release_pasted_after_the_signature(tokenizer) -> None:
+    # Regression: the parser now splits such a release off, but the digest read only the main
+    # document's item sections and the store's exhibit documents, so the release never reached
+    # the prompt (20 of the 353 real filings put it there).
+    path = Path(__file__).resolve().parent / "assets" / "parse" / "pasted_exhibit.txt"
+    doc = filing_doc_from_file(path)
+    assert doc.exhibits == []  # one <DOCUMENT>: the release sits in the main text, as stored
+    (digest,) = filing_digests([doc], 400, tokenizer)
+    assert "EX-99.1:" in digest and "$1.42 per diluted share" in digest

@@ -131,6 +131,8 @@ def test_compare_and_rank_cli_end_to_end(capsys, tiny_run):
             f"Confidence: {res['confidence']}. Analysis:")  # fmt: skip
     assert res["analysis"].startswith(lead) and len(res["analysis"]) > len(lead)
     assert (res["choice"] == "A") == (res["p_a"] >= 0.5)
+    # The extracted facts to check the generated text by (simulated.txt states its EPS).
+    assert set(res["facts"]) == {"A", "B"} and any("EPS" in f for f in res["facts"]["A"])
     assert res["calibrated"] is False  # make_adapter stores no calibration
     # Swapping the files mirrors the verdict exactly (both orders are averaged).
     rc, out, _ = _cli(capsys, "compare", str(b), str(a), "--adapter", str(tiny_run), "--json")
@@ -145,8 +147,10 @@ def test_compare_and_rank_cli_end_to_end(capsys, tiny_run):
     assert res["comparisons"] == 3
     # Two comparisons per filing: no bootstrap interval (MIN_CI_COMPARISONS), said as such.
     assert all(r["ci"] is None for r in res["ranking"])
+    assert res["note"].startswith("3 of 3 filings have no interval: one needs >= 4 comparisons")
     rc, out, err = _cli(capsys, "rank", *files, "--adapter", str(tiny_run), "-k", "2")
-    assert rc == 0 and out.count("[too few comparisons]") == 3, err
+    assert rc == 0 and out.count("[no interval]") == 3, err
+    assert "at least 5 filings and -k 4 or more" in out  # what it takes, not just that it lacks
 
 
 def test_compare_bad_inputs_are_one_line_errors(capsys, tmp_path, tiny_run):
@@ -279,3 +283,15 @@ def test_bradley_terry_no_interval_from_too_few_comparisons():
     bt = bradley_terry(5, [c for c in comps if c[:2] != (3, 4)], n_boot=50, seed=0)
     assert not np.isnan(bt.ci[:3]).any() and np.isnan(bt.ci[3:]).all()
     assert np.all((bt.ci[:3, 0] <= bt.scores[:3]) & (bt.scores[:3] <= bt.ci[:3, 1]))
+
+
+def test_cut_repetition_removes_only_a_loop_at_the_end():
+    from filingcontrast.predict import cut_repetition
+
+    date = [17, 4, 4, 5, 9]  # " 2022-01-14", say
+    assert cut_repetition([3, 8] + date * 5 + date[:2]) == [3, 8] + date
+    assert cut_repetition([1, 2, 3, 4, 5, 6]) == [1, 2, 3, 4, 5, 6]
+    # a repeated stretch in the middle (",000,000,000") is not a loop at the end
+    text = [1, 9, 0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0, 7, 8, 2]
+    assert cut_repetition(text) == text
+    assert cut_repetition([5, 5, 5, 5, 5, 5]) == [5, 5]  # period 1 counts as period 2

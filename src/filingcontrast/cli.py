@@ -111,6 +111,8 @@ def cmd_ingest_files(args: argparse.Namespace) -> int:
     cfg = _config(args, _store_override(args))
     summary = ingest_files(cfg.store, Path(args.path), prices_csv=args.prices)
     _print_json(summary)
+    if summary.get("note"):  # e.g. no ticker / acceptance time: no returns can be computed
+        print(f"note: {summary['note']}", file=sys.stderr)
     return 0
 
 
@@ -126,10 +128,11 @@ def cmd_ingest_prices(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from filingcontrast.corpus.events import compute_events_in_store
+    from filingcontrast.corpus.events import DEFAULT_WINDOWS, compute_events_in_store
 
     cfg = _config(args, _store_override(args))
-    _print_json(compute_events_in_store(cfg.store))
+    # the default windows, any the store already has, and the one pairs.window asks for
+    _print_json(compute_events_in_store(cfg.store, windows=[*DEFAULT_WINDOWS, cfg.pairs.window]))
     return 0
 
 
@@ -200,6 +203,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
         if result.get("analysis"):
             print(result["analysis"])
+            for side, facts in result["facts"].items():
+                print(f"Extracted from Filing {side}: {'; '.join(facts) or 'no signal found'}")
     return 0
 
 
@@ -212,8 +217,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
     else:
         for row in result["ranking"]:
             ci = row["ci"]
-            ci_text = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "[too few comparisons]"
+            ci_text = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "[no interval]"
             print(f"{row['rank']:>3}  {row['score']:+.3f}  {ci_text}  {row['id']}")
+        if result.get("note"):
+            print(f"({result['note']})")
     return 0
 
 

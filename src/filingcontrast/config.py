@@ -402,7 +402,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is str:
         if isinstance(value, datetime.date):  # TOML reads a bare 2021-01-04 as a date
             value = value.isoformat()
-        _check(isinstance(value, str), key, f"expected a string, got {value!r}")
+        # TOML reads a bare 1_3 as the number 13: say how to write the string
+        hint = (
+            " (TOML reads an unquoted 1_3 as the number 13: quote strings)"
+            if isinstance(value, (int, float))
+            else ""
+        )
+        _check(isinstance(value, str), key, f"expected a string, got {value!r}{hint}")
         return value
     raise TypeError(f"unsupported config annotation {tp!r} for {key}")
 

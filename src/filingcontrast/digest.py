@@ -243,58 +243,62 @@ def filing_docs_from_store(store: Any, accessions: Sequence[str]) -> dict[str, F
         "WHERE f.accession IN (SELECT unnest(?::VARCHAR[]))",
         [acc],
     )
-    docs = {
-        r["accession"]: FilingDoc(
-            accession=r["accession"],
-            form=r["form"] or "8-K",
-            items=list(r["items"] or []),
-            accepted_at=r["accepted_at"],
-            company=r["company"],
-            ticker=r["ticker"],
-        )
-        for r in rows
-    }
     parts = store.query(
         "SELECT accession, name, kind, exhibit_type, text FROM documents "
-        "WHERE accession IN (SELECT unnest(?::VARCHAR[])) ORDER BY accession, kind DESC, name",
+        "WHERE accession IN (SELECT unnest(?::VARCHAR[]))",
         [acc],
     )
+    by_accession: dict[str, list[dict[str, Any]]] = {}
     for p in parts:
-        doc = docs.get(p["accession"])
-        if doc is None or not p["text"]:
+        by_accession.setdefault(p["accession"], []).append(p)
+    return {
+        r["accession"]: filing_doc_from_rows(r, by_accession.get(r["accession"], []), r["company"])
+        for r in rows
+    }
+
+
+def filing_doc_from_rows(
+    filing: dict[str, Any], documents: Sequence[dict[str, Any]], company: str | None
+) -> FilingDoc:
+    """A FilingDoc from a `filings` row, its `documents` rows and the company name: the one
+    conversion for a filing read from the store and one built from a file (compare).
+
+    Main documents first, then exhibits, each by name (several main documents are joined,
+    never dropped); documents without text are left out.
+    """
+    doc = FilingDoc(
+        accession=filing["accession"],
+        form=filing.get("form") or "8-K",
+        items=list(filing.get("items") or []),
+        accepted_at=filing.get("accepted_at"),
+        company=company,
+        ticker=filing.get("ticker"),
+    )
+    for part in sorted(documents, key=lambda d: (d["kind"] != "main", d["name"])):
+        if not part["text"]:
             continue
-        if p["kind"] == "main" and not doc.main_text:
-            doc.main_text = p["text"]
-        elif p["kind"] == "main":  # a second main document: keep its text, never drop it
-            doc.main_text += "\n\n" + p["text"]
+        if part["kind"] == "main":
+            doc.main_text += ("\n\n" if doc.main_text else "") + part["text"]
         else:
-            doc.exhibits.append((p["exhibit_type"] or p["name"], p["text"]))
-    return docs
+            doc.exhibits.append((part["exhibit_type"] or part["name"], part["text"]))
+    return doc
 
 
 def filing_doc_from_file(path: str | Path) -> FilingDoc:
-    """A filing from an .htm/.txt file, parsed with `parse_8k_file` (UserError if unreadable)."""
-    from filingcontrast.corpus.parse import parse_8k_file
+    """A filing from an .htm/.txt file: the rows `ingest files` would store for it
+    (`corpus.files.file_filing`: the SGML header's acceptance time and company, the file
+    name's ticker, a submission's exhibits), as `filing_doc_from_rows` reads them back.
+
+    The file stem stands in for an accession the name and header lack. UserError naming the
+    file when it cannot be read, is empty or is not an 8-K.
+    """
+    from filingcontrast.corpus.files import file_filing
 
     path = Path(path)
-    parsed = parse_8k_file(path)
-    # parse_8k appends exhibit texts to .text as "\n\n[EX-99.1] description"; keep them apart.
-    main_text = parsed.text
-    for ex in parsed.exhibits:
-        cut = main_text.find(f"\n\n[{ex.type}]") if ex.text else -1
-        if cut >= 0:
-            main_text = main_text[:cut]
-            break
-    return FilingDoc(
-        accession=path.stem,
-        form=getattr(parsed, "form", None) or "8-K",
-        items=list(getattr(parsed, "items", []) or []),
-        accepted_at=getattr(parsed, "accepted_at", None),
-        company=getattr(parsed, "company", None),
-        ticker=getattr(parsed, "ticker", None),
-        main_text=main_text,
-        exhibits=[(e.type, e.text) for e in parsed.exhibits if e.text],
-    )
+    rows = file_filing(path, fallback_accession=path.stem)
+    if isinstance(rows, str):
+        raise UserError(f"{path}: {rows}")
+    return filing_doc_from_rows(rows.filing, rows.documents, rows.company)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,8 +444,11 @@ def _header_lines(doc: FilingDoc) -> list[str]:
     ]
 
 
-def _sections(doc: FilingDoc) -> dict[str, str]:
-    """Item -> informative text (boilerplate removed) via parse_8k; a simple split otherwise."""
+def _main_parts(doc: FilingDoc) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The main document's item -> informative text (boilerplate removed) via parse_8k, a simple
+    split otherwise (whole text, nothing split off); and the exhibits pasted into it after the
+    signature, which parse_8k splits off (some filers put the press release there instead of in
+    a document of its own)."""
     text = doc.main_text
     try:
         from filingcontrast.corpus.parse import parse_8k
@@ -449,10 +456,11 @@ def _sections(doc: FilingDoc) -> dict[str, str]:
         parsed = parse_8k(text, f"{doc.accession}.txt")
         sections = parsed.informative_sections()
         if sections:
-            return {k: _drop_heading(v) for k, v in sections.items() if v and v.strip()}
+            pasted = [(e.type, e.text) for e in parsed.exhibits if e.text]
+            return {k: _drop_heading(v) for k, v in sections.items() if v and v.strip()}, pasted
     except (ImportError, UserError):
         pass  # no parser yet, or text it cannot read as an 8-K: fall back to item headings
-    return _split_items(_plain(text))
+    return _split_items(_plain(text)), []
 
 
 _HEADING_PREFIX = re.compile(
@@ -607,7 +615,8 @@ def _units(doc: FilingDoc, anonymize: bool, facts: Sequence[str] | None = None) 
         add(line, 0.0, mandatory=True)
     if facts is not None:
         add(anon(key_facts_line(facts)), 0.0, mandatory=True)
-    sections = {c: b for c, b in _sections(doc).items() if c not in EXHIBIT_ITEMS}
+    sections, pasted = _main_parts(doc)
+    sections = {c: b for c, b in sections.items() if c not in EXHIBIT_ITEMS}
     # 9.01 (financial statements and exhibits) is a list of exhibit names: never informative.
     # With one informative item the "Items:" line already names it, so its own header line
     # would only spend tokens; with several, each section says which item it is.
@@ -616,7 +625,8 @@ def _units(doc: FilingDoc, anonymize: bool, facts: Sequence[str] | None = None) 
         if code and labelled:
             add(f"Item {code}:", 0.0, mandatory=True)
         _add_sentences(add, anon(body))
-    for ex_type, text in doc.exhibits:
+    own = {ex_type for ex_type, _ in doc.exhibits}
+    for ex_type, text in [*doc.exhibits, *(ex for ex in pasted if ex[0] not in own)]:
         if not ex_type.upper().startswith("EX-99"):
             continue  # contracts (EX-10), bylaws (EX-3) ... rarely fit and rarely move prices
         add(f"{ex_type.upper()}:", 0.0, mandatory=True)

@@ -142,9 +142,15 @@ def load_events(store: Any, pc: PairsConfig) -> tuple[list[Event], Counter[str],
     if not rows:
         have = store.query('SELECT DISTINCT "window", method FROM events ORDER BY 1, 2')
         combos = ", ".join(f"{r['window']}/{r['method']}" for r in have) or "none"
+        fix = (
+            f"compute that window with `filingcontrast events --store {store.path} "
+            f"pairs.window={pc.window}`"
+            if all(r["window"] != pc.window for r in have)
+            else "set pairs.window / pairs.method or rerun `filingcontrast events`"
+        )
         raise UserError(
             f"{store.path}: no events for window {pc.window} method {pc.method} "
-            f"(the store has: {combos}); set pairs.window / pairs.method or rerun `events`"
+            f"(the store has: {combos}); {fix}"
         )
     dropped: Counter[str] = Counter()
     kept = []
@@ -259,6 +265,25 @@ def _shared_item(a: Event, b: Event) -> bool:
     ia = {i for i in a.items if i not in EXHIBIT_ITEMS} or set(a.items)
     ib = {i for i in b.items if i not in EXHIBIT_ITEMS} or set(b.items)
     return bool(ia & ib)
+
+
+def _no_pairs_message(
+    cfg: RunConfig, split: str, events: list[Event], dropped: Counter[str]
+) -> str:
+    """Why a split has no pairs: its filings, the candidate pairs each rule dropped, and what
+    to relax (the rules that dropped some, e.g. same_sector when no filing has a sector)."""
+    counts = ", ".join(f"{k} {v}" for k, v in dropped.most_common()) or "none within max_days_apart"
+    knobs = ["pairs.min_gap" if dropped["near_tie"] else "", "pairs.max_days_apart"]
+    if dropped["different_item"]:
+        knobs.append("pairs.same_item")
+    if dropped["different_sector"]:
+        no_sector = sum(e.sector is None for e in events)
+        knobs.append(f"pairs.same_sector ({no_sector} of {len(events)} filings have no sector)")
+    relax = " / ".join(k for k in knobs if k)
+    return (
+        f"{cfg.store}: split {split} has no pairs ({len(events)} filings in it; candidate pairs "
+        f"dropped: {counts}); relax {relax} or change the split fractions"
+    )
 
 
 def pair_split(
@@ -448,11 +473,7 @@ def build_pairs(
             )
             pair_dropped.update(dropped)
             if not pairs[split]:
-                raise UserError(
-                    f"{cfg.store}: split {split} has no pairs ({len(plan.events[split])} filings "
-                    f"in it); relax pairs.min_gap / max_days_apart / same_item or change the "
-                    f"split fractions"
-                )
+                raise UserError(_no_pairs_message(cfg, split, plan.events[split], dropped))
         accessions = sorted({e.accession for ps in pairs.values() for p in ps for e in (p.x, p.y)})
         docs = filing_docs_from_store(store, accessions)
     missing = [a for a in accessions if not docs.get(a) or not docs[a].main_text]

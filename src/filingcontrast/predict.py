@@ -231,8 +231,26 @@ def generate_analysis(
             do_sample=False,
             pad_token_id=formatter.tokenizer.pad_token_id,
         )
-    text = formatter.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
-    return f"{lead}{text}".strip()
+    new_ids = out[0, len(ids) :].tolist()
+    kept = cut_repetition(new_ids)
+    text = formatter.tokenizer.decode(kept, skip_special_tokens=True)
+    return f"{lead}{text}".strip() + (" …" if len(kept) < len(new_ids) else "")
+
+
+def cut_repetition(ids: Sequence[int], repeats: int = 3) -> list[int]:
+    """`ids` without a loop at its end: when the last `repeats` x p tokens repeat with a period
+    p >= 2, keep the looping stretch's first period only. Greedy decoding of a small model can
+    loop until the token limit (the base model wrote " 2022-01-14" over and over); a text that
+    does not end in a loop (one that ends with the end token, say) is returned unchanged."""
+    ids = list(ids)
+    n = len(ids)
+    for p in range(2, n // repeats + 1):
+        if all(ids[i] == ids[i - p] for i in range(n - (repeats - 1) * p, n)):
+            start = n - repeats * p  # the periodic stretch starts here or earlier
+            while start > 0 and ids[start - 1] == ids[start - 1 + p]:
+                start -= 1
+            return ids[: start + p]
+    return ids
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,6 +344,9 @@ def compare(
         result["analysis"] = generate_analysis(
             model, formatter, instr_ab, choice, result["confidence"], max_new_tokens
         )
+        # What the signal rules read in each filing (training's analyses were written from
+        # them): the generated text can misstate numbers; these are the facts to check it by.
+        result["facts"] = {"A": key_facts_of(doc_a), "B": key_facts_of(doc_b)}
     result["ms"] = int(round((time.perf_counter() - t0) * 1000))
     return result
 
@@ -419,4 +440,12 @@ def rank_cli(
         }
         for r, i in enumerate(order)
     ]
-    return {"ranking": ranking, "comparisons": len(comps)}
+    result: dict[str, Any] = {"ranking": ranking, "comparisons": len(comps)}
+    without = sum(row["ci"] is None for row in ranking)
+    if without:  # say what it takes, instead of only "no interval" per row
+        result["note"] = (
+            f"{without} of {len(files)} filings have no interval: one needs >= "
+            f"{MIN_CI_COMPARISONS} comparisons of the filing, i.e. at least "
+            f"{MIN_CI_COMPARISONS + 1} filings and -k {MIN_CI_COMPARISONS} or more"
+        )
+    return result

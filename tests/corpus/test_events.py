@@ -265,6 +265,14 @@ def test_compute_events_in_store_keeps_provided_and_is_idempotent(tmp_path) -> N
     stats = ev.corpus_stats(path)
     assert "no_accepted_at" in stats and "files" in stats and "2.02" in stats
 
+    # A window asked for once (`filingcontrast events pairs.window=1_3`) is kept by later
+    # recomputations with the defaults (ingest and simulate recompute events).
+    from filingcontrast.cli import main
+
+    assert main(["events", "--store", str(path), 'pairs.window="1_3"']) == 0
+    again = ev.compute_events_in_store(path)
+    assert again["windows"] == ["0_1", "0_3", "0_5", "1_3"] and again["events"] == 2 * 4 * 2
+
 
 def test_compute_events_is_fast() -> None:
     rng = np.random.default_rng(0)

@@ -251,9 +251,11 @@ def test_manifest_not_utf8_or_empty_is_a_one_line_error(tmp_path, name) -> None:
 
 def test_manifest_binary_document_is_skipped_even_with_items(tmp_path) -> None:
     (tmp_path / "x.htm").write_bytes(b"PK\x03\x04\x00\x00binary")
-    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1, text=None, path="x.htm", items=["8.01"])])
+    manifest = _jsonl(
+        tmp_path / "m.jsonl", [_row(1, text=None, path="x.htm", items=["8.01"]), _row(2)]
+    )
     summary = files.ingest_files(tmp_path / "s.duckdb", manifest)
-    assert summary["filings"] == 0
+    assert summary["filings"] == 1
     assert summary["skipped"] == {"m.jsonl:1": "binary file, not an 8-K text/HTML document"}
 
 
@@ -396,3 +398,190 @@ def test_killed_ingest_rerun_matches_uninterrupted(tmp_path) -> None:
     got, want = tables(killed), tables(reference)
     for name in want:
         pd.testing.assert_frame_equal(got[name], want[name], check_dtype=False)
+
+
+# -- review findings: silent no-return ingests, submissions in manifests, kept values ----------
+
+
+def _cli_main(capsys, *argv: str) -> tuple[int, str, str]:
+    from filingcontrast.cli import main
+
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_folder_without_tickers_or_times_says_so_on_stderr(tmp_path, capsys) -> None:
+    d = tmp_path / "crawler"
+    d.mkdir()
+    for i in (1, 2):  # EDGAR-crawler names: a CIK, no ticker; bare .htm: no acceptance time
+        acc = f"0000000001-21-{i:06d}"
+        (d / f"1234_8K_2021_{acc}.htm").write_text(
+            HTML_8K.format(item="8.01", title="Other Events.", body=f"News {i}.")
+        )
+    acc = "0000000001-21-000003"
+    (d / f"1234_8K_2021_{acc}.txt").write_text(sgml_8k(acc, 1234, "20210301080000"))
+    rc, out, err = _cli_main(capsys, "ingest", "files", str(d), "--store", str(tmp_path / "s"))
+    assert rc == 0 and json.loads(out)["filings"] == 3
+    notes = [ln for ln in err.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1, err
+    assert "returns cannot be computed for 3 of the 3 filings stored" in notes[0]
+    assert "3 without a ticker, 2 without an acceptance time" in notes[0]
+    assert "manifest" in notes[0] and "docs/corpus.md" in notes[0]
+    assert json.loads(out)["note"] in notes[0]
+    # Everything given: no note.
+    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1)])
+    rc, out, err = _cli_main(
+        capsys, "ingest", "files", str(manifest), "--store", str(tmp_path / "t")
+    )
+    assert rc == 0 and "note:" not in err and "note" not in json.loads(out)
+
+
+def test_a_run_that_stores_nothing_is_a_one_line_error(tmp_path, capsys) -> None:
+    d = tmp_path / "unusable"
+    d.mkdir()
+    (d / "a.htm").write_text("")
+    (d / "b.htm").write_text("  \n")
+    (d / "c.txt").write_bytes(b"\x00\x01binary")
+    (d / "d.htm").write_text("<html><body><p>FORM 10-Q</p><p>Quarterly report</p></body></html>")
+    rc, out, err = _cli_main(capsys, "ingest", "files", str(d), "--store", str(tmp_path / "s"))
+    assert rc == 1 and out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {d}: no filing stored, 4 files skipped: 2 × empty document; ")
+    assert "1 × binary file" in err and "1 × form 10-Q is not an 8-K" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, out, err = _cli_main(capsys, "ingest", "files", str(empty), "--store", str(tmp_path / "s"))
+    assert rc == 1 and err == f"error: {empty}: no .htm/.html/.txt files (the folder is empty)\n"
+    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1, form="10-K"), _row(2, form="10-Q")])
+    with pytest.raises(UserError, match=r"m\.jsonl: no filing stored, 2 records skipped: 1 × form"):
+        files.ingest_files(tmp_path / "s.duckdb", manifest)
+
+
+def _documents(store: Path) -> list[dict]:
+    with Store(store, read_only=True) as s:
+        return s.query("SELECT * FROM documents ORDER BY accession, name")
+
+
+def test_manifest_path_to_full_submission_is_split_like_a_folder_file(tmp_path) -> None:
+    acc = "0000000005-21-000001"
+    d = tmp_path / "subs"
+    d.mkdir()
+    (d / f"{acc}.txt").write_text(sgml_8k(acc, 55, "20210301080000", exhibit="Record quarter."))
+    manifest = _jsonl(
+        tmp_path / "m.jsonl",
+        [
+            _row(
+                1,
+                id=acc,
+                text=None,
+                path=f"subs/{acc}.txt",
+                accepted_at="2021-03-01T08:00:00-05:00",
+            )
+        ],
+    )
+    files.ingest_files(tmp_path / "m.duckdb", manifest)
+    files.ingest_files(tmp_path / "d.duckdb", d)
+    from_manifest, from_folder = (
+        _documents(tmp_path / "m.duckdb"),
+        _documents(tmp_path / "d.duckdb"),
+    )
+    assert from_manifest == from_folder
+    assert [(r["kind"], r["exhibit_type"]) for r in from_manifest] == [
+        ("main", None),
+        ("exhibit", "EX-99.1"),
+    ]
+    assert not any("<SEC-HEADER>" in r["text"] or "<DOCUMENT>" in r["text"] for r in from_manifest)
+    with Store(tmp_path / "m.duckdb", read_only=True) as s:
+        assert s.query("SELECT cik, ticker FROM filings") == [{"cik": "55", "ticker": "ABC"}]
+
+
+def test_manifest_company_needs_a_cik(tmp_path) -> None:
+    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1, company="Acme Widgets Inc")])  # ticker only
+    with pytest.raises(
+        UserError, match=r"m\.jsonl:1: field company: needs cik \(companies are keyed by CIK\)"
+    ):
+        files.ingest_files(tmp_path / "s.duckdb", manifest)
+    # With a cik in the record, or in the document's file name (CIK_8K_YEAR_ACCESSION), it is kept.
+    acc = "0000000002-21-000002"
+    (tmp_path / f"777_8K_2021_{acc}.htm").write_text(_row(2)["text"])
+    manifest = _jsonl(
+        tmp_path / "m.jsonl",
+        [
+            _row(1, company="Acme Widgets Inc", cik="0000000123"),
+            _row(2, company="Bolt Tools Corp", text=None, path=f"777_8K_2021_{acc}.htm"),
+        ],
+    )
+    files.ingest_files(tmp_path / "s.duckdb", manifest)
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        assert s.query("SELECT cik, ticker, name FROM companies ORDER BY cik") == [
+            {"cik": "123", "ticker": "ABC", "name": "Acme Widgets Inc"},
+            {"cik": "777", "ticker": "ABC", "name": "Bolt Tools Corp"},
+        ]
+
+
+def test_folder_reingest_keeps_what_a_manifest_gave(tmp_path) -> None:
+    d = tmp_path / "docs"
+    d.mkdir()
+    acc = "0000000002-21-000001"
+    (d / f"{acc}.htm").write_text(_row(1)["text"])  # no ticker, cik or time in name or file
+    manifest = _jsonl(
+        tmp_path / "m.jsonl", [_row(1, text=None, path=f"docs/{acc}.htm", cik="42", returns={})]
+    )
+    store = tmp_path / "s.duckdb"
+    files.ingest_files(store, manifest)
+    query = "SELECT cik, ticker, accepted_at, filing_date FROM filings"
+    with Store(store, read_only=True) as s:
+        before = s.query(query)
+    assert before[0]["ticker"] == "ABC" and before[0]["accepted_at"] is not None
+    summary = files.ingest_files(store, d)  # the folder source lacks all four
+    assert "note" not in summary  # the stored filing has its ticker and time
+    with Store(store, read_only=True) as s:
+        assert s.query(query) == before
+    # A later source that gives a value replaces it: here the SGML header's acceptance time.
+    (d / f"{acc}.htm").unlink()
+    (d / f"{acc}.txt").write_text(sgml_8k(acc, 42, "20210301080000"))
+    files.ingest_files(store, d)
+    with Store(store, read_only=True) as s:
+        (row,) = s.query(query)
+    assert pd.Timestamp(row["accepted_at"]) == pd.Timestamp("2021-03-01T13:00:00Z")
+    assert row["ticker"] == "ABC" and row["cik"] == "42"
+
+
+def test_manifest_items_do_not_bypass_the_form_check(tmp_path) -> None:
+    ten_k = "<html><body><p>FORM 10-K</p><p>Item 7. Management's Discussion</p></body></html>"
+    manifest = _jsonl(
+        tmp_path / "m.jsonl", [_row(1, text=ten_k, items=["2.02"]), _row(2, text=ten_k), _row(3)]
+    )
+    summary = files.ingest_files(tmp_path / "s.duckdb", manifest)
+    assert summary["filings"] == 1
+    reason = "form 10-K is not an 8-K (expected 8-K or 8-K/A)"
+    assert summary["skipped"] == {"m.jsonl:1": reason, "m.jsonl:2": reason}
+
+
+def test_filing_doc_from_file_equals_the_stored_filing(tmp_path) -> None:
+    from filingcontrast.digest import (
+        acceptance_phrase,
+        filing_doc_from_file,
+        filing_doc_from_store,
+    )
+
+    d = tmp_path / "one"
+    d.mkdir()
+    acc = "0000000009-21-000001"
+    f = d / f"XYZ_{acc}.txt"
+    f.write_text(sgml_8k(acc, 99, "20210301080000", item="2.02", exhibit="Record quarter."))
+    files.ingest_files(tmp_path / "s.duckdb", d)
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        stored = filing_doc_from_store(s, acc)
+    doc = filing_doc_from_file(f)
+    assert doc == stored
+    assert acceptance_phrase(doc.accepted_at) == "Monday 08:00 ET (before the open)"
+    assert doc.items == ["2.02"] and doc.company == "CO 99" and doc.ticker == "XYZ"
+    assert doc.exhibits == [("EX-99.1", "Record quarter.")] and "Company 99 news" in doc.main_text
+    # No accession in the name or header: the file stem stands in (compare needs no store).
+    plain = tmp_path / "my filing.htm"
+    plain.write_text(HTML_8K.format(item="8.01", title="Other Events.", body="News."))
+    assert filing_doc_from_file(plain).accession == "my filing"
+    plain.write_text("")
+    with pytest.raises(UserError, match=r"my filing\.htm: empty document"):
+        filing_doc_from_file(plain)

@@ -37,6 +37,39 @@ def test_csv_gaps_nan_nonpositive_are_counted_not_stored(tmp_path) -> None:
     assert report["skipped_lines"]["non_positive"] == [5, 6]
 
 
+def test_csv_non_trading_days_are_counted_not_stored(tmp_path) -> None:
+    # Regression: weekend and holiday rows were stored and then ignored by the event study.
+    path = _csv(
+        tmp_path,
+        "ticker,date,close\n"
+        "ABC,2020-01-03,10\n"
+        "ABC,2020-01-04,10\n"  # Saturday
+        "ABC,2020-01-05,10\n"  # Sunday
+        "ABC,2020-01-20,10\n"  # Martin Luther King Jr. Day
+        "ABC,1990-01-02,10\n"  # before the calendar's first session
+        "ABC,2020-01-21,11\n",
+    )
+    frame, report = prices.read_prices_csv(path)
+    assert [d.isoformat() for d in frame["date"]] == ["2020-01-03", "2020-01-21"]
+    assert report["skipped_rows"] == {"not_a_trading_day": 4}
+    assert report["skipped_lines"]["not_a_trading_day"] == [3, 4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("ticker,date,close\n", r"p\.csv: no price rows to store \(no data rows\)"),
+        (
+            "ticker,date,close\nA,2020-01-04,1\nA,2020-01-06,\n",
+            r"p\.csv: no price rows to store \(1 missing_value, 1 not_a_trading_day\)",
+        ),
+    ],
+)
+def test_csv_with_nothing_to_store_is_an_error(tmp_path, text, message) -> None:
+    with pytest.raises(UserError, match=message):
+        prices.read_prices_csv(_csv(tmp_path, text))
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

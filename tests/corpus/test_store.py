@@ -119,3 +119,19 @@ def test_timestamps_round_trip_utc(tmp_path) -> None:
         s.upsert("filings", [{"accession": "a", "accepted_at": when}])
         got = s.query("SELECT accepted_at FROM filings")[0]["accepted_at"]
     assert got == when
+
+
+def test_rewrite_without_a_value_keeps_the_stored_one(tmp_path) -> None:
+    accepted = dt.datetime(2021, 3, 1, 13, tzinfo=dt.UTC)
+    known = {"accession": "a", "cik": "1", "ticker": "ABC", "accepted_at": accepted,
+             "filing_date": dt.date(2021, 3, 1), "form": "8-K", "items": ["2.02"]}  # fmt: skip
+    with Store(tmp_path / "s.duckdb") as s:
+        s.write_filing(known)
+        kept = ("cik", "ticker", "accepted_at", "filing_date")
+        bare = {**known, **dict.fromkeys(kept), "items": ["8.01"]}
+        stored = s.write_filing(bare)
+        (row,) = s.query("SELECT cik, ticker, accepted_at, filing_date, items FROM filings")
+        assert row == {**{c: known[c] for c in kept}, "items": ["8.01"]}
+        assert stored["ticker"] == "ABC"
+        s.write_filing({**bare, "ticker": "XYZ"})  # a value given replaces the known one
+        assert s.query("SELECT ticker, cik FROM filings") == [{"ticker": "XYZ", "cik": "1"}]

@@ -348,12 +348,20 @@ def compute_events_in_store(
 ) -> dict:
     """Recompute `events` rows for every filing in the store (one transaction).
 
-    Rows of other methods (e.g. "provided" returns from user files) are left untouched.
+    Rows of other methods (e.g. "provided" returns from user files) are left untouched. Windows
+    the store already has are recomputed too, so a window added once (`filingcontrast events
+    pairs.window=1_3`) survives later recomputations (ingest, simulate).
     Returns a summary: counts of filings, events with a return, and skips by reason.
     """
     t0 = time.perf_counter()
-    windows = _normalize_windows(windows)
     with Store(store_path, create=False) as store:
+        stored = store.query(
+            'SELECT DISTINCT "window" FROM events WHERE method IN (SELECT unnest(?::VARCHAR[]))',
+            [list(methods)],
+        )
+        windows = list(
+            dict.fromkeys(_normalize_windows([*windows, *(r["window"] for r in stored)]))
+        )
         filings = store.frame("SELECT accession, ticker, accepted_at FROM filings")
         prices = store.frame("SELECT ticker, date, close, adj_close FROM prices")
         events = compute_events(filings, prices, windows=windows, methods=methods)

@@ -12,11 +12,18 @@ Two inputs (schema in docs/corpus.md):
   name (`CIK_8K_YEAR_ACCESSION.ext`, `TICKER_ACCESSION.ext` or `ACCESSION.ext`) or the SGML
   header; the acceptance time from the SGML `<ACCEPTANCE-DATETIME>` (US/Eastern) when present.
 
+Both build a filing's rows with `document_filing` (a manifest record's fields then replace what
+the document gave), so a full SGML submission is split into its 8-K and exhibits either way, and
+a document that is not an 8-K is skipped whatever the manifest says.
+
 A malformed manifest (bad JSON, missing field, timestamp without zone, duplicate id, unknown item,
-wrong CSV header) raises UserError "FILE:LINE: field x: what is wrong"; filings written before the
-error stay. A document that is not a usable 8-K (empty, not an 8-K form, unreadable) is skipped and
-listed with its reason in the summary. Each filing (row, documents, provided returns) is written in
-one transaction, so a killed ingest rerun ends with the same rows as an uninterrupted one.
+wrong CSV header, a company without a CIK) raises UserError "FILE:LINE: field x: what is wrong";
+filings written before the error stay. A document that is not a usable 8-K (empty, not an 8-K
+form, unreadable) is skipped and listed with its reason in the summary; a run that stores nothing
+at all is a UserError counting the reasons. Stored filings without a ticker or acceptance time
+(no returns possible) get a one-line note on stderr. Each filing (row, documents, provided
+returns) is written in one transaction, so a killed ingest rerun ends with the same rows as an
+uninterrupted one; a re-ingest never erases a ticker, CIK or time an earlier source gave.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,18 +223,31 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line_no, rec
 
 
-def _read_doc(base: Path, rel: str, where: str, field: str) -> str | None:
-    """A document's text, decoded as the parser decodes it; None for a binary file."""
+def _read_bytes(base: Path, rel: str, where: str, field: str) -> bytes:
+    """The bytes of a file named in a manifest (relative to the manifest); UserError if unreadable."""
     path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise UserError(f"{where}: field {field}: cannot read {path}: {exc.strerror}") from None
+
+
+def _read_doc(base: Path, rel: str, where: str, field: str) -> str | None:
+    """A document's text, decoded as the parser decodes it; None for a binary file."""
+    raw = _read_bytes(base, rel, where, field)
     return None if is_binary(raw) else decode_bytes(raw)
 
 
-def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows | str:
-    """Store rows for one manifest record, or a skip reason (str) for an unusable document."""
+def _manifest_filing(
+    rec: dict[str, Any], where: str, base: Path, cik_tickers: dict[str, str]
+) -> FilingRows | str:
+    """Store rows for one manifest record, or a skip reason (str) for an unusable document.
+
+    The document (`text` or `path`) goes through `document_filing`, as a file in a folder does
+    (a full SGML submission is split into its 8-K and exhibits; a document that is not an 8-K is
+    skipped, whatever `form` and `items` say); the record's fields then replace what the
+    document gave: id, ticker, cik, accepted_at, form, items, company.
+    """
     accession = (_string(rec.get("id"), where, "id", numbers=True) or "").strip()
     if not accession:
         raise UserError(f"{where}: field id: missing (the accession number)")
@@ -246,45 +267,42 @@ def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows 
     returns = parse_returns(rec.get("returns"), where)
     text = _string(rec.get("text"), where, "text")
     doc_path = _string(rec.get("path"), where, "path")
-    company = _string(rec.get("company"), where, "company")
+    company = (_string(rec.get("company"), where, "company") or "").strip() or None
+    raw: str | bytes
     if text:
         raw, name = text, f"{accession}.txt"
     elif doc_path:
-        raw, name = _read_doc(base, doc_path, where, "path"), Path(doc_path).name
+        raw, name = _read_bytes(base, doc_path, where, "path"), Path(doc_path).name
     else:
         raise UserError(f"{where}: fields text/path: give the document's text or a path to it")
     if form not in FORMS:
         return f"form {form} is not an 8-K"
-    if raw is None:
-        return "binary file, not an 8-K text/HTML document"
-    docs = [document_row(accession, name, "main", None, document_text(raw))]
-    docs += _exhibit_docs(rec.get("exhibits") or [], accession, where, base)
-    if not docs[0]["text"]:
-        return "empty document"
-    warnings: list[str] = []
-    if items is None:
-        parsed = _parse(raw, name)
-        if isinstance(parsed, str):
-            return parsed
-        items, warnings = list(parsed.items), parsed.warnings
-    filing = {
-        "accession": accession,
-        "cik": cik,
-        "ticker": ticker,
-        "form": form,
-        "accepted_at": accepted,
-        "filing_date": accepted.astimezone(EASTERN).date(),
-        "items": items,
-        "source": "files",
-        "url": None,
-    }
+    rows = document_filing(raw, name, cik_tickers, accession=accession)
+    if isinstance(rows, str):
+        return rows
+    rows.documents += _exhibit_docs(rec.get("exhibits") or [], accession, where, base)
+    # The document's CIK (file name or SGML header) when the record has none.
+    cik = cik or rows.filing["cik"]
+    if company and not cik:
+        raise UserError(f"{where}: field company: needs cik (companies are keyed by CIK)")
+    rows.filing.update(
+        cik=cik,
+        ticker=ticker or rows.filing["ticker"] or (cik_tickers.get(cik) if cik else None),
+        form=form,
+        accepted_at=accepted,
+        filing_date=rows.filing["filing_date"] or accepted.astimezone(EASTERN).date(),
+    )
+    if items is not None:
+        rows.filing["items"] = items
+        rows.warnings = []  # the parser's doubts about item headings do not matter here
+    rows.company = company or rows.company
     from filingcontrast.corpus.events import day0
 
     try:
         first_day = day0(accepted)
     except ValueError:  # outside the NYSE calendar: the provided return still counts
         first_day = None
-    events = [
+    rows.events = [
         {
             "accession": accession,
             "day0": first_day,
@@ -295,7 +313,7 @@ def _manifest_filing(rec: dict[str, Any], where: str, base: Path) -> FilingRows 
         }
         for window, ret in returns.items()
     ]
-    return FilingRows(filing, docs, events, company=company or None, warnings=warnings)
+    return rows
 
 
 def _exhibit_docs(exhibits: Any, accession: str, where: str, base: Path) -> list[dict[str, Any]]:
@@ -351,90 +369,158 @@ def ids_from_filename(name: str) -> dict[str, str | None]:
     return out
 
 
-def _file_filing(path: Path, cik_tickers: dict[str, str]) -> FilingRows | str:
-    """Store rows for one 8-K file, or a skip reason."""
+def document_filing(
+    raw: str | bytes,
+    name: str,
+    cik_tickers: dict[str, str] | None = None,
+    *,
+    accession: str | None = None,
+    fallback_accession: str | None = None,
+) -> FilingRows | str:
+    """Store rows for one 8-K document (HTML, text or a full SGML submission), or a skip reason.
+
+    Every route builds a filing's rows here: a file in a folder (`file_filing`), a manifest
+    record's document, and `digest.filing_doc_from_file` (compare). The accession is
+    `accession` when given, else from `name` (`ids_from_filename`) or the SGML header, else
+    `fallback_accession`; CIK and ticker likewise from the name or header (a ticker missing
+    from the name is looked up by CIK in `cik_tickers`); acceptance time, filing date and
+    company from the header; form and items from the 8-K parser. A full submission is split
+    into its 8-K and text exhibits (`edgar.submission_documents`).
+    """
     from filingcontrast.corpus.edgar import submission_documents
 
-    try:
-        raw_bytes = path.read_bytes()
-    except OSError as exc:
-        return f"cannot read: {exc.strerror}"
-    if not raw_bytes.strip():
+    if not raw.strip():
         return "empty document"
-    parsed = _parse(raw_bytes, path.name)
+    parsed = _parse(raw, name)
     if isinstance(parsed, str):
         return parsed
-    raw = decode_bytes(raw_bytes)  # as the parser read it
-    ids = ids_from_filename(path.name)
-    sub = parse_sgml(raw) if "<SEC-HEADER>" in raw[:5000] or "<DOCUMENT>" in raw[:200000] else None
-    accession = ids["accession"] or (sub.accession if sub else None)
+    text = decode_bytes(raw) if isinstance(raw, bytes) else raw  # as the parser read it
+    ids = ids_from_filename(name)
+    sgml = "<SEC-HEADER>" in text[:5000] or "<DOCUMENT>" in text[:200000]
+    sub = parse_sgml(text) if sgml else None
+    accession = accession or ids["accession"] or (sub.accession if sub else None)
+    accession = accession or fallback_accession
     if not accession:
         return "no accession number in the file name or SGML header"
     cik = ids["cik"] or (sub.cik if sub else None)
-    ticker = ids["ticker"] or (cik_tickers.get(cik) if cik else None)
+    ticker = ids["ticker"] or ((cik_tickers or {}).get(cik) if cik else None)
     docs = submission_documents(sub, accession) if sub and sub.documents else []
     if not docs:
-        docs = [document_row(accession, path.name, "main", None, document_text(raw))]
-    accepted = sub.accepted_at if sub else None
+        docs = [document_row(accession, name, "main", None, document_text(text))]
     filing = {
         "accession": accession,
         "cik": cik,
         "ticker": ticker,
         "form": parsed.form,
-        "accepted_at": accepted,
+        "accepted_at": sub.accepted_at if sub else None,
         "filing_date": sub.filed if sub else None,
         "items": list(parsed.items),
         "source": "files",
         "url": None,
     }
-    company = (sub.company if sub else None) or getattr(parsed, "company", None) or None
+    company = (sub.company if sub else None) or parsed.company or None
     return FilingRows(filing, docs, company=company, warnings=parsed.warnings)
+
+
+def file_filing(
+    path: Path,
+    cik_tickers: dict[str, str] | None = None,
+    fallback_accession: str | None = None,
+) -> FilingRows | str:
+    """Store rows for one 8-K file (see `document_filing`), or a skip reason."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    return document_filing(raw, Path(path).name, cik_tickers, fallback_accession=fallback_accession)
 
 
 # --------------------------------------------------------------------------------------------
 # The command
 
 
-def _write(store: Store, rows: FilingRows) -> None:
-    """The filing, its documents, provided events and (if new) its company: one transaction."""
-    cik = rows.filing.get("cik")
+def _write(store: Store, rows: FilingRows) -> dict[str, Any]:
+    """The filing, its documents, provided events and its company: one transaction.
+
+    A new company is added; a known one only gets the ticker/name it lacked (never replaced).
+    Returns the filing row as stored (values an earlier ingest knew and this one lacks kept).
+    """
     with store.transaction():
-        store.write_filing(rows.filing, rows.documents, rows.events)
+        filing = store.write_filing(rows.filing, rows.documents, rows.events)
+        cik, ticker = filing.get("cik"), filing.get("ticker")
         if cik and not store.query("SELECT 1 FROM companies WHERE cik = ?", [cik]):
-            company = {"cik": cik, "ticker": rows.filing.get("ticker"), "name": rows.company}
-            store.upsert("companies", [{**company, "source": "files"}])
+            company = {"cik": cik, "ticker": ticker, "name": rows.company, "source": "files"}
+            store.upsert("companies", [company])
+        elif cik and (ticker or rows.company):
+            store.con.execute(
+                "UPDATE companies SET ticker = coalesce(ticker, ?), name = coalesce(name, ?) "
+                "WHERE cik = ?",
+                [ticker, rows.company, cik],
+            )
+    return filing
 
 
 @dataclass
 class _Tally:
-    """What an ingest did, by file name or manifest line: stored, skipped (why), warnings."""
+    """What an ingest did, by file name or manifest line: stored, skipped (why), warnings, and
+    how many stored filings lack what returns need (a ticker, an acceptance time)."""
 
     written: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
+    no_ticker: int = 0
+    no_accepted_at: int = 0
+    no_either: int = 0  # lacking one or both
 
     def add(self, store: Store, name: str, result: FilingRows | str, sleep: float) -> None:
         if isinstance(result, str):
             self.skipped[name] = result
             return
-        _write(store, result)
+        stored = _write(store, result)
         self.written += 1
+        self.no_ticker += stored.get("ticker") is None
+        self.no_accepted_at += stored.get("accepted_at") is None
+        self.no_either += stored.get("ticker") is None or stored.get("accepted_at") is None
         if result.warnings:
             self.warnings[name] = "; ".join(result.warnings)
         _test_pause(sleep, self.written)
 
+    def skip_counts(self) -> str:
+        """The skip reasons with their counts, most frequent first, on one line."""
+        counts = Counter(self.skipped.values()).most_common()
+        shown = "; ".join(f"{n} × {reason}" for reason, n in counts[:5])
+        return shown + (f"; {len(counts) - 5} other reasons" if len(counts) > 5 else "")
+
+    def missing_note(self) -> str | None:
+        """One line when stored filings lack a ticker and/or acceptance time (no returns)."""
+        if not self.no_either:
+            return None
+        lacks = [
+            f"{n} {what}"
+            for n, what in (
+                (self.no_ticker, "without a ticker"),
+                (self.no_accepted_at, "without an acceptance time"),
+            )
+            if n
+        ]
+        return (
+            f"returns cannot be computed for {self.no_either} of the {self.written} filings "
+            f"stored: {', '.join(lacks)}; give ticker and accepted_at in a manifest "
+            "(.jsonl/.csv with a path to each file; docs/corpus.md, 'Your own filings') "
+            "and ingest it"
+        )
+
 
 def _ingest_dir(store: Store, path: Path, tally: _Tally, sleep: float) -> None:
-    cik_tickers = {
-        r["cik"]: r["ticker"]
-        for r in store.query("SELECT cik, ticker FROM companies WHERE ticker IS NOT NULL")
-    }
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in DOC_SUFFIXES)
     if not files:
-        raise UserError(f"{path}: no .htm/.html/.txt files")
+        others = sum(1 for _ in path.iterdir())
+        ignored = f" ({others} other files ignored)" if others else " (the folder is empty)"
+        raise UserError(f"{path}: no .htm/.html/.txt files{ignored}")
+    cik_tickers = _cik_tickers(store)
     first: dict[str, str] = {}  # accession -> the file that stored it
     for file in files:
-        result = _file_filing(file, cik_tickers)
+        result = file_filing(file, cik_tickers)
         if isinstance(result, FilingRows):
             acc = result.filing["accession"]
             if acc in first:
@@ -444,8 +530,15 @@ def _ingest_dir(store: Store, path: Path, tally: _Tally, sleep: float) -> None:
         tally.add(store, file.name, result, sleep)
 
 
+def _cik_tickers(store: Store) -> dict[str, str]:
+    """CIK -> ticker of the companies already stored (a ticker the document does not name)."""
+    rows = store.query("SELECT cik, ticker FROM companies WHERE ticker IS NOT NULL")
+    return {r["cik"]: r["ticker"] for r in rows}
+
+
 def _ingest_manifest(store: Store, path: Path, tally: _Tally, sleep: float) -> None:
     seen: dict[str, int] = {}
+    cik_tickers = _cik_tickers(store)
     for line_no, rec in _manifest_records(path):
         where = f"{path}:{line_no}"
         acc = str(rec.get("id") or "").strip()
@@ -454,7 +547,8 @@ def _ingest_manifest(store: Store, path: Path, tally: _Tally, sleep: float) -> N
                 f"{where}: field id: duplicate accession {acc} (first on line {seen[acc]})"
             )
         seen[acc] = line_no
-        tally.add(store, f"{path.name}:{line_no}", _manifest_filing(rec, where, path.parent), sleep)
+        result = _manifest_filing(rec, where, path.parent, cik_tickers)
+        tally.add(store, f"{path.name}:{line_no}", result, sleep)
     if not seen:
         raise UserError(f"{path}: no filings (the manifest has no records)")
 
@@ -497,4 +591,11 @@ def ingest_files(
     if price_summary is not None:
         summary["prices"] = price_summary
     summary["events"] = compute_events_in_store(store_path)
+    if not tally.written:
+        n = len(tally.skipped)
+        what = "files" if path.is_dir() else "records"
+        raise UserError(f"{path}: no filing stored, {n} {what} skipped: {tally.skip_counts()}")
+    note = tally.missing_note()
+    if note:
+        summary["note"] = note  # the CLI prints it on stderr after the summary
     return summary

@@ -8,8 +8,10 @@ copies another ticker's rows (e.g. SPY) to the index as well.
 
 Bad rows: a malformed file (wrong header, a date or number that does not parse, the same ticker and
 date twice with different values) raises UserError naming the file and line; a missing (empty/NaN)
-or non-positive price is not stored and is counted in the summary's `skipped_rows` (the gap then
-shows up as an event `skip_reason`, never as a silently interpolated price).
+or non-positive price, or a date that is not an NYSE trading day (a weekend, a holiday: the event
+study counts trading days), is not stored and is counted in the summary's `skipped_rows` with its
+first lines in `skipped_lines` (a gap then shows up as an event `skip_reason`, never as a silently
+interpolated price). A file with no price row left to store is an error.
 
 yfinance: `auto_adjust` defaults to True since yfinance 0.2.51, which drops the "Adj Close" column
 and rewrites "Close"; we pass `auto_adjust=False` explicitly and read "Adj Close" and "Close".
@@ -28,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from filingcontrast.corpus.calendar import parse_date_arg
+from filingcontrast.corpus.calendar import parse_date_arg, sessions, xnys
 from filingcontrast.corpus.store import INDEX_TICKER, Store
 from filingcontrast.errors import UserError
 from filingcontrast.runtime import read_utf8
@@ -91,7 +93,11 @@ def read_prices_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     if not path.is_file():
         raise UserError(f"{path}: prices CSV not found")
     rows: list[dict[str, Any]] = []
-    skipped: dict[str, list[int]] = {"missing_value": [], "non_positive": []}
+    skipped: dict[str, list[int]] = {
+        "missing_value": [],
+        "non_positive": [],
+        "not_a_trading_day": [],
+    }
     seen: dict[tuple[str, dt.date], tuple[int, float, float]] = {}
     text = read_utf8(path, "save the CSV as UTF-8")
     reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -126,6 +132,14 @@ def read_prices_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
             )
         seen[key] = (line, close, adj)
         rows.append({"ticker": ticker, "date": day, "close": close, "adj_close": adj})
+    trading = _trading_days({r["date"] for r in rows})
+    for r in rows:
+        if r["date"] not in trading:  # the event study would ignore it without a word
+            skipped["not_a_trading_day"].append(seen[(r["ticker"], r["date"])][0])
+    rows = [r for r in rows if r["date"] in trading]
+    if not rows:
+        why = ", ".join(f"{len(v)} {k}" for k, v in skipped.items() if v) or "no data rows"
+        raise UserError(f"{path}: no price rows to store ({why})")
     frame = pd.DataFrame(rows, columns=PRICE_COLUMNS).drop_duplicates(["ticker", "date"])
     report = {
         "rows": len(frame),
@@ -198,6 +212,15 @@ def with_index(frame: pd.DataFrame, index_symbol: str | None) -> pd.DataFrame:
         return frame
     idx = frame[frame["ticker"] == index_symbol.upper()].assign(ticker=INDEX_TICKER)
     return pd.concat([frame[frame["ticker"] != INDEX_TICKER], idx], ignore_index=True)
+
+
+def _trading_days(days: set[dt.date]) -> set[dt.date]:
+    """The NYSE sessions among `days` (dates outside the calendar's range are not sessions)."""
+    if not days:
+        return set()
+    cal = xnys()
+    first, last = max(min(days), cal.first_session.date()), min(max(days), cal.last_session.date())
+    return set(sessions(first, last)) & days if first <= last else set()
 
 
 def store_prices(store: Store, frame: pd.DataFrame) -> int:

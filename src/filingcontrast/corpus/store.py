@@ -89,6 +89,10 @@ TABLES: dict[str, tuple[list[str], list[str]]] = {
     ),
 }
 
+# `filings` columns a re-ingest never erases: a later source without the value (None) keeps
+# the stored one (a folder of bare .htm files after a manifest gave ticker and accepted_at).
+KEEP_KNOWN = ("cik", "ticker", "accepted_at", "filing_date")
+
 # Ticker under which the market index series is stored in `prices`.
 INDEX_TICKER = "^INDEX"
 
@@ -306,17 +310,36 @@ class Store:
         filing: dict[str, Any],
         documents: Sequence[dict[str, Any]] = (),
         events: Sequence[dict[str, Any]] = (),
-    ) -> None:
+    ) -> dict[str, Any]:
         """One filing with its documents (and any provided events) as one transaction.
 
         The filing's previous documents are replaced, so a re-ingest with fewer documents leaves
-        no stale ones; a run killed mid-way leaves either the whole filing or none of it.
+        no stale ones; a run killed mid-way leaves either the whole filing or none of it. A
+        re-ingest that lacks one of KEEP_KNOWN (a folder file without a header after a manifest
+        gave the acceptance time) keeps the stored value; a value it gives replaces it. Returns
+        the filing row as stored.
         """
         with self.transaction() as con:
+            filing = self._keep_known(filing)
             con.execute("DELETE FROM documents WHERE accession = ?", [filing["accession"]])
             self.upsert("filings", [filing])
             self.upsert("documents", list(documents))
             self.upsert("events", list(events))
+        return filing
+
+    def _keep_known(self, filing: dict[str, Any]) -> dict[str, Any]:
+        """`filing` with its missing KEEP_KNOWN values taken from the stored row, if any."""
+        missing = [c for c in KEEP_KNOWN if filing.get(c) is None]
+        if not missing:
+            return filing
+        row = self.con.execute(
+            f"SELECT {', '.join(map(_quote, missing))} FROM filings WHERE accession = ?",
+            [filing["accession"]],
+        ).fetchone()
+        if row is None:
+            return filing
+        known = {c: v for c, v in zip(missing, row, strict=True) if v is not None}
+        return {**filing, **known}
 
     # -- reads ----------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
