@@ -228,6 +228,10 @@ def test_a_win_share_balanced(built: tuple[Path, dict]) -> None:
         n_a = sum(r["meta"]["winner"] == "A" for r in rows)
         assert n_a == len(rows) // 2, split
         assert summary["splits"][split]["rows"] == len(rows)
+        used = {r["meta"][x]["accession"] for r in rows for x in "ab"}
+        stats = summary["splits"][split]
+        assert stats["filings"] == len(used)
+        assert stats["unpaired"] == stats["filings_in_split"] - len(used) >= 0
 
 
 def test_swap_augment_only_in_train(store: Path, tmp_path: Path, tokenizer) -> None:

@@ -656,6 +656,9 @@ def _summary(
             "rows": len(srows),
             "filings": len(filings),
             "filings_in_split": len(plan.events[split]),
+            # eligible filings that found no partner (other company, within max_days_apart,
+            # not a near tie, under max_pairs_per_filing...): pairs_dropped says which rule
+            "unpaired": len(plan.events[split]) - len(filings),
             "day0_first": days[0],
             "day0_last": days[-1],
             "a_win_share": round(sum(r["meta"]["winner"] == "A" for r in srows) / len(srows), 4),

@@ -585,3 +585,16 @@ def test_filing_doc_from_file_equals_the_stored_filing(tmp_path) -> None:
     plain.write_text("")
     with pytest.raises(UserError, match=r"my filing\.htm: empty document"):
         filing_doc_from_file(plain)
+
+
+def test_manifest_sector_reaches_the_company(tmp_path) -> None:
+    # A manifest could not give sectors ("unknown field(s) sector"), so pairs.same_sector had
+    # nothing to compare on a user's own filings.
+    with pytest.raises(UserError, match=r"m\.jsonl:1: field sector: needs cik"):
+        files.ingest_files(
+            tmp_path / "s.duckdb", _jsonl(tmp_path / "m.jsonl", [_row(1, sector="Energy")])
+        )
+    rows = [_row(1, cik="123", sector="Energy"), _row(2, cik="123", sector="Utilities")]
+    files.ingest_files(tmp_path / "s.duckdb", _jsonl(tmp_path / "m.jsonl", rows))
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:  # the first known sector is kept
+        assert s.query("SELECT cik, sector FROM companies") == [{"cik": "123", "sector": "Energy"}]

@@ -59,6 +59,7 @@ MANIFEST_FIELDS = (
     "text",
     "path",
     "company",
+    "sector",
     "exhibits",
     "returns",
 )
@@ -76,6 +77,7 @@ class FilingRows:
     events: list[dict[str, Any]] = field(default_factory=list)
     company: str | None = None
     warnings: list[str] = field(default_factory=list)  # the parser's, e.g. no item headings
+    sector: str | None = None  # a manifest's (pairs.same_sector pairs within a sector)
 
 
 _ITEM = re.compile(r"\d{1,2}(\.\d{2})?")
@@ -268,6 +270,7 @@ def _manifest_filing(
     text = _string(rec.get("text"), where, "text")
     doc_path = _string(rec.get("path"), where, "path")
     company = (_string(rec.get("company"), where, "company") or "").strip() or None
+    sector = (_string(rec.get("sector"), where, "sector") or "").strip() or None
     raw: str | bytes
     if text:
         raw, name = text, f"{accession}.txt"
@@ -283,8 +286,9 @@ def _manifest_filing(
     rows.documents += _exhibit_docs(rec.get("exhibits") or [], accession, where, base)
     # The document's CIK (file name or SGML header) when the record has none.
     cik = cik or rows.filing["cik"]
-    if company and not cik:
-        raise UserError(f"{where}: field company: needs cik (companies are keyed by CIK)")
+    for name_, value in (("company", company), ("sector", sector)):
+        if value and not cik:
+            raise UserError(f"{where}: field {name_}: needs cik (companies are keyed by CIK)")
     rows.filing.update(
         cik=cik,
         ticker=ticker or rows.filing["ticker"] or (cik_tickers.get(cik) if cik else None),
@@ -296,6 +300,7 @@ def _manifest_filing(
         rows.filing["items"] = items
         rows.warnings = []  # the parser's doubts about item headings do not matter here
     rows.company = company or rows.company
+    rows.sector = sector
     from filingcontrast.corpus.events import day0
 
     try:
@@ -442,20 +447,21 @@ def file_filing(
 def _write(store: Store, rows: FilingRows) -> dict[str, Any]:
     """The filing, its documents, provided events and its company: one transaction.
 
-    A new company is added; a known one only gets the ticker/name it lacked (never replaced).
+    A new company is added; a known one only gets the ticker/name/sector it lacked (never
+    replaced).
     Returns the filing row as stored (values an earlier ingest knew and this one lacks kept).
     """
     with store.transaction():
         filing = store.write_filing(rows.filing, rows.documents, rows.events)
         cik, ticker = filing.get("cik"), filing.get("ticker")
         if cik and not store.query("SELECT 1 FROM companies WHERE cik = ?", [cik]):
-            company = {"cik": cik, "ticker": ticker, "name": rows.company, "source": "files"}
-            store.upsert("companies", [company])
-        elif cik and (ticker or rows.company):
+            company = {"cik": cik, "ticker": ticker, "name": rows.company, "sector": rows.sector}
+            store.upsert("companies", [{**company, "source": "files"}])
+        elif cik and (ticker or rows.company or rows.sector):
             store.con.execute(
-                "UPDATE companies SET ticker = coalesce(ticker, ?), name = coalesce(name, ?) "
-                "WHERE cik = ?",
-                [ticker, rows.company, cik],
+                "UPDATE companies SET ticker = coalesce(ticker, ?), name = coalesce(name, ?), "
+                "sector = coalesce(sector, ?) WHERE cik = ?",
+                [ticker, rows.company, rows.sector, cik],
             )
     return filing
 
