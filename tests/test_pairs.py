@@ -458,7 +458,7 @@ def test_bad_inputs(tmp_path: Path, store: Path, tokenizer) -> None:
     with pytest.raises(UserError, match="no events"):
         build_pairs(config(empty), tmp_path / "p", tokenizer=tokenizer, signal_fn=fake_signals)
     with pytest.raises(
-        UserError, match=r"no events for window 0_3 .*events --store .* pairs\.window=0_3"
+        UserError, match=r"no events for window 0_3 .*events --store .* 'pairs\.window=\"0_3\"'"
     ):
         build_pairs(
             config(store, window="0_3"),

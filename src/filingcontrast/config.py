@@ -405,7 +405,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         # TOML reads a bare 1_3 as the number 13: say how to write the string
         hint = (
             " (TOML reads an unquoted 1_3 as the number 13: quote strings)"
-            if isinstance(value, (int, float))
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
             else ""
         )
         _check(isinstance(value, str), key, f"expected a string, got {value!r}{hint}")

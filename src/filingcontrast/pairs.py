@@ -143,8 +143,9 @@ def load_events(store: Any, pc: PairsConfig) -> tuple[list[Event], Counter[str],
         have = store.query('SELECT DISTINCT "window", method FROM events ORDER BY 1, 2')
         combos = ", ".join(f"{r['window']}/{r['method']}" for r in have) or "none"
         fix = (
+            # quoted: TOML reads a bare 1_3 as the number 13
             f"compute that window with `filingcontrast events --store {store.path} "
-            f"pairs.window={pc.window}`"
+            f"'pairs.window=\"{pc.window}\"'`"
             if all(r["window"] != pc.window for r in have)
             else "set pairs.window / pairs.method or rerun `filingcontrast events`"
         )

@@ -244,13 +244,14 @@ def cut_repetition(ids: Sequence[int], repeats: int = 3) -> list[int]:
     does not end in a loop (one that ends with the end token, say) is returned unchanged."""
     ids = list(ids)
     n = len(ids)
-    for p in range(2, n // repeats + 1):
-        if all(ids[i] == ids[i - p] for i in range(n - (repeats - 1) * p, n)):
-            start = n - repeats * p  # the periodic stretch starts here or earlier
+    cut = n
+    for p in range(2, n // repeats + 1):  # the period whose loop starts earliest wins: a loop
+        if all(ids[i] == ids[i - p] for i in range(n - (repeats - 1) * p, n)):  # ending in a
+            start = n - repeats * p  # run of one token also has periods 2, 3 ... at its end
             while start > 0 and ids[start - 1] == ids[start - 1 + p]:
                 start -= 1
-            return ids[: start + p]
-    return ids
+            cut = min(cut, start + p)
+    return ids[:cut]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,7 +446,7 @@ def rank_cli(
     if without:  # say what it takes, instead of only "no interval" per row
         result["note"] = (
             f"{without} of {len(files)} filings have no interval: one needs >= "
-            f"{MIN_CI_COMPARISONS} comparisons of the filing, i.e. at least "
-            f"{MIN_CI_COMPARISONS + 1} filings and -k {MIN_CI_COMPARISONS} or more"
+            f"{MIN_CI_COMPARISONS} comparisons of the filing, e.g. at least "
+            f"{MIN_CI_COMPARISONS + 1} filings with -k {MIN_CI_COMPARISONS}"
         )
     return result

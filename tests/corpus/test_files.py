@@ -556,6 +556,18 @@ def test_manifest_items_do_not_bypass_the_form_check(tmp_path) -> None:
     assert summary["filings"] == 1
     reason = "form 10-K is not an 8-K (expected 8-K or 8-K/A)"
     assert summary["skipped"] == {"m.jsonl:1": reason, "m.jsonl:2": reason}
+    # ...but a text with no form at all (a bare release) whose record names the items is the
+    # record's 8-K, as before the form check; without items it is still skipped.
+    release = "Revenue rose 10% to $5 billion; EPS $1.10 beat the consensus of $1.02."
+    manifest = _jsonl(
+        tmp_path / "m2.jsonl", [_row(4, text=release, items=["2.02"]), _row(5, text=release)]
+    )
+    summary = files.ingest_files(tmp_path / "s.duckdb", manifest)
+    assert summary["filings"] == 1 and list(summary["skipped"]) == ["m2.jsonl:2"]
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        (row,) = s.query("SELECT form, items FROM filings WHERE accession = ?", [_row(4)["id"]])
+        (doc,) = s.query("SELECT text FROM documents WHERE accession = ?", [_row(4)["id"]])
+    assert row == {"form": "8-K", "items": ["2.02"]} and "EPS $1.10" in doc["text"]
 
 
 def test_filing_doc_from_file_equals_the_stored_filing(tmp_path) -> None:
@@ -598,3 +610,24 @@ def test_manifest_sector_reaches_the_company(tmp_path) -> None:
     files.ingest_files(tmp_path / "s.duckdb", _jsonl(tmp_path / "m.jsonl", rows))
     with Store(tmp_path / "s.duckdb", read_only=True) as s:  # the first known sector is kept
         assert s.query("SELECT cik, sector FROM companies") == [{"cik": "123", "sector": "Energy"}]
+
+
+def test_manifest_file_names_give_no_ticker_and_only_crawler_ciks(tmp_path) -> None:
+    # The manifest route took the folder route's file-name guesses: "press_<acc>.htm" made the
+    # ticker PRESS and "20210127_<acc>.htm" the CIK 20210127 (and its company name).
+    rows, names = [], ["press_{}.htm", "20210127_{}.htm", "777_8K_2021_{}.htm"]
+    for i, pattern in enumerate(names, start=1):
+        acc = _row(i)["id"]
+        (tmp_path / pattern.format(acc)).write_text(_row(i)["text"])
+        rows.append(_row(i, text=None, path=pattern.format(acc), ticker=None, cik=None))
+    rows[0]["cik"] = "42"  # a record needs a ticker or a cik
+    rows[1]["ticker"] = "DEF"
+    rows[2]["ticker"] = "GHI"
+    files.ingest_files(tmp_path / "s.duckdb", _jsonl(tmp_path / "m.jsonl", rows))
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        got = s.query("SELECT cik, ticker FROM filings ORDER BY accession")
+    assert got == [
+        {"cik": "42", "ticker": None},
+        {"cik": None, "ticker": "DEF"},
+        {"cik": "777", "ticker": "GHI"},
+    ]

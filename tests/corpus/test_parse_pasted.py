@@ -142,3 +142,15 @@ def test_truncated_pasted_fixture_never_crashes() -> None:
             continue
         assert all(e.type.startswith("EX-") for e in p.exhibits)
         assert all(0 <= s.start <= s.end <= len(p.text) for s in p.boilerplate)
+
+
+def test_lower_numbered_heading_inside_a_pasted_release_continues_it() -> None:
+    # Review: a bare "Exhibit 1" line inside the pasted release started a new exhibit, so the
+    # release's tail (its tables) left EX-99.1 and never reached the digest (EX-99 only).
+    tables = "Condensed Statements of Income\n" + "Net income | 11,204 | 10,791\n" * 12
+    p = parse_8k(
+        HEAD + SIGNATURE + "\nExhibit 99.1\n\n" + RELEASE + "\nExhibit 1\n\n" + tables,
+        "inline.txt",
+    )
+    assert [e.type for e in p.exhibits if e.text] == ["EX-99.1"]
+    assert "Condensed Statements of Income" in p.exhibits[0].text

@@ -47,7 +47,8 @@ def test_csv_non_trading_days_are_counted_not_stored(tmp_path) -> None:
         "ABC,2020-01-05,10\n"  # Sunday
         "ABC,2020-01-20,10\n"  # Martin Luther King Jr. Day
         "ABC,1990-01-02,10\n"  # before the calendar's first session
-        "ABC,2020-01-21,11\n",
+        "ABC,2020-01-21,11\n"
+        "ABC,2020-01-04,10\n",  # an exact repeat of a skipped row: counted once
     )
     frame, report = prices.read_prices_csv(path)
     assert [d.isoformat() for d in frame["date"]] == ["2020-01-03", "2020-01-21"]

@@ -135,3 +135,5 @@ def test_rewrite_without_a_value_keeps_the_stored_one(tmp_path) -> None:
         assert stored["ticker"] == "ABC"
         s.write_filing({**bare, "ticker": "XYZ"})  # a value given replaces the known one
         assert s.query("SELECT ticker, cik FROM filings") == [{"ticker": "XYZ", "cik": "1"}]
+        s.write_filing({**bare, "items": []})  # a parser that found no items keeps the known ones
+        assert s.query("SELECT items FROM filings") == [{"items": ["8.01"]}]

@@ -350,7 +350,7 @@ def compute_events_in_store(
 
     Rows of other methods (e.g. "provided" returns from user files) are left untouched. Windows
     the store already has are recomputed too, so a window added once (`filingcontrast events
-    pairs.window=1_3`) survives later recomputations (ingest, simulate).
+    'pairs.window="1_3"'`) survives later recomputations (ingest, simulate).
     Returns a summary: counts of filings, events with a return, and skips by reason.
     """
     t0 = time.perf_counter()

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from filingcontrast.corpus.edgar import EASTERN, FORMS, parse_sgml
-from filingcontrast.corpus.parse import decode_bytes, document_text, is_binary
+from filingcontrast.corpus.parse import NO_8K_MARKS, decode_bytes, document_text, is_binary
 from filingcontrast.corpus.store import Store, document_row
 from filingcontrast.errors import UserError
 from filingcontrast.runtime import iter_jsonl, read_utf8
@@ -280,7 +280,9 @@ def _manifest_filing(
         raise UserError(f"{where}: fields text/path: give the document's text or a path to it")
     if form not in FORMS:
         return f"form {form} is not an 8-K"
-    rows = document_filing(raw, name, cik_tickers, accession=accession)
+    rows = document_filing(
+        raw, name, cik_tickers, accession=accession, items_given=items is not None, manifest=True
+    )
     if isinstance(rows, str):
         return rows
     rows.documents += _exhibit_docs(rec.get("exhibits") or [], accession, where, base)
@@ -374,6 +376,23 @@ def ids_from_filename(name: str) -> dict[str, str | None]:
     return out
 
 
+_CRAWLER_NAME = re.compile(r"(\d+)_8-?K(?:-?A)?_\d{4}_", re.I)
+
+
+def _manifest_name_ids(name: str) -> dict[str, str | None]:
+    """What a manifest document's file name may add to its record: the accession, and a CIK
+    only from the strict EDGAR-crawler form `CIK_8K_YEAR_ACCESSION` — never a ticker or a
+    leading number of any other name ("press_<acc>.htm" is no ticker PRESS, "20210127_<acc>"
+    no CIK), since the record gives those itself."""
+    ids = ids_from_filename(name)
+    m = _CRAWLER_NAME.match(Path(name).stem)
+    return {
+        "accession": ids["accession"],
+        "cik": str(int(m.group(1))) if m else None,
+        "ticker": None,
+    }
+
+
 def document_filing(
     raw: str | bytes,
     name: str,
@@ -381,6 +400,8 @@ def document_filing(
     *,
     accession: str | None = None,
     fallback_accession: str | None = None,
+    items_given: bool = False,
+    manifest: bool = False,
 ) -> FilingRows | str:
     """Store rows for one 8-K document (HTML, text or a full SGML submission), or a skip reason.
 
@@ -390,17 +411,23 @@ def document_filing(
     `fallback_accession`; CIK and ticker likewise from the name or header (a ticker missing
     from the name is looked up by CIK in `cik_tickers`); acceptance time, filing date and
     company from the header; form and items from the 8-K parser. A full submission is split
-    into its 8-K and text exhibits (`edgar.submission_documents`).
+    into its 8-K and text exhibits (`edgar.submission_documents`). With `items_given` (a
+    manifest record that names the items) a text with neither an 8-K cover nor item headings,
+    e.g. a bare press release, is taken as the 8-K's text; one that names another form, is
+    binary or empty is still skipped. A `manifest` document's file name gives only the
+    accession and the CIK of the strict EDGAR-crawler form (`_manifest_name_ids`).
     """
     from filingcontrast.corpus.edgar import submission_documents
 
     if not raw.strip():
         return "empty document"
     parsed = _parse(raw, name)
-    if isinstance(parsed, str):
+    if parsed == NO_8K_MARKS and items_given:
+        parsed = None  # e.g. a bare press release: the record says 8-K and which items
+    elif isinstance(parsed, str):
         return parsed
     text = decode_bytes(raw) if isinstance(raw, bytes) else raw  # as the parser read it
-    ids = ids_from_filename(name)
+    ids = _manifest_name_ids(name) if manifest else ids_from_filename(name)
     sgml = "<SEC-HEADER>" in text[:5000] or "<DOCUMENT>" in text[:200000]
     sub = parse_sgml(text) if sgml else None
     accession = accession or ids["accession"] or (sub.accession if sub else None)
@@ -416,15 +443,15 @@ def document_filing(
         "accession": accession,
         "cik": cik,
         "ticker": ticker,
-        "form": parsed.form,
+        "form": parsed.form if parsed else "8-K",
         "accepted_at": sub.accepted_at if sub else None,
         "filing_date": sub.filed if sub else None,
-        "items": list(parsed.items),
+        "items": list(parsed.items) if parsed else [],
         "source": "files",
         "url": None,
     }
-    company = (sub.company if sub else None) or parsed.company or None
-    return FilingRows(filing, docs, company=company, warnings=parsed.warnings)
+    company = (sub.company if sub else None) or (parsed.company if parsed else None) or None
+    return FilingRows(filing, docs, company=company, warnings=parsed.warnings if parsed else [])
 
 
 def file_filing(

@@ -566,6 +566,11 @@ _MIN_PASTED_CHARS = 400
 _MIN_PASTED_LINES = 3
 
 
+def _exhibit_order(exhibit_type: str) -> tuple[int, ...]:
+    """ "EX-99.1" -> (99, 1), "EX-10.14a" -> (10, 14): the order exhibits are numbered in."""
+    return tuple(int(part) for part in re.findall(r"\d+", exhibit_type))
+
+
 def _pasted_exhibits(
     text: str, sig: Span | None, heads: list[_Heading]
 ) -> tuple[int, int, list[Exhibit]]:
@@ -583,8 +588,13 @@ def _pasted_exhibits(
         for m in _PASTED_HEAD_RE.finditer(text, sig.start)
         if float(re.sub(r"[a-z]", "", m.group(1).lower())) <= 110
     ]
-    # A repeated heading of the same exhibit (page headers) continues it.
-    marks = [mk for i, mk in enumerate(marks) if i == 0 or mk[2] != marks[i - 1][2]]
+    # Exhibits follow in increasing number: a repeated heading of the same exhibit (a page
+    # header) or a lower number ("Exhibit 1" inside a pasted release) continues the current one.
+    kept: list[tuple[int, int, str]] = []
+    for mk in marks:
+        if not kept or _exhibit_order(mk[2]) > _exhibit_order(kept[-1][2]):
+            kept.append(mk)
+    marks = kept
     if not marks:
         return 0, 0, []
     idx = _EXHIBIT_INDEX_RE.search(text, marks[0][0])
@@ -662,6 +672,11 @@ def _listed_exhibits(block: str) -> list[Exhibit]:
 def is_binary(raw: bytes) -> bool:
     """NUL bytes near the start (and no UTF-16 byte-order mark): not a text document."""
     return b"\x00" in raw[:4096] and not raw.startswith(_UTF16_BOMS)
+
+
+NO_8K_MARKS = "not an 8-K: no 'FORM 8-K' cover page and no 'Item' headings"
+"""Why a text with neither an 8-K cover nor item headings is refused (no other form named in it
+either): a caller told the items by the user (a manifest) may still take it as an 8-K."""
 
 
 def _fail(filename: str, what: str) -> UserError:
@@ -763,7 +778,7 @@ def _form_from_cover(text: str, filename: str, warnings: list[str]) -> str:
     if _find_headings(text):
         warnings.append("no 'FORM 8-K' on the cover page; assumed 8-K from its item headings")
         return "8-K"
-    raise _fail(filename, "not an 8-K: no 'FORM 8-K' cover page and no 'Item' headings")
+    raise _fail(filename, NO_8K_MARKS)
 
 
 def _exhibits(

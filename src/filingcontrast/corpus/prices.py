@@ -130,12 +130,12 @@ def read_prices_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
                 f"{where}: {ticker} {day} appears again with different prices "
                 f"(first on line {seen[key][0]})"
             )
-        seen[key] = (line, close, adj)
+        seen.setdefault(key, (line, close, adj))  # an exact repeat keeps the first line
         rows.append({"ticker": ticker, "date": day, "close": close, "adj_close": adj})
     trading = _trading_days({r["date"] for r in rows})
-    for r in rows:
-        if r["date"] not in trading:  # the event study would ignore it without a word
-            skipped["not_a_trading_day"].append(seen[(r["ticker"], r["date"])][0])
+    for ticker, day in dict.fromkeys((r["ticker"], r["date"]) for r in rows):
+        if day not in trading:  # the event study would ignore it without a word
+            skipped["not_a_trading_day"].append(seen[(ticker, day)][0])
     rows = [r for r in rows if r["date"] in trading]
     if not rows:
         why = ", ".join(f"{len(v)} {k}" for k, v in skipped.items() if v) or "no data rows"

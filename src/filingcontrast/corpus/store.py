@@ -89,9 +89,10 @@ TABLES: dict[str, tuple[list[str], list[str]]] = {
     ),
 }
 
-# `filings` columns a re-ingest never erases: a later source without the value (None) keeps
-# the stored one (a folder of bare .htm files after a manifest gave ticker and accepted_at).
-KEEP_KNOWN = ("cik", "ticker", "accepted_at", "filing_date")
+# `filings` columns a re-ingest never erases: a later source without the value (None, or no
+# items) keeps the stored one (a folder of bare .htm files after a manifest gave ticker,
+# accepted_at and the items its parser cannot find).
+KEEP_KNOWN = ("cik", "ticker", "accepted_at", "filing_date", "items")
 
 # Ticker under which the market index series is stored in `prices`.
 INDEX_TICKER = "^INDEX"
@@ -329,7 +330,7 @@ class Store:
 
     def _keep_known(self, filing: dict[str, Any]) -> dict[str, Any]:
         """`filing` with its missing KEEP_KNOWN values taken from the stored row, if any."""
-        missing = [c for c in KEEP_KNOWN if filing.get(c) is None]
+        missing = [c for c in KEEP_KNOWN if filing.get(c) is None or filing.get(c) == []]
         if not missing:
             return filing
         row = self.con.execute(
@@ -338,7 +339,7 @@ class Store:
         ).fetchone()
         if row is None:
             return filing
-        known = {c: v for c, v in zip(missing, row, strict=True) if v is not None}
+        known = {c: v for c, v in zip(missing, row, strict=True) if v is not None and v != []}
         return {**filing, **known}
 
     # -- reads ----------------------------------------------------------------------------
