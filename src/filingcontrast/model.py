@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from filingcontrast.errors import UserError, first_line
-from filingcontrast.runtime import hash_file
 
 EMBEDDED_SPEC = "smollm2-135m-instruct"
 TINY_SPEC = "tiny-llama"
@@ -84,9 +83,8 @@ def _gguf_dir() -> Path:
 
 
 def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    hash_file(h, path)
-    return h.hexdigest()
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _write_manifest(directory: Path, source: str) -> None:

@@ -274,13 +274,14 @@ def _no_pairs_message(
     """Why a split has no pairs: its filings, the candidate pairs each rule dropped, and what
     to relax (the rules that dropped some, e.g. same_sector when no filing has a sector)."""
     counts = ", ".join(f"{k} {v}" for k, v in dropped.most_common()) or "none within max_days_apart"
-    knobs = ["pairs.min_gap" if dropped["near_tie"] else "", "pairs.max_days_apart"]
+    knobs = ["pairs.min_gap"] if dropped["near_tie"] else []
+    knobs.append("pairs.max_days_apart")
     if dropped["different_item"]:
         knobs.append("pairs.same_item")
     if dropped["different_sector"]:
         no_sector = sum(e.sector is None for e in events)
         knobs.append(f"pairs.same_sector ({no_sector} of {len(events)} filings have no sector)")
-    relax = " / ".join(k for k in knobs if k)
+    relax = " / ".join(knobs)
     return (
         f"{cfg.store}: split {split} has no pairs ({len(events)} filings in it; candidate pairs "
         f"dropped: {counts}); relax {relax} or change the split fractions"

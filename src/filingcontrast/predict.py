@@ -244,10 +244,12 @@ def cut_repetition(ids: Sequence[int], repeats: int = 3) -> list[int]:
     does not end in a loop (one that ends with the end token, say) is returned unchanged."""
     ids = list(ids)
     n = len(ids)
+    # Every period that loops at the end is tried and the one whose loop starts earliest wins:
+    # a loop ending in a run of one token also has periods 2, 3 ... over that run alone.
     cut = n
-    for p in range(2, n // repeats + 1):  # the period whose loop starts earliest wins: a loop
-        if all(ids[i] == ids[i - p] for i in range(n - (repeats - 1) * p, n)):  # ending in a
-            start = n - repeats * p  # run of one token also has periods 2, 3 ... at its end
+    for p in range(2, n // repeats + 1):
+        if all(ids[i] == ids[i - p] for i in range(n - (repeats - 1) * p, n)):
+            start = n - repeats * p  # the periodic stretch starts here or earlier
             while start > 0 and ids[start - 1] == ids[start - 1 + p]:
                 start -= 1
             cut = min(cut, start + p)
@@ -324,8 +326,11 @@ def compare(
 
     t0 = time.perf_counter()
     tok = formatter.tokenizer
-    facts = [key_facts_of(doc_a), key_facts_of(doc_b)] if key_facts else None
-    dig_a, dig_b = pairs.filing_digests([doc_a, doc_b], digest_tokens, tok, facts=facts)
+    # the signal rules' facts: in the digests when the adapter was trained with them, and
+    # returned with --explain (one extraction for both)
+    facts = [key_facts_of(doc_a), key_facts_of(doc_b)] if key_facts or explain else None
+    digest_facts = facts if key_facts else None
+    dig_a, dig_b = pairs.filing_digests([doc_a, doc_b], digest_tokens, tok, facts=digest_facts)
     instr_ab = pairs.render_instruction(dig_a, dig_b)
     instr_ba = pairs.render_instruction(dig_b, dig_a)
     p_a, p_ab, p_ba = both_orders(
@@ -347,7 +352,7 @@ def compare(
         )
         # What the signal rules read in each filing (training's analyses were written from
         # them): the generated text can misstate numbers; these are the facts to check it by.
-        result["facts"] = {"A": key_facts_of(doc_a), "B": key_facts_of(doc_b)}
+        result["facts"] = {"A": facts[0], "B": facts[1]}
     result["ms"] = int(round((time.perf_counter() - t0) * 1000))
     return result
 

@@ -455,6 +455,11 @@ def test_a_run_that_stores_nothing_is_a_one_line_error(tmp_path, capsys) -> None
     manifest = _jsonl(tmp_path / "m.jsonl", [_row(1, form="10-K"), _row(2, form="10-Q")])
     with pytest.raises(UserError, match=r"m\.jsonl: no filing stored, 2 records skipped: 1 × form"):
         files.ingest_files(tmp_path / "s.duckdb", manifest)
+    # --prices are stored before the filings: the error says so (it was silent about them)
+    prices = tmp_path / "p.csv"
+    prices.write_text("ticker,date,close\nABC,2021-07-01,10\nABC,2021-07-02,11\n")
+    with pytest.raises(UserError, match=r"skipped: .* \(2 price rows were stored\)"):
+        files.ingest_files(tmp_path / "s.duckdb", manifest, prices_csv=prices)
 
 
 def _documents(store: Path) -> list[dict]:

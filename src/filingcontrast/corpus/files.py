@@ -618,16 +618,21 @@ def ingest_files(
             _ingest_manifest(store, path, tally, sleep)
     from filingcontrast.corpus.events import compute_events_in_store
 
+    if not tally.written:
+        prices_note = ""
+        if price_summary is not None:  # stored before: earlier filings' returns use them
+            compute_events_in_store(store_path)
+            prices_note = f" ({price_summary['stored']} price rows were stored)"
+        n, what = len(tally.skipped), "files" if path.is_dir() else "records"
+        raise UserError(
+            f"{path}: no filing stored, {n} {what} skipped: {tally.skip_counts()}{prices_note}"
+        )
     summary: dict[str, Any] = {"filings": tally.written, "skipped": tally.skipped}
     if tally.warnings:  # stored, but the parser had doubts (e.g. a truncated file: no items)
         summary["warnings"] = tally.warnings
     if price_summary is not None:
         summary["prices"] = price_summary
     summary["events"] = compute_events_in_store(store_path)
-    if not tally.written:
-        n = len(tally.skipped)
-        what = "files" if path.is_dir() else "records"
-        raise UserError(f"{path}: no filing stored, {n} {what} skipped: {tally.skip_counts()}")
     note = tally.missing_note()
     if note:
         summary["note"] = note  # the CLI prints it on stderr after the summary

@@ -586,7 +586,7 @@ def _pasted_exhibits(
     marks = [
         (m.start(), m.end(), f"EX-{m.group(1).upper()}")
         for m in _PASTED_HEAD_RE.finditer(text, sig.start)
-        if float(re.sub(r"[a-z]", "", m.group(1).lower())) <= 110
+        if _exhibit_order(m.group(1))[0] <= 110  # Regulation S-K numbers stop there
     ]
     # Exhibits follow in increasing number: a repeated heading of the same exhibit (a page
     # header) or a lower number ("Exhibit 1" inside a pasted release) continues the current one.

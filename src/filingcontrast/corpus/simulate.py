@@ -12,7 +12,7 @@ The prices are built so that the event study's market-adjusted abnormal return o
 (stock minus index compounded return from the close before day 0 to the close of day +1) equals
 exactly that number: background returns (beta * market + sector + small idiosyncratic noise) on
 all other days, and on the event's two return days the stock's return is solved for the target.
-`bayes_ceiling`, `oracle_verdicts` and `oracle_accuracy` use the stored truth.
+`bayes_ceiling` and `oracle_accuracy` use the stored truth.
 """
 
 from __future__ import annotations
@@ -879,14 +879,6 @@ def bayes_ceiling(
         return None
     p = pair_win_probabilities(pairs_meta, min_gap)
     return None if p is None else float(p.mean())
-
-
-def oracle_verdicts(pairs_meta: list[dict[str, Any]]) -> list[str]:
-    """ "A" when filing A has the higher expected abnormal return (ties -> "A")."""
-    return [
-        "A" if float(p["a"]["truth"]["expected"]) >= float(p["b"]["truth"]["expected"]) else "B"
-        for p in pairs_meta
-    ]
 
 
 def oracle_accuracy(pairs_meta: list[dict[str, Any]]) -> float:

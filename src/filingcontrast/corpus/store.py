@@ -94,6 +94,12 @@ TABLES: dict[str, tuple[list[str], list[str]]] = {
 # accepted_at and the items its parser cannot find).
 KEEP_KNOWN = ("cik", "ticker", "accepted_at", "filing_date", "items")
 
+
+def _blank(value: Any) -> bool:
+    """No value for KEEP_KNOWN's purpose: None, or an empty item list."""
+    return value is None or value == []
+
+
 # Ticker under which the market index series is stored in `prices`.
 INDEX_TICKER = "^INDEX"
 
@@ -330,7 +336,7 @@ class Store:
 
     def _keep_known(self, filing: dict[str, Any]) -> dict[str, Any]:
         """`filing` with its missing KEEP_KNOWN values taken from the stored row, if any."""
-        missing = [c for c in KEEP_KNOWN if filing.get(c) is None or filing.get(c) == []]
+        missing = [c for c in KEEP_KNOWN if _blank(filing.get(c))]
         if not missing:
             return filing
         row = self.con.execute(
@@ -339,7 +345,7 @@ class Store:
         ).fetchone()
         if row is None:
             return filing
-        known = {c: v for c, v in zip(missing, row, strict=True) if v is not None and v != []}
+        known = {c: v for c, v in zip(missing, row, strict=True) if not _blank(v)}
         return {**filing, **known}
 
     # -- reads ----------------------------------------------------------------------------
