@@ -14,6 +14,11 @@ Probes are fitted on `--train` pairs of the train split and scored on `--test` p
 split (pairs shown in their stored order, whose A/B sides are random). If `pooled` is far above
 `decision`, the base model already encodes each filing's quality but not at the position that
 has to answer; the fine-tune then has to learn the routing as well as the judgement.
+With `--adapter DIR` the same probes run on a fine-tuned model's hidden states (its template
+and system prompt), beside the adapter's own readout: the sign of logit(A) - logit(B) at the
+decision position (`own`), and that logit difference with a bias and scale fitted on the train
+pairs (`own+bias`, a one-feature probe). A `decision` probe far above `own+bias` means the
+fine-tune built features its LM head does not read.
 Prints a table and one final JSON line {"bench": "decision_probe", ...}.
 """
 
@@ -37,6 +42,7 @@ from filingcontrast.config import TrainConfig
 from filingcontrast.dataset import PromptFormatter
 from filingcontrast.model import EMBEDDED_SPEC, load_base
 from filingcontrast.pairs import load_pairs
+from filingcontrast.predict import load_scorer
 from filingcontrast.runtime import set_threads
 
 
@@ -54,11 +60,13 @@ def digest_spans(text: str, row: dict) -> list[tuple[int, int]]:
 
 
 def features(model, formatter, rows, layers):
-    """{layer: (decision [N, H], pooled difference [N, H])} and labels [N] (1 = A won)."""
+    """{layer: (decision [N, H], pooled difference [N, H])}, labels [N] (1 = A won) and the
+    model's own logit(A) - logit(B) at the decision position [N]."""
     tok = formatter.tokenizer
     dec = {layer: [] for layer in layers}
     pool = {layer: [] for layer in layers}
-    labels = []
+    labels, own = [], []
+    id_a, id_b = formatter.decision_token_ids
     for row in rows:
         text = formatter.prompt_text(row["instruction"], row.get("input", ""))
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -77,9 +85,11 @@ def features(model, formatter, rows, layers):
             dec[layer].append(h[-1].numpy())
             pool[layer].append((h[ma].mean(0) - h[mb].mean(0)).numpy())
         labels.append(1 if row["meta"]["winner"] == "A" else 0)
+        own.append(float(out.logits[0, -1, id_a] - out.logits[0, -1, id_b]))
     return (
         {layer: (np.stack(dec[layer]), np.stack(pool[layer])) for layer in layers},
         np.array(labels),
+        np.array(own),
     )
 
 
@@ -100,24 +110,35 @@ def main() -> None:
     ap.add_argument("--layers", type=int_list(0), default="4,10,16,22,30",
                     help="hidden-state indices, 0 = embeddings")  # fmt: skip
     ap.add_argument("--base", default=EMBEDDED_SPEC)
+    ap.add_argument("--adapter", type=Path, help="probe this fine-tuned adapter's hidden states")
     args = ap.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
     # the cheap checks first; a bad file is one line (benchargs.run)
     train_rows = load_pairs(args.pairs, "train")[: args.train]
     test_rows = load_pairs(args.pairs, "test")[: args.test]
     set_threads(0)
-    model, tokenizer = load_base(args.base, device="cpu", dtype="float32")
-    tc = TrainConfig()  # the prompt exactly as training and scoring render it
-    formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
+    if args.adapter:  # the prompt as this adapter was trained and is scored with
+        scorer = load_scorer(args.adapter, base=None if args.base == EMBEDDED_SPEC else args.base)
+        model, formatter = scorer.model.eval(), scorer.formatter
+    else:
+        model, tokenizer = load_base(args.base, device="cpu", dtype="float32")
+        tc = TrainConfig()  # the prompt exactly as training and scoring render it
+        formatter = PromptFormatter(tokenizer, tc.template, tc.system_prompt)
     layers, top = args.layers, model.config.num_hidden_layers
     if max(layers) > top:
         sys.exit(f"decision_probe: --layers {max(layers)}: {args.base} has hidden states 0-{top}")
     t0 = time.perf_counter()
-    f_train, y_train = features(model, formatter, train_rows, layers)
-    f_test, y_test = features(model, formatter, test_rows, layers)
+    f_train, y_train, own_train = features(model, formatter, train_rows, layers)
+    f_test, y_test, own_test = features(model, formatter, test_rows, layers)
     seconds = time.perf_counter() - t0
     result = {"layers": {}, "train_pairs": len(y_train), "test_pairs": len(y_test),
-              "test_share_a": float(y_test.mean()), "seconds": round(seconds, 1)}  # fmt: skip
+              "test_share_a": float(y_test.mean()), "seconds": round(seconds, 1),
+              "adapter": str(args.adapter) if args.adapter else None,
+              "own": float(((own_test > 0) == (y_test == 1)).mean()),
+              "own_mean_logit_diff": float(own_test.mean()),
+              "own_bias": probe_accuracy(own_train[:, None], y_train, own_test[:, None], y_test)}  # fmt: skip
+    print(f"own readout (sign of logit A - B): {result['own']:.3f}; with a fitted bias and "
+          f"scale: {result['own_bias']:.3f}")  # fmt: skip
     print(f"{'layer':>5} {'decision':>9} {'pooled A-B':>11}   (test accuracy, {len(y_test)} pairs)")
     for layer in layers:
         acc_dec = probe_accuracy(f_train[layer][0], y_train, f_test[layer][0], y_test)

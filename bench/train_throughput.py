@@ -2,16 +2,18 @@
 
     python bench/train_throughput.py [--steps 4] [--base smollm2-135m-instruct]
 
-Each (trainer, setting) runs in its own subprocess, which reports tokens/s over the timed steps
-(after one warm-up step) and its own peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`).
-Settings: ~400-token rows at batch 4 without gradient checkpointing, and 2048-token rows at
-batch 1 with checkpointing. Ours runs as specified and with `train.lean_memory` (glibc maps
-large blocks per allocation: less memory, more page faults); at 2048 also with selective
-checkpointing (`train.grad_checkpointing=selective`) and without checkpointing (what our
-`auto` default picks for one 2048-token row). Each row is compared with TRL checkpointing as
-ours does (on for full and selective; TRL's SFTConfig checkpoints by default). Both trainers:
-LoRA r16/alpha 32/dropout 0.05 on all linear projections, AdamW lr 2e-4, fp32 on CPU. Prints a
-table, then one JSON line (DESIGN.md).
+Each (trainer, allocator, setting) runs in its own subprocess, which reports tokens/s over the
+timed steps (after one warm-up step), its own peak RSS (`resource.getrusage(RUSAGE_SELF).
+ru_maxrss`) and the allocator it ran with. Settings: ~400-token rows at batch 4 without gradient
+checkpointing, and 2048-token rows at batch 1 with checkpointing. Ours runs as the
+`filingcontrast` commands run it (mimalloc preloaded, runtime.allocator_env), with glibc malloc,
+and with glibc plus `train.lean_memory`; at 2048 also with selective checkpointing
+(`train.grad_checkpointing=selective`) and without checkpointing (what our `auto` default picks
+for one 2048-token row). TRL runs as its users run it (glibc) and, so that the allocator's share
+of a speedup is visible, with the same mimalloc preload as ours. Each row is compared with TRL
+checkpointing as ours does (on for full and selective; TRL's SFTConfig checkpoints by default).
+Both trainers: LoRA r16/alpha 32/dropout 0.05 on all linear projections, AdamW lr 2e-4, fp32 on
+CPU. Prints a table, then one JSON line (DESIGN.md).
 TRL is a bench-only extra: `pip install -e .[bench]`.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -43,6 +46,16 @@ TRAINERS = {
 (runtime.lean_allocator), and, where the setting checkpoints, with selective checkpointing and
 without checkpointing (what `grad_checkpointing=auto` picks for one 2048-token row). Each row
 is compared with TRL checkpointing as ours does (TRL has no selective mode: full for it)."""
+
+OUR_RUNS = [
+    ("ours", "mimalloc"),
+    ("ours", "system"),
+    ("ours_lean", "system"),
+    ("ours_selective", "mimalloc"),
+    ("ours_no_ckpt", "mimalloc"),
+]
+"""(variant, allocator) pairs timed per setting: the CLI's default allocator, glibc, glibc with
+lean_memory (which only tunes glibc), and the checkpointing variants as the CLI runs them."""
 
 CHECKPOINTING_ONLY = ("ours_selective", "ours_no_ckpt")
 """Variants that only mean something in a setting with checkpointing."""
@@ -204,32 +217,52 @@ def main() -> None:
             res = run_trl(args.base, setting, args.steps, who == "trl_ckpt")
         else:
             res = run_ours(args.base, setting, args.steps, TRAINERS[who])
-        print("RESULT " + json.dumps(res), flush=True)
+        from filingcontrast.runtime import active_allocator
+
+        print("RESULT " + json.dumps({**res, "allocator": active_allocator()}), flush=True)
         return
     rows = []
     for setting in [s for s in SETTINGS if s["name"] in args.settings.split(",")]:
-        who_runs = [w for w in TRAINERS if setting["checkpointing"] or w not in CHECKPOINTING_ONLY]
-        ours = {who: _worker(who, setting, args) for who in who_runs}
+        ours = {
+            (who, alloc): _worker(who, alloc, setting, args)
+            for who, alloc in OUR_RUNS
+            if setting["checkpointing"] or who not in CHECKPOINTING_ONLY
+        }
         # TRL with checkpointing on or off as ours (TRL has no selective mode: full for it)
-        trl_modes = sorted({res["checkpointing"] != "off" for res in ours.values()})
-        trl = {on: _worker("trl_ckpt" if on else "trl_no_ckpt", setting, args) for on in trl_modes}
-        for who, res in ours.items():
-            base = trl[res["checkpointing"] != "off"]
+        modes = sorted({res["checkpointing"] != "off" for res in ours.values()})
+        trl = {
+            (on, alloc): _worker("trl_ckpt" if on else "trl_no_ckpt", alloc, setting, args)
+            for on in modes
+            for alloc in ("system", "mimalloc")
+        }
+        for (who, _), res in ours.items():
+            on = res["checkpointing"] != "off"
+            base, same = trl[on, "system"], trl[on, res["allocator"]]
             rows.append({
                 "setting": setting["name"], "checkpointing": setting["checkpointing"],
-                "trainer": who, "ours_checkpointing": res["checkpointing"],
+                "trainer": who, "allocator": res["allocator"],
+                "ours_checkpointing": res["checkpointing"],
                 "ours_tokens_per_s": res["tokens_per_s"], "trl_tokens_per_s": base["tokens_per_s"],
                 "speedup": res["tokens_per_s"] / base["tokens_per_s"],
                 "ours_peak_rss_gb": res["peak_rss_gb"], "trl_peak_rss_gb": base["peak_rss_gb"],
                 "rss_ratio": res["peak_rss_gb"] / base["peak_rss_gb"],
+                "trl_same_allocator_tokens_per_s": same["tokens_per_s"],
+                "speedup_same_allocator": res["tokens_per_s"] / same["tokens_per_s"],
+                "trl_same_allocator_peak_rss_gb": same["peak_rss_gb"],
+                "rss_ratio_same_allocator": res["peak_rss_gb"] / same["peak_rss_gb"],
             })  # fmt: skip
-    print(f"{'setting':<8} {'trainer':<14} {'ckpt':<9} {'tok/s':>7} {'TRL ckpt':<8} {'TRL tok/s':>10} "
-          f"{'speedup':>8} {'GB':>6} {'TRL GB':>7} {'RSS ratio':>9}")  # fmt: skip
+    print("TRL = TRL as its users run it (glibc); TRL* = TRL with our row's allocator")
+    print(f"{'setting':<8} {'trainer':<14} {'alloc':<8} {'ckpt':<9} {'tok/s':>7} {'TRL':>6} "
+          f"{'speedup':>8} {'TRL*':>6} {'vs TRL*':>8} {'GB':>5} {'TRL GB':>6} {'ratio':>5} "
+          f"{'TRL* GB':>7} {'ratio*':>6}")  # fmt: skip
     for r in rows:
-        print(f"{r['setting']:<8} {r['trainer']:<14} {r['ours_checkpointing']:<9} "
-              f"{r['ours_tokens_per_s']:>7.1f} {('off' if r['ours_checkpointing'] == 'off' else 'on'):<8} "
-              f"{r['trl_tokens_per_s']:>10.1f} {r['speedup']:>7.2f}x "
-              f"{r['ours_peak_rss_gb']:>6.2f} {r['trl_peak_rss_gb']:>7.2f} {r['rss_ratio']:>9.2f}")  # fmt: skip
+        print(f"{r['setting']:<8} {r['trainer']:<14} {r['allocator']:<8} "
+              f"{r['ours_checkpointing']:<9} {r['ours_tokens_per_s']:>7.1f} "
+              f"{r['trl_tokens_per_s']:>6.1f} {r['speedup']:>7.2f}x "
+              f"{r['trl_same_allocator_tokens_per_s']:>6.1f} {r['speedup_same_allocator']:>7.2f}x "
+              f"{r['ours_peak_rss_gb']:>5.2f} {r['trl_peak_rss_gb']:>6.2f} {r['rss_ratio']:>5.2f} "
+              f"{r['trl_same_allocator_peak_rss_gb']:>7.2f} "
+              f"{r['rss_ratio_same_allocator']:>6.2f}")  # fmt: skip
     first = rows[0]
     print(json.dumps({
         "bench": "train_throughput", "rows": rows,
@@ -239,12 +272,12 @@ def main() -> None:
     }))  # fmt: skip
 
 
-def _worker(who: str, setting: dict, args: argparse.Namespace) -> dict:
-    """Run one (trainer, setting) in a fresh subprocess: its own peak RSS and allocator."""
+def _worker(who: str, allocator: str, setting: dict, args: argparse.Namespace) -> dict:
+    """Run one (trainer, allocator, setting) in a fresh subprocess: its own peak RSS."""
     out = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", f"{who}:{setting['name']}",
          "--steps", str(args.steps), "--base", args.base],
-        capture_output=True, text=True,
+        capture_output=True, text=True, env=_allocator_env(allocator),
     )  # fmt: skip
     line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
     if out.returncode or not line:
@@ -253,7 +286,23 @@ def _worker(who: str, setting: dict, args: argparse.Namespace) -> dict:
             message = tail[0].removeprefix("train_throughput: ")
             sys.exit(f"train_throughput: {who} {setting['name']}: {message}")
         sys.exit(f"{who} {setting['name']} failed:\n{out.stderr[-3000:]}")
-    return json.loads(line[-1][7:])
+    res = json.loads(line[-1][7:])
+    if res["allocator"] != allocator:  # e.g. cmeel-mimalloc not installed: say so, never mislabel
+        sys.exit(f"train_throughput: {who} {setting['name']}: asked for {allocator}, ran "
+                 f"{res['allocator']} (mimalloc comes with `pip install -e .` on Linux)")  # fmt: skip
+    return res
+
+
+def _allocator_env(allocator: str) -> dict[str, str]:
+    """The environment of a worker that runs with `allocator` (`mimalloc` or `system`)."""
+    from filingcontrast.runtime import ALLOCATOR_ENV, allocator_env
+
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = ":".join(
+        p for p in env.get("LD_PRELOAD", "").split(":") if p and "libmimalloc" not in p
+    )
+    env[ALLOCATOR_ENV] = allocator
+    return (allocator_env(env) or env) if allocator == "mimalloc" else env
 
 
 if __name__ == "__main__":

@@ -26,6 +26,28 @@ def test_decision_probe_runs_and_reports_every_layer():
     for probes in result["layers"].values():
         assert set(probes) == {"decision", "pooled"}
         assert all(0.0 <= acc <= 1.0 for acc in probes.values())
+    assert result["adapter"] is None and 0.0 <= result["own"] <= 1.0
+
+
+def test_decision_probe_reads_an_adapters_hidden_states(tmp_path):
+    from tests.test_evaluate import make_adapter
+
+    adapter = make_adapter(tmp_path / "run")
+    args = ["--pairs", str(REPO / "tests" / "assets" / "pairs"), "--train", "8", "--test", "4",
+            "--layers", "2"]  # fmt: skip
+    results = []
+    for extra in ([], ["--adapter", str(adapter)]):
+        out = subprocess.run(
+            [sys.executable, str(REPO / "bench" / "decision_probe.py"), "--base", "tiny-llama",
+             *args, *extra],
+            capture_output=True, text=True, cwd=REPO, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    base, tuned = results
+    assert tuned["adapter"] == str(adapter) and 0.0 <= tuned["own_bias"] <= 1.0
+    # the adapter's non-zero LoRA B changes what the model computes (not the base again)
+    assert abs(tuned["own_mean_logit_diff"] - base["own_mean_logit_diff"]) > 1e-4
 
 
 def test_compare_throughput_scores_real_pairs_in_both_orders():

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -39,6 +40,20 @@ def test_every_stage_has_help():
     assert set(COMMANDS) <= set(sub.choices)
     for name in COMMANDS:
         assert sub.choices[name].format_help()
+
+
+def test_model_command_with_unknown_allocator_is_one_line(tmp_path):
+    """A model command started as a process restarts itself with the allocator asked for
+    (runtime.reexec_with_allocator); a value it does not know is a user error."""
+    out = subprocess.run(
+        [sys.executable, "-m", "filingcontrast", "train", "--pairs", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FILINGCONTRAST_ALLOCATOR": "jemalloc"},
+    )
+    err = out.stderr.strip()
+    assert out.returncode == 1 and err.count("\n") == 0
+    assert "FILINGCONTRAST_ALLOCATOR='jemalloc': expected one of mimalloc, system" in err
 
 
 def test_typo_config_key_exits_2_with_one_line(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -26,7 +27,10 @@ print(before - rss_mb())
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or "libmimalloc" in os.environ.get("LD_PRELOAD", ""),
+    reason="glibc malloc",
+)
 def test_lean_allocator_returns_large_blocks_to_the_os():
     def freed_mb(mode: str) -> float:
         out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True)
@@ -50,3 +54,52 @@ def test_iter_jsonl_non_utf8_is_one_line_error_but_torn_character_is_a_torn_tail
     assert [obj for _, obj in iter_jsonl(path, torn_tail_ok=True)] == [{"a": 1}]
     with pytest.raises(UserError, match="not UTF-8"):
         list(iter_jsonl(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# The allocator the model commands run with (runtime.allocator_env / reexec_with_allocator).
+
+
+def test_allocator_env_choices_and_what_it_keeps(monkeypatch):
+    from filingcontrast import runtime
+    from filingcontrast.errors import UserError
+
+    monkeypatch.setattr(runtime, "mimalloc_path", lambda: "/opt/libmimalloc.so")
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    with pytest.raises(UserError, match=r"FILINGCONTRAST_ALLOCATOR='tcmalloc': expected one of"):
+        runtime.allocator_env({"FILINGCONTRAST_ALLOCATOR": "tcmalloc"})
+    assert runtime.allocator_env({"FILINGCONTRAST_ALLOCATOR": "system"}) is None
+    # already preloaded (the restarted process itself): no second restart
+    assert runtime.allocator_env({"LD_PRELOAD": "/x/libmimalloc.so.3"}) is None
+    env = runtime.allocator_env({"LD_PRELOAD": "/lib/libfoo.so", "PATH": "/bin"})
+    assert env == {
+        "LD_PRELOAD": "/opt/libmimalloc.so:/lib/libfoo.so",  # the user's preload kept
+        "MIMALLOC_PURGE_DELAY": "-1",
+        "PATH": "/bin",
+    }
+    assert runtime.allocator_env({"MIMALLOC_PURGE_DELAY": "10"})["MIMALLOC_PURGE_DELAY"] == "10"
+    monkeypatch.setattr(runtime, "mimalloc_path", lambda: None)  # wheel missing: run as is
+    assert runtime.allocator_env({}) is None
+    monkeypatch.setattr(runtime.sys, "platform", "darwin")
+    assert runtime.allocator_env({"FILINGCONTRAST_ALLOCATOR": "mimalloc"}) is None
+
+
+ALLOCATOR_PROBE = """
+import torch  # loads the libraries a training process has
+from filingcontrast.runtime import active_allocator
+x = torch.ones(1 << 22)
+print(active_allocator())
+"""
+
+
+def test_mimalloc_preload_takes_effect_in_a_new_process():
+    from filingcontrast.runtime import allocator_env, mimalloc_path
+
+    if not sys.platform.startswith("linux") or mimalloc_path() is None:
+        pytest.skip("mimalloc is a Linux dependency")
+    base = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    for env, expected in ((allocator_env(base), "mimalloc"), (base, "system")):
+        out = subprocess.run(
+            [sys.executable, "-c", ALLOCATOR_PROBE], capture_output=True, text=True, env=env
+        )
+        assert out.returncode == 0 and out.stdout.split() == [expected], out.stderr[-2000:]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from filingcontrast import __version__
+from filingcontrast import __version__, runtime
 from filingcontrast.config import RunConfig, load_config, parse_override_value
 from filingcontrast.errors import ConfigError, UserError
 
@@ -357,7 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MODEL_COMMANDS = frozenset({"train", "evaluate", "compare", "rank", "demo"})
+"""Commands that run a model: started as a process, they restart themselves with mimalloc
+preloaded (runtime.reexec_with_allocator; `FILINGCONTRAST_ALLOCATOR=system` keeps glibc)."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    from_process = argv is None  # called in-process (tests, scripts): never replace the process
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["pairs", "stats"]:
         stats = argparse.ArgumentParser(prog="filingcontrast pairs stats")
@@ -367,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
     try:
+        if from_process and getattr(args, "command", None) in MODEL_COMMANDS:
+            runtime.reexec_with_allocator(argv)
         return int(args.handler(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -212,9 +212,10 @@ class TrainConfig:
     threads: int = 0
     """Torch intra-op threads on CPU (0 = the CPUs this process may use, shared by processes)."""
     lean_memory: bool = False
-    """Trade speed for peak memory on CPU (glibc only): blocks of 4 MiB and more are mapped per
-    allocation and returned to the OS when freed, instead of being kept in a heap that
-    fragments (`runtime.lean_allocator`). Pays with long rows: bench/train_throughput.py."""
+    """Trade speed for peak memory on CPU under glibc malloc (`FILINGCONTRAST_ALLOCATOR=system`
+    or a library caller; the CLI's default, mimalloc, is already lean and ignores it): blocks of
+    4 MiB and more are mapped per allocation and returned to the OS when freed, instead of being
+    kept in a heap that fragments (`runtime.lean_allocator`). bench/train_throughput.py."""
     merge: bool = False
     """Also export the merged model (`merge_and_unload`) as safetensors."""
 

@@ -47,7 +47,9 @@ from filingcontrast.dataset import (
 from filingcontrast.errors import CheckpointError, UserError, first_line
 from filingcontrast.pairs import a_won, pair_items
 from filingcontrast.runtime import (
+    ALLOCATOR_ENV,
     RunDir,
+    active_allocator,
     atomic_write_json,
     atomic_write_text,
     iter_jsonl,
@@ -263,8 +265,14 @@ def prepare_process(tc: TrainConfig, device: str, processes: int = 1) -> int:
     """Process-wide settings a training run needs before the model is built: torch threads
     (returned) and, with `lean_memory` on CPU, the allocator (runtime.lean_allocator)."""
     threads = set_threads(tc.threads, processes=processes)
-    if tc.lean_memory and device == "cpu" and not lean_allocator():
-        log.warning("train.lean_memory: not a glibc system, the allocator is unchanged")
+    if tc.lean_memory and device == "cpu":
+        if active_allocator() == "mimalloc":
+            log.warning(
+                "train.lean_memory: tunes glibc malloc, but this process runs mimalloc (already "
+                f"lean); {ALLOCATOR_ENV}=system uses glibc"
+            )
+        elif not lean_allocator():
+            log.warning("train.lean_memory: not a glibc system, the allocator is unchanged")
     return threads
 
 
@@ -706,7 +714,8 @@ def train(
     wrapped = acc.prepare_model(_module(model, tc.decision_weight))
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(
-        f"base {cfg.base} on {acc.device} ({world} process(es), {threads} threads); LoRA "
+        f"base {cfg.base} on {acc.device} ({world} process(es), {threads} threads, allocator "
+        f"{active_allocator()}); LoRA "
         f"r={tc.lora_r} trainable {n_trainable:,}; {len(examples)} rows, {steps_per_epoch} "
         f"steps/epoch, {total_steps} steps; checkpointing {checkpointing or 'off'} "
         f"(largest micro-batch {biggest} tokens); padding {padding_share(lengths, [mb for s in plan0 for mb in s]):.1%}"
