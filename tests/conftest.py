@@ -21,6 +21,20 @@ def edgar_8k() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cli_allocator() -> str:
+    """The allocator a `filingcontrast` model command started as a process runs with: mimalloc
+    on Linux, where the wheel is a dependency (runtime.reexec_with_allocator), else glibc's."""
+    import os
+    import sys
+
+    from filingcontrast.runtime import ALLOCATOR_ENV, mimalloc_path
+
+    linux = sys.platform.startswith("linux")
+    wanted = os.environ.get(ALLOCATOR_ENV, "mimalloc") != "system"
+    return "mimalloc" if linux and wanted and mimalloc_path() else "system"
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     from filingcontrast.model import load_tokenizer
 

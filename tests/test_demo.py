@@ -39,7 +39,7 @@ def run_demo(cwd):
     return out, time.time() - start
 
 
-def test_quick_demo_end_to_end_and_rerun_reuses_stages(tmp_path):
+def test_quick_demo_end_to_end_and_rerun_reuses_stages(tmp_path, cli_allocator):
     out, _ = run_demo(tmp_path)
     run = tmp_path / "runs" / "demo-quick"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -55,10 +55,7 @@ def test_quick_demo_end_to_end_and_rerun_reuses_stages(tmp_path):
     assert "min_train_gap 0.08: " in log
     # Started as a process, the demo restarted itself with mimalloc preloaded (Linux, where
     # the wheel is a dependency): peak RSS of training well under glibc's (docs/training.md).
-    from filingcontrast.runtime import mimalloc_path
-
-    expected = "mimalloc" if sys.platform.startswith("linux") and mimalloc_path() else "system"
-    assert f"threads, allocator {expected});" in log
+    assert f"threads, allocator {cli_allocator});" in log
     # Calibration fitted on the 8 validation pairs and applied; raw figures kept beside it.
     assert metrics["calibration"]["n_pairs"] == 8
     assert set(metrics["uncalibrated"]) >= {"accuracy", "ece", "swap_consistency"}

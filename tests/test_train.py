@@ -170,7 +170,7 @@ def _train_losses(run_dir: Path) -> list[float]:
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_match_one_with_double_batch(pairs_dir, tmp_path):
+def test_two_cpu_processes_match_one_with_double_batch(pairs_dir, tmp_path, cli_allocator):
     """DDP over gloo: 2 processes x batch 2 train like 1 process x batch 4 (no dropout)."""
     common = [
         'base="tiny-llama"', "train.epochs=1", "train.lr=1e-3", "train.lora_dropout=0.0",
@@ -198,6 +198,8 @@ def test_two_cpu_processes_match_one_with_double_batch(pairs_dir, tmp_path):
     assert len(losses_one) == len(losses_two) == 3
     assert losses_two == pytest.approx(losses_one, rel=1e-5)
     assert (tmp_path / "two" / "adapter" / "adapter_config.json").exists()
+    # each launched process restarted itself with the allocator (same PID: accelerate is fine)
+    assert f"allocator {cli_allocator});" in (tmp_path / "two" / "log.txt").read_text()
 
 
 def test_training_path_imports_without_corpus_and_plotting_libraries():

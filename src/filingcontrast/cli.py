@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     try:
         if from_process and getattr(args, "command", None) in MODEL_COMMANDS:
-            runtime.reexec_with_allocator(argv)
+            runtime.reexec_with_allocator()
         return int(args.handler(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -117,18 +117,18 @@ def allocator_env(env: dict[str, str] | None = None) -> dict[str, str] | None:
     return env
 
 
-def reexec_with_allocator(argv: list[str]) -> None:
-    """Restart this `filingcontrast` process as `python -m filingcontrast ARGV` with mimalloc
-    preloaded (allocator_env), unless it already runs with the allocator asked for. A preload
-    has to be in place before the process starts: replacing malloc later would leave blocks
-    that glibc allocated to be freed by mimalloc. Same PID, so `accelerate launch` and job
-    control see the same process."""
+def reexec_with_allocator() -> None:
+    """Restart this process exactly as it was started (`sys.orig_argv`: the same interpreter
+    flags and script or `-m`) with mimalloc preloaded (allocator_env), unless it already runs
+    with the allocator asked for. A preload has to be in place before the process starts:
+    replacing malloc later would leave blocks that glibc allocated to be freed by mimalloc.
+    Same PID, so `accelerate launch` and job control see the same process."""
     env = allocator_env()
     if env is None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "filingcontrast", *argv], env)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
 def active_allocator() -> str:
