@@ -269,6 +269,9 @@ def main() -> None:
         "ours_tokens_per_s": first["ours_tokens_per_s"], "trl_tokens_per_s": first["trl_tokens_per_s"],
         "speedup_vs_trl": first["speedup"], "ours_peak_rss_gb": first["ours_peak_rss_gb"],
         "trl_peak_rss_gb": first["trl_peak_rss_gb"], "peak_rss_ratio_vs_trl": first["rss_ratio"],
+        "allocator": first["allocator"], "trl_allocator": "system",
+        "trl_same_allocator_tokens_per_s": first["trl_same_allocator_tokens_per_s"],
+        "speedup_vs_trl_same_allocator": first["speedup_same_allocator"],
     }))  # fmt: skip
 
 
@@ -289,7 +292,8 @@ def _worker(who: str, allocator: str, setting: dict, args: argparse.Namespace) -
     res = json.loads(line[-1][7:])
     if res["allocator"] != allocator:  # e.g. cmeel-mimalloc not installed: say so, never mislabel
         sys.exit(f"train_throughput: {who} {setting['name']}: asked for {allocator}, ran "
-                 f"{res['allocator']} (mimalloc comes with `pip install -e .` on Linux)")  # fmt: skip
+                 f"{res['allocator']} (mimalloc needs Linux, the cmeel-mimalloc wheel that "
+                 "`pip install -e .` brings, and no LD_PRELOAD of your own)")  # fmt: skip
     return res
 
 
@@ -302,7 +306,9 @@ def _allocator_env(allocator: str) -> dict[str, str]:
         p for p in env.get("LD_PRELOAD", "").split(":") if p and "libmimalloc" not in p
     )
     env[ALLOCATOR_ENV] = allocator
-    return (allocator_env(env) or env) if allocator == "mimalloc" else env
+    if allocator == "system":
+        return env
+    return allocator_env(env, loaded="system") or env  # a new process: nothing loaded yet
 
 
 if __name__ == "__main__":

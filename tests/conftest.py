@@ -23,15 +23,18 @@ def edgar_8k() -> Path:
 @pytest.fixture(scope="session")
 def cli_allocator() -> str:
     """The allocator a `filingcontrast` model command started as a process runs with: mimalloc
-    on Linux, where the wheel is a dependency (runtime.reexec_with_allocator), else glibc's."""
+    on Linux, where the wheel is a dependency (runtime.reexec_with_allocator; a missing wheel
+    fails the tests that use this), else glibc's."""
     import os
     import sys
 
-    from filingcontrast.runtime import ALLOCATOR_ENV, mimalloc_path
+    from filingcontrast.runtime import ALLOCATOR_ENV
 
-    linux = sys.platform.startswith("linux")
     wanted = os.environ.get(ALLOCATOR_ENV, "mimalloc") != "system"
-    return "mimalloc" if linux and wanted and mimalloc_path() else "system"
+    preload = os.environ.get("LD_PRELOAD", "").replace(" ", ":").split(":")
+    users_own = [p for p in preload if p and "libmimalloc" not in p]  # left as it is
+    linux = sys.platform.startswith("linux")
+    return "mimalloc" if linux and wanted and not users_own else "system"
 
 
 @pytest.fixture(scope="session")

@@ -61,27 +61,42 @@ def test_iter_jsonl_non_utf8_is_one_line_error_but_torn_character_is_a_torn_tail
 
 
 def test_allocator_env_choices_and_what_it_keeps(monkeypatch):
+    import json
+
     from filingcontrast import runtime
     from filingcontrast.errors import UserError
 
     monkeypatch.setattr(runtime, "mimalloc_path", lambda: "/opt/libmimalloc.so")
     monkeypatch.setattr(runtime.sys, "platform", "linux")
+
+    def env_for(env, loaded="system"):
+        return runtime.allocator_env(env, loaded=loaded)
+
     with pytest.raises(UserError, match=r"FILINGCONTRAST_ALLOCATOR='tcmalloc': expected one of"):
-        runtime.allocator_env({"FILINGCONTRAST_ALLOCATOR": "tcmalloc"})
-    assert runtime.allocator_env({"FILINGCONTRAST_ALLOCATOR": "system"}) is None
-    # already preloaded (the restarted process itself): no second restart
-    assert runtime.allocator_env({"LD_PRELOAD": "/x/libmimalloc.so.3"}) is None
-    env = runtime.allocator_env({"LD_PRELOAD": "/lib/libfoo.so", "PATH": "/bin"})
+        env_for({"FILINGCONTRAST_ALLOCATOR": "tcmalloc"})
+    assert env_for({"FILINGCONTRAST_ALLOCATOR": "system"}) is None
+    assert env_for({}, loaded="mimalloc") is None  # the restarted process itself
+    # a library the user preloads (their own malloc, a sanitizer): the process is left as it is
+    assert env_for({"LD_PRELOAD": "/lib/libjemalloc.so"}) is None
+    env = env_for({"PATH": "/bin"})
+    assert env.pop(runtime.RESTARTED_ENV) == json.dumps(
+        {"LD_PRELOAD": None, "MIMALLOC_PURGE_DELAY": None}  # what the restart puts back
+    )
     assert env == {
-        "LD_PRELOAD": "/opt/libmimalloc.so:/lib/libfoo.so",  # the user's preload kept
+        "LD_PRELOAD": "/opt/libmimalloc.so",
         "MIMALLOC_PURGE_DELAY": "-1",
         "PATH": "/bin",
     }
-    assert runtime.allocator_env({"MIMALLOC_PURGE_DELAY": "10"})["MIMALLOC_PURGE_DELAY"] == "10"
+    assert env_for({"MIMALLOC_PURGE_DELAY": "10"})["MIMALLOC_PURGE_DELAY"] == "10"
+    # 'system' takes an inherited mimalloc preload out and keeps the rest
+    inherited = {"FILINGCONTRAST_ALLOCATOR": "system", "LD_PRELOAD": "/x/libmimalloc.so:/l/a.so"}
+    env = env_for(inherited, loaded="mimalloc")
+    assert env["LD_PRELOAD"] == "/l/a.so"
+    assert json.loads(env[runtime.RESTARTED_ENV])["LD_PRELOAD"] == inherited["LD_PRELOAD"]
     monkeypatch.setattr(runtime, "mimalloc_path", lambda: None)  # wheel missing: run as is
-    assert runtime.allocator_env({}) is None
+    assert env_for({}) is None
     monkeypatch.setattr(runtime.sys, "platform", "darwin")
-    assert runtime.allocator_env({"FILINGCONTRAST_ALLOCATOR": "mimalloc"}) is None
+    assert env_for({"FILINGCONTRAST_ALLOCATOR": "mimalloc"}) is None
 
 
 ALLOCATOR_PROBE = """
@@ -93,12 +108,13 @@ print(active_allocator())
 
 
 def test_mimalloc_preload_takes_effect_in_a_new_process():
-    from filingcontrast.runtime import allocator_env, mimalloc_path
+    from filingcontrast.runtime import ALLOCATOR_ENV, allocator_env, mimalloc_path
 
-    if not sys.platform.startswith("linux") or mimalloc_path() is None:
+    if not sys.platform.startswith("linux"):
         pytest.skip("mimalloc is a Linux dependency")
-    base = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    for env, expected in ((allocator_env(base), "mimalloc"), (base, "system")):
+    assert mimalloc_path() is not None, "cmeel-mimalloc (a Linux dependency) is not installed"
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", ALLOCATOR_ENV)}
+    for env, expected in ((allocator_env(base, loaded="system"), "mimalloc"), (base, "system")):
         out = subprocess.run(
             [sys.executable, "-c", ALLOCATOR_PROBE], capture_output=True, text=True, env=env
         )

@@ -169,6 +169,36 @@ def _train_losses(run_dir: Path) -> list[float]:
     return [x["loss"] for x in lines if x["type"] == "train"]
 
 
+def test_console_script_restarts_with_the_allocator_as_it_was_started(
+    pairs_dir, tmp_path, cli_allocator
+):
+    """The `filingcontrast` script restarts itself with its own interpreter and script (not
+    `python -m`, which would put the working directory first on sys.path and import a
+    `filingcontrast` folder there); `python -c` calling main() is not restarted (replaying it
+    could repeat the caller's work) and keeps the allocator it was started with."""
+    script = Path(sys.executable).parent / "filingcontrast"
+    if not script.is_file():
+        pytest.skip("no console script next to this interpreter (package not pip-installed)")
+    decoy = tmp_path / "filingcontrast"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy was imported')\n")
+    args = ["train", "--pairs", str(pairs_dir), 'base="tiny-llama"', "train.max_steps=1",
+            "train.eval_every_epoch=false", "train.threads=1"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    elsewhere = tmp_path / "elsewhere"  # `-c` imports from its working directory by design
+    elsewhere.mkdir()
+    for name, cmd, cwd in (
+        ("script", [str(script), *args, "--out", str(tmp_path / "script")], tmp_path),
+        ("inline", [sys.executable, "-c", "import sys; from filingcontrast.cli import main; "
+                    "sys.exit(main())", *args, "--out", str(tmp_path / "inline")], elsewhere),
+    ):  # fmt: skip
+        out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+        assert out.returncode == 0, (name, out.stderr[-2000:])
+        log = (tmp_path / name / "log.txt").read_text()
+        expected = cli_allocator if name == "script" else "system"
+        assert f"allocator {expected});" in log, name
+
+
 @pytest.mark.slow
 def test_two_cpu_processes_match_one_with_double_batch(pairs_dir, tmp_path, cli_allocator):
     """DDP over gloo: 2 processes x batch 2 train like 1 process x batch 4 (no dropout)."""
@@ -198,7 +228,7 @@ def test_two_cpu_processes_match_one_with_double_batch(pairs_dir, tmp_path, cli_
     assert len(losses_one) == len(losses_two) == 3
     assert losses_two == pytest.approx(losses_one, rel=1e-5)
     assert (tmp_path / "two" / "adapter" / "adapter_config.json").exists()
-    # each launched process restarted itself with the allocator (same PID: accelerate is fine)
+    # the launched processes restarted themselves with the allocator (rank 0's log says so)
     assert f"allocator {cli_allocator});" in (tmp_path / "two" / "log.txt").read_text()
 
 

@@ -363,7 +363,7 @@ preloaded (runtime.reexec_with_allocator; `FILINGCONTRAST_ALLOCATOR=system` keep
 
 
 def main(argv: list[str] | None = None) -> int:
-    from_process = argv is None  # called in-process (tests, scripts): never replace the process
+    from_process = argv is None  # the process's entry point: may restart it with the allocator
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["pairs", "stats"]:
         stats = argparse.ArgumentParser(prog="filingcontrast pairs stats")

@@ -89,14 +89,25 @@ def mimalloc_path() -> str | None:
     return str(path.resolve()) if path and path.is_file() else None
 
 
-def allocator_env(env: dict[str, str] | None = None) -> dict[str, str] | None:
-    """The environment that runs a new process of ours with mimalloc preloaded, or None when
-    `env` (default: ours) already preloads it, asks for the system allocator or cannot have it
-    (not Linux, wheel missing).
+RESTARTED_ENV = "_FILINGCONTRAST_RESTARTED"
+"""Set for a process restarted by `reexec_with_allocator`, to the JSON of the variables the
+restart changed, which the restarted process puts back: one restart at most, and whatever it
+starts (subprocesses) sees the user's environment."""
 
-    Why: a training step allocates blocks of many sizes (2048 x 576 and 2048 x 1536 fp32
-    activations, attention buffers); glibc malloc keeps freed ones in heaps that fragment, so
-    peak RSS grows to about 2.5x what the step holds (3.5 GB at a 2048-token row with
+
+def allocator_env(env: dict[str, str] | None = None, loaded: str | None = None) -> dict | None:
+    """The environment to restart a process of ours in, or None to go on as it is. `env`
+    defaults to ours and `loaded` to `active_allocator()`.
+
+    - `mimalloc` (the default): mimalloc preloaded, on Linux with the `cmeel-mimalloc` wheel,
+      unless it is loaded already or the user preloads libraries of their own (a malloc they
+      preload is theirs to choose, and a sanitizer must come first).
+    - `system`: mimalloc taken out of LD_PRELOAD when it is loaded (e.g. inherited from a
+      process that preloaded it).
+
+    Why mimalloc: a training step allocates blocks of many sizes (2048 x 576 and 2048 x 1536
+    fp32 activations, attention buffers); glibc malloc keeps freed ones in heaps that fragment,
+    so peak RSS grows to about 2.5x what the step holds (3.5 GB at a 2048-token row with
     checkpointing), and mapping each large block instead (`lean_allocator`) costs a page fault
     per touch. mimalloc reuses freed blocks by size class: 1.4 GB at the same speed
     (bench/train_throughput.py, docs/training.md). `MIMALLOC_PURGE_DELAY=-1` (never hand
@@ -106,29 +117,54 @@ def allocator_env(env: dict[str, str] | None = None) -> dict[str, str] | None:
     choice = env.get(ALLOCATOR_ENV, "mimalloc").strip() or "mimalloc"
     if choice not in ALLOCATORS:
         raise UserError(f"${ALLOCATOR_ENV}={choice!r}: expected one of {', '.join(ALLOCATORS)}")
-    if choice == "system" or not sys.platform.startswith("linux"):
-        return None
-    lib = mimalloc_path()
-    preload = env.get("LD_PRELOAD", "")
-    if lib is None or "libmimalloc" in preload:
-        return None
-    env["LD_PRELOAD"] = f"{lib}:{preload}" if preload else lib
-    env.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+    loaded = active_allocator() if loaded is None else loaded
+    preload = [p for p in env.get("LD_PRELOAD", "").replace(" ", ":").split(":") if p]
+    others = [p for p in preload if "libmimalloc" not in Path(p).name]
+    changed = {k: env.get(k) for k in ("LD_PRELOAD", "MIMALLOC_PURGE_DELAY")}
+    if choice == "system":
+        if loaded != "mimalloc" and others == preload:
+            return None
+        new = others
+    else:
+        lib = mimalloc_path() if sys.platform.startswith("linux") else None
+        if lib is None or loaded == "mimalloc" or others:
+            return None
+        new = [lib]
+        env.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+    env[RESTARTED_ENV] = json.dumps(changed)
+    if new:
+        env["LD_PRELOAD"] = ":".join(new)
+    else:
+        env.pop("LD_PRELOAD", None)
     return env
 
 
 def reexec_with_allocator() -> None:
-    """Restart this process exactly as it was started (`sys.orig_argv`: the same interpreter
-    flags and script or `-m`) with mimalloc preloaded (allocator_env), unless it already runs
-    with the allocator asked for. A preload has to be in place before the process starts:
-    replacing malloc later would leave blocks that glibc allocated to be freed by mimalloc.
-    Same PID, so `accelerate launch` and job control see the same process."""
-    env = allocator_env()
+    """Restart this process as it was started (`sys.orig_argv`: the same interpreter flags and
+    `-m filingcontrast` or console script) in `allocator_env()`, or go on when that is None.
+    Only those two entries restart: replaying anything else (a script of the user's that calls
+    `cli.main()`, `python -c`, stdin) could repeat or lose work. A preload has to be in place
+    before the process starts: replacing malloc later would leave blocks that glibc allocated
+    to be freed by mimalloc. Same PID, so `accelerate launch` and job control see the same
+    process. The restarted process puts the user's variables back (RESTARTED_ENV)."""
+    if RESTARTED_ENV in os.environ:
+        for key, value in json.loads(os.environ.pop(RESTARTED_ENV)).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        return
+    entry = Path(sys.argv[0])
+    ours = entry.name == "filingcontrast" or entry.parts[-2:] == ("filingcontrast", "__main__.py")
+    env = allocator_env() if ours and entry.is_file() and sys.executable else None
     if env is None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    try:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    except OSError as exc:
+        print(f"note: cannot restart with the allocator ({exc}); going on", file=sys.stderr)
 
 
 def active_allocator() -> str:
