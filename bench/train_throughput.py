@@ -298,17 +298,13 @@ def _worker(who: str, allocator: str, setting: dict, args: argparse.Namespace) -
 
 
 def _allocator_env(allocator: str) -> dict[str, str]:
-    """The environment of a worker that runs with `allocator` (`mimalloc` or `system`)."""
+    """The environment of a worker that runs with `allocator` (`mimalloc` or `system`): the
+    CLI's own choice (runtime.allocator_env) for a new process, where nothing is loaded yet;
+    it also takes a mimalloc preload this script inherited out for `system`."""
     from filingcontrast.runtime import ALLOCATOR_ENV, allocator_env
 
-    env = dict(os.environ)
-    env["LD_PRELOAD"] = ":".join(
-        p for p in env.get("LD_PRELOAD", "").split(":") if p and "libmimalloc" not in p
-    )
-    env[ALLOCATOR_ENV] = allocator
-    if allocator == "system":
-        return env
-    return allocator_env(env, loaded="system") or env  # a new process: nothing loaded yet
+    env = {**os.environ, ALLOCATOR_ENV: allocator}
+    return allocator_env(env, loaded="system") or env
 
 
 if __name__ == "__main__":

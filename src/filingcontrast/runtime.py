@@ -223,7 +223,6 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def read_json(path: str | Path, missing_ok: bool = False) -> dict | None:
     """A JSON object from a file; None when missing and `missing_ok`. Missing, invalid or
     non-object files are one-line `UserError`s naming the path."""
-
     path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -241,7 +240,6 @@ def read_json(path: str | Path, missing_ok: bool = False) -> dict | None:
 def read_utf8(path: Path, advice: str) -> str:
     """A text file's content (a UTF-8 BOM dropped); not UTF-8 is a one-line `UserError`
     naming the byte, followed by `advice`."""
-
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -254,7 +252,6 @@ def iter_jsonl(path: str | Path, torn_tail_ok: bool = False) -> Iterator[tuple[i
     A line that is not a JSON object is a one-line `UserError` naming `path:line`. With
     `torn_tail_ok`, a broken *last* line (a writer killed mid-line, e.g. a live metrics.jsonl) is
     skipped instead."""
-
     path = Path(path)
     data = path.read_bytes()
     try:
