@@ -188,6 +188,25 @@ def test_ingest_filings_documents_and_failures(tmp_path, monkeypatch) -> None:
         assert skips == [{"skip_reason": "no_prices"}]  # recorded, not dropped
 
 
+def test_share_classes_and_repeated_tickers_store_each_filing_once(tmp_path, monkeypatch) -> None:
+    # Regression: GOOGL,GOOG-style tickers of one CIK (or a ticker given twice) stored each
+    # filing twice over, relabelled with the last ticker, and the summary counted 2x filings.
+    _fast(monkeypatch)
+    tickers_json = (
+        b'{"0": {"cik_str": 320193, "ticker": "AAPL", "title": "Apple Inc."},'
+        b' "1": {"cik_str": 320193, "ticker": "AAPL2", "title": "Apple Inc."}}'
+    )
+    transport = FakeTransport({edgar.TICKERS_URL: [Resp(200, tickers_json)]})
+    summary = _ingest(tmp_path, transport, tickers=["AAPL", "aapl", "AAPL2"])
+    assert summary["tickers"] == ["AAPL"] and summary["same_company"] == {"AAPL2": "AAPL"}
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        rows = store.query("SELECT accession, ticker FROM filings ORDER BY 1")
+        companies = store.query("SELECT cik, ticker FROM companies")
+    assert summary["filings"] == len(rows) == 2
+    assert {r["ticker"] for r in rows} == {"AAPL"}
+    assert companies == [{"cik": "320193", "ticker": "AAPL"}]
+
+
 def test_rerun_hits_cache_with_zero_requests(tmp_path, monkeypatch) -> None:
     _fast(monkeypatch)
     first = _ingest(tmp_path, FakeTransport())
@@ -237,13 +256,14 @@ class OfflineTransport:
         raise ConnectionError(f"Failed to resolve {url.split('/')[2]!r}")
 
 
-def test_unreachable_network_is_a_one_line_error(tmp_path, monkeypatch, capsys) -> None:
+def test_unreachable_network_is_a_one_line_error(tmp_path, monkeypatch, capsys, caplog) -> None:
     from filingcontrast import cli
 
-    _fast(monkeypatch)
-    monkeypatch.setattr(Client, "_sleep_before_retry", lambda self, attempt, after: None)
+    no_wait = RateLimiter(clock=lambda: 0.0, sleep=lambda seconds: None)
     monkeypatch.setattr(
-        edgar, "Client", lambda *a, **kw: Client(*a, **{**kw, "transport": OfflineTransport()})
+        edgar,
+        "Client",
+        lambda *a, **kw: Client(*a, **{**kw, "transport": OfflineTransport(), "limiter": no_wait}),
     )
     argv = ["ingest", "edgar", "--tickers", "AAPL", "--since", "2021-01-01", "--no-prices"]
     argv += ["--identity", IDENTITY, "--http-cache", str(tmp_path / "c")]
@@ -251,6 +271,13 @@ def test_unreachable_network_is_a_one_line_error(tmp_path, monkeypatch, capsys) 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert err.startswith(f"error: {edgar.TICKERS_URL}: connection failed: Failed to resolve")
+    # One note (a log warning, on stderr in the CLI) when the first request fails: the retries
+    # take ~30 s and should not look like a hang. No store is left behind.
+    notes = [r.getMessage() for r in caplog.records if r.name == "filingcontrast.corpus.http"]
+    assert notes == [
+        f"{edgar.TICKERS_URL}: connection failed; retrying up to 5 times (next in 1 s)"
+    ]
+    assert not (tmp_path / "s.duckdb").exists()
 
 
 class ArchivesOffline(FakeTransport):
@@ -266,7 +293,7 @@ def test_network_lost_mid_ingest_stops_after_failures_in_a_row(tmp_path, monkeyp
     """Regression: with the network gone after the index, every remaining filing waited out
     its retries and was listed as failed; now a few failures in a row stop with one line."""
     _fast(monkeypatch)
-    monkeypatch.setattr(Client, "_sleep_before_retry", lambda self, attempt, after: None)
+    monkeypatch.setattr(Client, "_sleep_before_retry", lambda self, *args: None)
     monkeypatch.setattr(edgar, "MAX_FAILED_IN_A_ROW", 2)
     with pytest.raises(UserError, match=r"2 filings in a row could not be fetched .*0 stored"):
         _ingest(tmp_path, ArchivesOffline())

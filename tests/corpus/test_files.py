@@ -222,13 +222,24 @@ def test_manifest_with_provided_returns(tmp_path) -> None:
         ({"exhibits": [{"type": 99, "text": "x"}]}, r"field exhibits\[0\]\.type: must be a str"),
     ],
 )
-def test_manifest_errors_name_line_and_keep_earlier_rows(tmp_path, bad, message) -> None:
+def test_manifest_errors_name_line_and_store_nothing(tmp_path, bad, message) -> None:
+    # Every record is checked before the first is stored: lines 1-2 are not left in the store
+    # without their returns, and a store this ingest created is not left behind empty.
     manifest = _jsonl(tmp_path / "m.jsonl", [_row(1), _row(2), _row(3, **bad), _row(4)])
     with pytest.raises(UserError, match=message):
         files.ingest_files(tmp_path / "s.duckdb", manifest)
-    with Store(tmp_path / "s.duckdb", read_only=True) as store:
-        accs = [r["accession"] for r in store.query("SELECT accession FROM filings ORDER BY 1")]
-    assert accs == ["0000000002-21-000001", "0000000002-21-000002"]
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_manifest_error_leaves_an_existing_store_as_it_was(tmp_path) -> None:
+    store_path = tmp_path / "s.duckdb"
+    files.ingest_files(store_path, _jsonl(tmp_path / "a.jsonl", [_row(1)]))
+    bad = _jsonl(tmp_path / "m.jsonl", [_row(2), _row(3, accepted_at="yesterday")])
+    with pytest.raises(UserError, match=r"m\.jsonl:2: field accepted_at"):
+        files.ingest_files(store_path, bad)
+    with Store(store_path, read_only=True) as store:
+        accs = [r["accession"] for r in store.query("SELECT accession FROM filings")]
+    assert accs == ["0000000002-21-000001"]
 
 
 def test_manifest_invalid_json_line(tmp_path) -> None:
@@ -312,6 +323,46 @@ def test_csv_manifest(tmp_path) -> None:
         files.ingest_files(tmp_path / "s.duckdb", bad)
 
 
+def test_csv_manifest_header_any_case_and_trailing_comma(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    row = "0000000003-21-000001,XYZ,2021-03-01T21:05:00Z,8-K,FORM 8-K Item 8.01 News."
+    path.write_text(f"ID,Ticker,Accepted_At,FORM,Text\n{row}\n")
+    assert files.ingest_files(tmp_path / "s.duckdb", path)["filings"] == 1
+    path.write_text(f"id,ticker,accepted_at,form,text,\n{row},\n")
+    with pytest.raises(UserError, match=r"m\.csv:1: header: an empty column name \(a trailing"):
+        files.ingest_files(tmp_path / "s.duckdb", path)
+
+
+def test_corrected_manifest_returns_replace_the_old_ones(tmp_path) -> None:
+    store_path = tmp_path / "s.duckdb"
+
+    def provided() -> dict:
+        with Store(store_path, read_only=True) as store:
+            rows = store.query(
+                "SELECT \"window\", abnormal_ret FROM events WHERE method = 'provided'"
+            )
+        return {r["window"]: r["abnormal_ret"] for r in rows}
+
+    files.ingest_files(store_path, _jsonl(tmp_path / "a.jsonl", [_row(1, returns={"0_1": 0.5})]))
+    assert provided() == {"0_1": 0.5}
+    files.ingest_files(store_path, _jsonl(tmp_path / "b.jsonl", [_row(1, returns={"0_3": 0.02})]))
+    assert provided() == {"0_3": 0.02}  # the corrected record's windows only
+    files.ingest_files(store_path, _jsonl(tmp_path / "c.jsonl", [_row(1)]))
+    assert provided() == {"0_3": 0.02}  # a record without returns keeps the known ones
+
+
+def test_manifest_id_without_dashes_is_the_same_filing(tmp_path) -> None:
+    store_path = tmp_path / "s.duckdb"
+    files.ingest_files(store_path, _jsonl(tmp_path / "a.jsonl", [_row(1, id="000000000221000001")]))
+    files.ingest_files(store_path, _jsonl(tmp_path / "b.jsonl", [_row(1)]))
+    with Store(store_path, read_only=True) as store:
+        accs = [r["accession"] for r in store.query("SELECT accession FROM filings")]
+    assert accs == ["0000000002-21-000001"]
+    dup = _jsonl(tmp_path / "d.jsonl", [_row(1), _row(2, id="000000000221000001")])
+    with pytest.raises(UserError, match=r"d\.jsonl:2: field id: duplicate accession"):
+        files.ingest_files(store_path, dup)
+
+
 def test_csv_manifest_row_with_extra_cells(tmp_path) -> None:
     path = tmp_path / "m.csv"
     path.write_text(
@@ -321,8 +372,7 @@ def test_csv_manifest_row_with_extra_cells(tmp_path) -> None:
     )
     with pytest.raises(UserError, match=r"m\.csv:3: 2 more cells than the header"):
         files.ingest_files(tmp_path / "s.duckdb", path)
-    with Store(tmp_path / "s.duckdb", read_only=True) as store:
-        assert store.count("filings") == 1  # the good row before the bad one stays
+    assert not (tmp_path / "s.duckdb").exists()  # nothing stored, not even the good row 2
 
 
 @pytest.mark.parametrize("text", [5, ["<p>a</p>"], {"p": "a"}])

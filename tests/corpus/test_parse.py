@@ -102,6 +102,8 @@ def test_combined_heading_gives_both_items_the_same_section() -> None:
             "Items 1.01(a) and 5.02(e) Amendment of a Material Definitive Agreement",
             ["1.01", "5.02"],
         ),
+        ("Item 7.01 Regulation FD Disclosure and Item 8.01 Other Events", ["7.01", "8.01"]),
+        ("Item2.02 Results of Operations", ["2.02"]),
     ],
 )
 def test_combined_heading_variants(heading: str, codes: list[str]) -> None:
@@ -144,6 +146,21 @@ def test_toc_with_page_numbers_is_skipped() -> None:
     # the TOC row "Item 1.01 ... | 2" must not be the 1.01 heading
     assert p.sections["1.01"].startswith("Items 1.01 and 2.03")
     assert p.section_spans["1.01"][0] > p.text.index("Other Events | 3")
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "Item 2.02 Results of Operations for the Quarter Ended March 31",
+        "Item 1.01 Entry into a Material Definitive Agreement - Amendment No. 2",
+    ],
+)
+def test_heading_title_ending_in_a_number_is_not_a_toc_line(heading: str) -> None:
+    # Regression: a line ending in 1-3 digits was taken for a TOC entry and dropped, silently.
+    code = heading.split()[1]
+    p = _parse_body(f"{heading}\n\nThe company did something.\n\nItem 9.01 Exhibits\n")
+    assert p.items == [code, "9.01"]
+    assert "did something" in p.sections[code]
 
 
 def test_toc_without_page_numbers_picks_the_body_heading() -> None:
@@ -277,6 +294,25 @@ def test_to_dict_and_summary() -> None:
 def test_non_8k_form_is_rejected() -> None:
     with pytest.raises(UserError, match=r"form_10k.htm: form 10-K is not an 8-K"):
         parse_8k_file(ASSETS / "form_10k.htm")
+
+
+@pytest.mark.parametrize(
+    "cover", ["Form 10-Q", "FORM 10\u2011K", "form 10-k", "FORM S\u20131", "Form 10-K405"]
+)
+def test_other_forms_on_the_cover_are_rejected_whatever_their_case_or_dash(cover: str) -> None:
+    # Regression: "Form 10-Q" (not upper case) mentioning "Form 8-K" below was taken for an 8-K.
+    raw = (
+        f"<p>SECURITIES AND EXCHANGE COMMISSION</p><p>{cover}</p><p>ACME CORP</p>"
+        "<p>Item 2. Management's Discussion</p>"
+        "<p>As reported in our Current Report on Form 8-K, revenue grew.</p>"
+    )
+    with pytest.raises(UserError, match=r"x\.htm: form (10-Q|10-K|S-1|10-K405) is not an 8-K"):
+        parse_8k(raw, filename="x.htm")
+
+
+def test_amendment_with_a_non_ascii_hyphen_keeps_its_flag() -> None:
+    p = parse_8k("FORM 8\u2011K/A\n\nItem 8.01 Other Events\n\nFixed.\n", filename="a.txt")
+    assert p.form == "8-K/A"
 
 
 def test_non_8k_sgml_type_is_rejected() -> None:

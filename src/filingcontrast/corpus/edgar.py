@@ -275,7 +275,7 @@ def ingest_edgar(
     until_d = parse_date_arg(until, "--until")
     if until_d and since_d and until_d < since_d:
         raise UserError(f"--until {until_d}: before --since {since_d}")
-    tickers = [t.strip().upper() for t in tickers if t.strip()]
+    tickers = list(dict.fromkeys(t.strip().upper() for t in tickers if t.strip()))
     if not tickers:
         raise UserError("--tickers: give at least one ticker, e.g. --tickers AAPL,MSFT")
     if with_prices and download is None:
@@ -293,10 +293,18 @@ def ingest_edgar(
             f"--tickers: not in SEC company_tickers.json: {', '.join(unknown)} "
             "(delisted companies: use `ingest files` with your own documents)"
         )
+    # Share classes of one company (GOOGL, GOOG) file the same 8-Ks under one CIK: each
+    # filing is stored once, under the first of its tickers given.
+    by_cik: dict[str, str] = {}
+    same_company: dict[str, str] = {}
+    for ticker in tickers:
+        first = by_cik.setdefault(known[ticker]["cik"], ticker)
+        if first != ticker:
+            same_company[ticker] = first
+    tickers = list(by_cik.values())
     work: list[tuple[str, str, dict[str, Any]]] = []
     companies = []
-    for ticker in tickers:
-        cik = known[ticker]["cik"]
+    for cik, ticker in by_cik.items():
         head, rows = company_filings(client, cik, since_d, until_d)
         companies.append(
             {
@@ -336,6 +344,7 @@ def ingest_edgar(
             bar.set_postfix(stored=written, failed=len(failed), requests=client.requests)
     summary: dict[str, Any] = {
         "tickers": tickers,
+        **({"same_company": same_company} if same_company else {}),
         "filings": written,
         "failed": failed,
         "requests": client.requests,

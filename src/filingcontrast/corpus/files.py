@@ -44,7 +44,7 @@ from typing import Any
 
 from filingcontrast.corpus.edgar import EASTERN, FORMS, parse_sgml
 from filingcontrast.corpus.parse import NO_8K_MARKS, decode_bytes, document_text, is_binary
-from filingcontrast.corpus.store import Store, document_row
+from filingcontrast.corpus.store import Store, document_row, remove_if_empty
 from filingcontrast.errors import UserError
 from filingcontrast.runtime import iter_jsonl, read_utf8
 
@@ -192,7 +192,7 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         return
     with io.StringIO(read_utf8(path, "save it as UTF-8"), newline="") as fh:
         reader = csv.DictReader(fh)
-        header = [h.strip() for h in reader.fieldnames or []]
+        header = [h.strip().lower() for h in reader.fieldnames or []]  # "ID" is id
         allowed = set(MANIFEST_FIELDS) - {"exhibits", "returns"}
         bad = [h for h in header if h not in allowed and not h.startswith("abnormal_ret_")]
         missing = [h for h in ("id", "accepted_at", "form") if h not in header]
@@ -205,8 +205,10 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 what.append(f"repeated column(s) {', '.join(repeated)}")
             if not ({"text", "path"} & set(header)):
                 what.append("need a text or path column")
-            if bad:
-                what.append(f"unknown column(s) {', '.join(bad)}")
+            if "" in bad:
+                what.append("an empty column name (a trailing comma?)")
+            if [h for h in bad if h]:
+                what.append(f"unknown column(s) {', '.join(h for h in bad if h)}")
             raise UserError(f"{path}:1: header: {'; '.join(what)} (see docs/corpus.md)")
         reader.fieldnames = header
         for row in reader:
@@ -240,17 +242,38 @@ def _read_doc(base: Path, rel: str, where: str, field: str) -> str | None:
     return None if is_binary(raw) else decode_bytes(raw)
 
 
-def _manifest_filing(
-    rec: dict[str, Any], where: str, base: Path, cik_tickers: dict[str, str]
-) -> FilingRows | str:
-    """Store rows for one manifest record, or a skip reason (str) for an unusable document.
+@dataclass
+class _Record:
+    """A manifest record's fields, validated (before any filing of the manifest is stored)."""
 
-    The document (`text` or `path`) goes through `document_filing`, as a file in a folder does
-    (a full SGML submission is split into its 8-K and exhibits; a document that is not an 8-K is
-    skipped, whatever `form` and `items` say); the record's fields then replace what the
-    document gave: id, ticker, cik, accepted_at, form, items, company.
-    """
-    accession = (_string(rec.get("id"), where, "id", numbers=True) or "").strip()
+    accession: str
+    ticker: str | None
+    cik: str | None
+    accepted: dt.datetime
+    form: str
+    items: list[str] | None
+    returns: dict[str, float | None]
+    text: str | None
+    doc_path: str | None
+    company: str | None
+    sector: str | None
+    exhibits: list[dict[str, Any]]
+
+
+def _accession(value: str) -> str:
+    """An EDGAR accession number in its dashed form ("000095012310078896" ->
+    "0000950123-10-078896"), so a manifest and a file name spell one filing the same way;
+    any other id as given."""
+    value = value.strip()
+    if re.fullmatch(r"\d{18}", value):
+        return f"{value[:10]}-{value[10:12]}-{value[12:]}"
+    return value
+
+
+def _record(rec: dict[str, Any], where: str, base: Path) -> _Record:
+    """Every check a manifest record's fields allow without parsing its document; the files it
+    names must be readable and its exhibits' files text."""
+    accession = _accession(_string(rec.get("id"), where, "id", numbers=True) or "")
     if not accession:
         raise UserError(f"{where}: field id: missing (the accession number)")
     ticker = (_string(rec.get("ticker"), where, "ticker") or "").strip().upper() or None
@@ -269,40 +292,81 @@ def _manifest_filing(
     returns = parse_returns(rec.get("returns"), where)
     text = _string(rec.get("text"), where, "text")
     doc_path = _string(rec.get("path"), where, "path")
-    company = (_string(rec.get("company"), where, "company") or "").strip() or None
-    sector = (_string(rec.get("sector"), where, "sector") or "").strip() or None
-    raw: str | bytes
-    if text:
-        raw, name = text, f"{accession}.txt"
-    elif doc_path:
-        raw, name = _read_bytes(base, doc_path, where, "path"), Path(doc_path).name
-    else:
+    if not text and not doc_path:
         raise UserError(f"{where}: fields text/path: give the document's text or a path to it")
-    if form not in FORMS:
-        return f"form {form} is not an 8-K"
+    if not text:
+        _readable(base, doc_path or "", where, "path")
+    exhibits = rec.get("exhibits") or []
+    _exhibit_docs(exhibits, accession, where, base)  # validates; rebuilt when stored
+    return _Record(
+        accession=accession,
+        ticker=ticker,
+        cik=cik,
+        accepted=accepted,
+        form=form,
+        items=items,
+        returns=returns,
+        text=text,
+        doc_path=doc_path,
+        company=(_string(rec.get("company"), where, "company") or "").strip() or None,
+        sector=(_string(rec.get("sector"), where, "sector") or "").strip() or None,
+        exhibits=exhibits,
+    )
+
+
+def _readable(base: Path, rel: str, where: str, field: str) -> None:
+    """UserError unless the file a manifest names can be opened for reading."""
+    path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{where}: field {field}: cannot read {path}: {exc.strerror}") from None
+
+
+def _manifest_filing(
+    rec: _Record, where: str, base: Path, cik_tickers: dict[str, str]
+) -> FilingRows | str:
+    """Store rows for one validated manifest record, or a skip reason (str) for an unusable
+    document.
+
+    The document (`text` or `path`) goes through `document_filing`, as a file in a folder does
+    (a full SGML submission is split into its 8-K and exhibits; a document that is not an 8-K is
+    skipped, whatever `form` and `items` say); the record's fields then replace what the
+    document gave: id, ticker, cik, accepted_at, form, items, company.
+    """
+    accession, accepted, items = rec.accession, rec.accepted, rec.items
+    raw: str | bytes
+    if rec.text:
+        raw, name = rec.text, f"{accession}.txt"
+    else:
+        path = rec.doc_path or ""
+        raw, name = _read_bytes(base, path, where, "path"), Path(path).name
+    if rec.form not in FORMS:
+        return f"form {rec.form} is not an 8-K"
     rows = document_filing(
         raw, name, cik_tickers, accession=accession, items_given=items is not None, manifest=True
     )
     if isinstance(rows, str):
         return rows
-    rows.documents += _exhibit_docs(rec.get("exhibits") or [], accession, where, base)
+    rows.documents += _exhibit_docs(rec.exhibits, accession, where, base)
     # The document's CIK (file name or SGML header) when the record has none.
-    cik = cik or rows.filing["cik"]
-    for name_, value in (("company", company), ("sector", sector)):
+    cik = rec.cik or rows.filing["cik"]
+    for name_, value in (("company", rec.company), ("sector", rec.sector)):
         if value and not cik:
             raise UserError(f"{where}: field {name_}: needs cik (companies are keyed by CIK)")
     rows.filing.update(
         cik=cik,
-        ticker=ticker or rows.filing["ticker"] or (cik_tickers.get(cik) if cik else None),
-        form=form,
+        ticker=rec.ticker or rows.filing["ticker"] or (cik_tickers.get(cik) if cik else None),
+        form=rec.form,
         accepted_at=accepted,
         filing_date=rows.filing["filing_date"] or accepted.astimezone(EASTERN).date(),
     )
     if items is not None:
         rows.filing["items"] = items
         rows.warnings = []  # the parser's doubts about item headings do not matter here
-    rows.company = company or rows.company
-    rows.sector = sector
+    rows.company = rec.company or rows.company
+    rows.sector = rec.sector
     from filingcontrast.corpus.events import day0
 
     try:
@@ -318,7 +382,7 @@ def _manifest_filing(
             "abnormal_ret": ret,
             "skip_reason": None if ret is not None else "not_provided",
         }
-        for window, ret in returns.items()
+        for window, ret in rec.returns.items()
     ]
     return rows
 
@@ -570,20 +634,26 @@ def _cik_tickers(store: Store) -> dict[str, str]:
 
 
 def _ingest_manifest(store: Store, path: Path, tally: _Tally, sleep: float) -> None:
+    """Every record is checked before the first filing is stored, so a mistake on line N
+    leaves the store as it was instead of holding lines 1 to N-1 without their returns."""
     seen: dict[str, int] = {}
-    cik_tickers = _cik_tickers(store)
+    records: list[tuple[int, _Record]] = []
     for line_no, rec in _manifest_records(path):
         where = f"{path}:{line_no}"
-        acc = str(rec.get("id") or "").strip()
+        record = _record(rec, where, path.parent)
+        acc = record.accession
         if acc in seen:
             raise UserError(
                 f"{where}: field id: duplicate accession {acc} (first on line {seen[acc]})"
             )
         seen[acc] = line_no
-        result = _manifest_filing(rec, where, path.parent, cik_tickers)
-        tally.add(store, f"{path.name}:{line_no}", result, sleep)
-    if not seen:
+        records.append((line_no, record))
+    if not records:
         raise UserError(f"{path}: no filings (the manifest has no records)")
+    cik_tickers = _cik_tickers(store)
+    for line_no, record in records:
+        result = _manifest_filing(record, f"{path}:{line_no}", path.parent, cik_tickers)
+        tally.add(store, f"{path.name}:{line_no}", result, sleep)
 
 
 def _test_pause(seconds: float, written: int) -> None:
@@ -602,6 +672,17 @@ def ingest_files(
         raise UserError(f"{path}: not found")
     if path.is_file() and path.suffix.lower() not in (".jsonl", ".csv"):
         raise UserError(f"{path}: expected a .jsonl/.csv manifest or a directory of 8-K files")
+    store_path = Path(store_path)
+    created = not store_path.exists()
+    try:
+        return _ingest(store_path, path, prices_csv)
+    except UserError:
+        if created:
+            remove_if_empty(store_path)  # a failed first ingest leaves no empty store behind
+        raise
+
+
+def _ingest(store_path: Path, path: Path, prices_csv: str | Path | None) -> dict[str, Any]:
     price_summary = None
     if prices_csv:
         from filingcontrast.corpus.prices import read_prices_csv, store_prices

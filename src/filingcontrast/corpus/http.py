@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import logging
 import os
 import re
 import time
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from filingcontrast.errors import UserError
+
+log = logging.getLogger(__name__)
 
 SEC_MAX_RATE = 10.0  # requests per second, https://www.sec.gov/os/accessing-edgar-data
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -203,21 +206,29 @@ class Client:
             except OSError as exc:  # requests' ConnectionError/Timeout derive from OSError
                 if last:
                     raise HttpError(url, None, f"connection failed: {exc}") from None
-                self._sleep_before_retry(attempt, None)
+                self._sleep_before_retry(url, attempt, None, "connection failed")
                 continue
             status = int(resp.status_code)
             if status == 200:
                 return bytes(resp.content)
             if status in RETRY_STATUS and not last:
-                self._sleep_before_retry(attempt, _retry_after(resp.headers.get("Retry-After")))
+                wait = _retry_after(resp.headers.get("Retry-After"))
+                self._sleep_before_retry(url, attempt, wait, f"HTTP {status}")
                 continue
             hint = " (SEC refuses undeclared or too fast clients)" if status == 403 else ""
             raise HttpError(url, status, f"HTTP {status}{hint}")
         raise HttpError(url, None, "retries exhausted")  # pragma: no cover - loop always returns
 
-    def _sleep_before_retry(self, attempt: int, retry_after: float | None) -> None:
+    def _sleep_before_retry(
+        self, url: str, attempt: int, retry_after: float | None, reason: str
+    ) -> None:
         self.retries += 1
         delay = min(self.max_backoff, self.backoff * 2**attempt)
         if retry_after is not None:
             delay = max(delay, retry_after)
+        if attempt == 0:  # once per request: a dead network should not look like a hang
+            log.warning(
+                "%s: %s; retrying up to %d times (next in %.0f s)",
+                url, reason, self.max_retries, delay,
+            )  # fmt: skip
         self.limiter.sleep(delay)

@@ -319,9 +319,13 @@ def _flatten_plain_table(m: re.Match[str]) -> str:
 # Form and company
 
 
-_FORM_8K_RE = re.compile(r"\bFORM\s+8\s*-\s*K(\s*/\s*A)?\b", re.I)
+# Cover pages spell the hyphen in many ways: ASCII, non-breaking (U+2011), en and em dashes.
+_DASH = r"[-\u2010\u2011\u2012\u2013\u2014\u2212]"
+_FORM_8K_RE = re.compile(rf"\bFORM\s+8\s*{_DASH}\s*K(\s*/\s*A)?\b", re.I)
 _OTHER_FORM_RE = re.compile(
-    r"\bFORM\s+(10-K\w*|10-Q\w*|20-F|40-F|6-K|S-\d|F-\d|DEF\s*14A|SC\s*13[DG]|4|3|5)\b"
+    rf"\bFORM\s+(10{_DASH}K\w*|10{_DASH}Q\w*|20{_DASH}F|40{_DASH}F|6{_DASH}K|S{_DASH}\d|F{_DASH}\d"
+    r"|DEF\s*14A|SC\s*13[DG]|4|3|5)\b",
+    re.I,
 )
 _HEADER_FORM_RE = re.compile(r"CONFORMED SUBMISSION TYPE:\s*(\S+)", re.I)
 _HEADER_COMPANY_RE = re.compile(r"COMPANY CONFORMED NAME:\s*([^\n]+)", re.I)
@@ -346,7 +350,7 @@ def _cover_company(text: str) -> str:
 # Item headings
 
 # "Item 2.02", "ITEMS 2.02 AND 9.01", "Item 2. 02", "Item 5.", "Item 7(c)", "Item 9.01:".
-_HEAD_START_RE = re.compile(r"^[\s|*•\-–—]*items?\b(?:\s*no\.)?[\s.:|]*", re.I)
+_HEAD_START_RE = re.compile(r"^[\s|*•\-–—]*items?(?![a-z])(?:\s*no\.)?[\s.:|]*", re.I)
 _CODE_RE = re.compile(r"(\d{1,2})(?:\s*\.\s*(\d{2})(?!\d))?(?!\d|\.\d)")
 _JOIN_RE = re.compile(r"\s*(?:,|&|and|/|;)?\s*(?:items?\b)?\s*", re.I)
 _TOC_END_RE = re.compile(r"(?:\s|\|)\d{1,3}\s*$")
@@ -418,6 +422,8 @@ def _looks_like_title(codes: list[str], remainder: str, continues: bool = False)
     return len(letters) >= 4 and letters.isupper()  # "ITEM 5 OTHER EVENTS"
 
 
+_MORE_ITEMS_RE = re.compile(r"(?:\band|&|;|,)\s+items?\s*(\d{1,2}\s*\.\s*\d{2}\b)", re.I)
+
 # A line ending like this closes its sentence (or is a heading/table row of its own).
 _SENTENCE_END = (".", ":", ";", "?", "!", ")", '"', "”", "’")
 _MIN_PROSE_LINE = 40
@@ -438,6 +444,8 @@ def _find_headings(text: str) -> list[_Heading]:
         codes, remainder = _parse_codes(line[m.end() :])
         if not codes or not _looks_like_title(codes, remainder, continues):
             continue
+        # "Item 7.01 Regulation FD Disclosure and Item 8.01 Other Events": one heading, two items.
+        codes += [c for more in _MORE_ITEMS_RE.findall(remainder) for c in _parse_codes(more)[0]]
         # A table-of-contents entry: a short line whose last word is a page number.
         toc = bool(_TOC_END_RE.search(line)) and len(remainder.strip()) > 3 and len(line) < 200
         heads.append(_Heading(start, start + len(line), codes, toc))
@@ -459,9 +467,29 @@ def _trim_section_end(text: str, head_end: int, end: int) -> int:
         end = head_end + cut
 
 
-def _choose_headings(heads: list[_Heading], limit: int) -> list[_Heading]:
+# Between two table-of-contents lines there is no prose, at most dots, "Page" or a number.
+_TOC_FILLER_RE = re.compile(r"[^A-Za-z]*(?:page[^A-Za-z]*)?", re.I)
+
+
+def _drop_toc_lines(text: str, heads: list[_Heading], limit: int) -> list[_Heading]:
+    """`heads` without table-of-contents lines. A line ending in a number is a TOC entry only
+    when another heading names the same items or no text follows it before the next heading;
+    otherwise it is the item's heading with a number at the end of its title ("... for the
+    Quarter Ended March 31", "... Amendment No. 2")."""
+    heads = [h for h in heads if h.start < limit]
+    named = {c for h in heads if not h.toc for c in h.codes}
+    kept = []
+    for i, h in enumerate(heads):
+        nxt = heads[i + 1].start if i + 1 < len(heads) else limit
+        if h.toc and (set(h.codes) <= named or _TOC_FILLER_RE.fullmatch(text[h.end : nxt])):
+            continue
+        kept.append(h)
+    return kept
+
+
+def _choose_headings(text: str, heads: list[_Heading], limit: int) -> list[_Heading]:
     """Real headings: drop TOC lines and old-style numbers in modern filings; one per item."""
-    heads = [h for h in heads if not h.toc and h.start < limit]
+    heads = _drop_toc_lines(text, heads, limit)
     if any("." in c for h in heads for c in h.codes):
         heads = [h for h in heads if any("." in c for c in h.codes)]
     if not heads:
@@ -710,7 +738,7 @@ def parse_8k(raw: str | bytes, filename: str = "") -> Parsed8K:
     if not _is_8k(form):
         raise _fail(filename, f"form {form} is not an 8-K (expected 8-K or 8-K/A)")
 
-    heads = _choose_headings(_find_headings(main_text), len(main_text))
+    heads = _choose_headings(main_text, _find_headings(main_text), len(main_text))
     sig = _signature_span(main_text, heads[0].end if heads else 0, len(main_text))
     cut, cut_end, pasted = _pasted_exhibits(main_text, sig, heads)
     if pasted:  # the pasted exhibits leave the main document, as if they had their <DOCUMENT>s
@@ -772,7 +800,7 @@ def _form_from_cover(text: str, filename: str, warnings: list[str]) -> str:
     other = _OTHER_FORM_RE.search(head)
     # The cover names its own form first; a 10-K may mention "Form 8-K" further down.
     if other and (not m or other.start() < m.start()):
-        return re.sub(r"\s+", " ", other.group(1))
+        return re.sub(_DASH, "-", re.sub(r"\s+", " ", other.group(1))).upper()
     if m:
         return "8-K/A" if m.group(1) else "8-K"
     if _find_headings(text):

@@ -157,6 +157,23 @@ def foreign_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return sorted(table_names(con) - set(TABLES) - {"meta"})
 
 
+def remove_if_empty(path: str | Path) -> bool:
+    """Delete the store at `path` (and its write-ahead log) if no table has a row: what a
+    command that created it and then failed on the user's input leaves. True if removed."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        with Store(path) as store:
+            if any(store.count(t) for t in TABLES):
+                return False
+    except UserError:
+        return False  # not ours (or unreadable): never delete it
+    path.unlink()
+    Path(f"{path}.wal").unlink(missing_ok=True)
+    return True
+
+
 class Store:
     """A DuckDB corpus store. Use as a context manager or call `close()`.
 
@@ -321,7 +338,10 @@ class Store:
         """One filing with its documents (and any provided events) as one transaction.
 
         The filing's previous documents are replaced, so a re-ingest with fewer documents leaves
-        no stale ones; a run killed mid-way leaves either the whole filing or none of it. A
+        no stale ones, and so are its previous events of each method `events` has (a corrected
+        manifest's returns replace the old `provided` ones, windows it dropped included; a
+        source with no returns leaves them); a run killed mid-way leaves either the whole filing
+        or none of it. A
         re-ingest that lacks one of KEEP_KNOWN (a folder file without a header after a manifest
         gave the acceptance time) keeps the stored value; a value it gives replaces it. Returns
         the filing row as stored.
@@ -329,6 +349,11 @@ class Store:
         with self.transaction() as con:
             filing = self._keep_known(filing)
             con.execute("DELETE FROM documents WHERE accession = ?", [filing["accession"]])
+            for method in sorted({e["method"] for e in events}):
+                con.execute(
+                    "DELETE FROM events WHERE accession = ? AND method = ?",
+                    [filing["accession"], method],
+                )
             self.upsert("filings", [filing])
             self.upsert("documents", list(documents))
             self.upsert("events", list(events))
