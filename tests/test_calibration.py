@@ -90,3 +90,9 @@ def test_round_trip_and_bad_metadata():
         Calibration.from_dict({"temperature": 0.0}, "x.json")
     with pytest.raises(UserError, match=r"x.json: field calibration: expected an object"):
         Calibration.from_dict([1, 2], "x.json")
+    # Regression: a string n_pairs loaded fine and crashed `compare` after the model loaded.
+    for bad, what in (({"n_pairs": "48"}, "n_pairs must be a count"),
+                      ({"bias": "0.7"}, "bias must be a number"),
+                      ({"log_loss_after": "x"}, "log_loss_after must be a number")):  # fmt: skip
+        with pytest.raises(UserError, match=rf"x.json: field calibration: {what}"):
+            Calibration.from_dict(bad, "x.json")

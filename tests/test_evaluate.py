@@ -181,3 +181,52 @@ def test_zero_shot_on_a_subset_reports_the_model_on_the_same_pairs(run_dir, tmp_
     credit = correctness(np.array([p["p_a"] for p in first]),
                          np.array([p["winner"] == "A" for p in first]))  # fmt: skip
     assert zs["fine_tuned_same_pairs"]["accuracy"] == pytest.approx(float(credit.mean()))
+
+
+def _with_seen(run_dir: Path, tmp_path: Path, seen: dict) -> Path:
+    """A copy of the tiny adapter whose filingcontrast.json records `seen_filings`."""
+    run = tmp_path / "seen"
+    shutil.copytree(run_dir / "adapter", run / "adapter")
+    meta_path = run / "adapter" / "filingcontrast.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "seen_filings": seen}))
+    return run
+
+
+def _accessions(split: str) -> list[list[str]]:
+    rows = [json.loads(x) for x in (ASSETS / f"{split}.jsonl").read_text().splitlines()]
+    return [[r["meta"]["a"]["accession"], r["meta"]["b"]["accession"]] for r in rows]
+
+
+def test_pairs_with_a_filing_the_adapter_trained_on_are_refused(run_dir, tmp_path):
+    """Regression: evaluate scored the adapter's own training pairs (a test.jsonl copied from
+    train.jsonl, or --split train) and wrote them up as results."""
+    from filingcontrast.evaluate import evaluate_run
+
+    trained = _accessions("test")[2][1]  # one filing of the third test pair
+    run = _with_seen(run_dir, tmp_path, {"train": [trained], "valid": []})
+    with pytest.raises(UserError) as err:
+        evaluate_run(run, ASSETS, RunConfig(name="seen", base="tiny-llama"))
+    msg = str(err.value)
+    first = next(n for n, pair in enumerate(_accessions("test"), 1) if trained in pair)
+    assert "\n" not in msg and f"test.jsonl:{first}: filing {trained} is one the adapter" in msg
+    assert not (run / "metrics.json").exists()
+
+
+def test_pairs_that_tuned_the_adapter_are_flagged_in_sample(run_dir, tmp_path):
+    from filingcontrast.evaluate import evaluate_run
+
+    tuned = [pair[0] for pair in _accessions("test")[:2]]
+    run = _with_seen(run_dir, tmp_path, {"train": [], "valid": tuned})
+    cfg = RunConfig(name="seen", base="tiny-llama")
+    cfg.evaluate.bootstrap = 20
+    cfg.evaluate.baselines = []
+    m = evaluate_run(run, ASSETS, cfg)
+    assert m["in_sample"]["pairs"] >= 2
+
+
+def test_train_split_is_not_an_evaluation_split():
+    from filingcontrast.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="evaluate.split"):
+        load_config(None, ["evaluate.split=train"])

@@ -29,6 +29,29 @@ def test_bootstrap_ci_contains_point_and_narrows_with_n():
     assert bhi - blo < hi - lo
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1.0] * 8, [0.6756, 1.0]),  # 8 of 8: the bootstrap said [1.0, 1.0]
+        ([0.0], [0.0, 0.7935]),  # one pair, wrong
+        ([1.0, 0.0, 0.5, 1.0], [0.2194, 0.9081]),  # a tie counts half
+        ([1.0] * 60, [0.9398, 1.0]),  # all equal, however many
+    ],
+)
+def test_small_or_uniform_samples_get_the_wilson_interval(values, expected):
+    """Regression: by-item and by-confidence cells of a few pairs, all right (or all wrong),
+    had zero-width intervals, a certainty the data does not give."""
+    for n_boot in (0, 1000):
+        assert M.bootstrap_ci(values, n_boot, seed=0) == pytest.approx(expected, abs=1e-4)
+
+
+def test_wilson_ci_by_hand():
+    # 5 of 10 at 95 %: centre 0.5, half-width z*sqrt(.25/10 + z^2/400)/(1 + z^2/10)
+    z = 1.959963984540054
+    half = z * math.sqrt(0.025 + z * z / 400) / (1 + z * z / 10)
+    assert M.wilson_ci(5, 10) == pytest.approx([0.5 - half, 0.5 + half])
+
+
 def test_ece_perfectly_calibrated_vs_miscalibrated():
     rng = np.random.default_rng(0)
     p = rng.uniform(0, 1, 20000)

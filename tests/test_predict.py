@@ -258,18 +258,25 @@ def test_same_filing_twice_is_user_error(capsys, tmp_path, tiny_run):
         rc, _, err = _cli(capsys, *argv, "--adapter", str(tiny_run))
         errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
         assert rc == 1 and len(errors) == 1 and "given twice" in errors[0], (argv, err)
-
-
-def test_identical_content_is_an_exact_tie(tiny_run, tmp_path):
-    """Two copies of one filing: both orders score the same, so P(A) is exactly 0.5 (and the
-    verdict is A, as `p_a >= 0.5` says), not 0.49999999999999994 and "B"."""
-    import shutil
-
-    from filingcontrast.predict import compare_cli
-
+    # A copy under another name: the same document, refused before the model loads.
     copy = tmp_path / "copy.txt"
-    shutil.copy(PARSE / "simulated.txt", copy)
-    res = compare_cli(str(PARSE / "simulated.txt"), str(copy), adapter=str(tiny_run))
+    copy.write_bytes(a.read_bytes())
+    for argv in (("compare", str(a), str(copy)), ("rank", str(b), str(a), str(copy))):
+        rc, _, err = _cli(capsys, *argv, "--adapter", str(tiny_run))
+        errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert rc == 1 and len(errors) == 1, (argv, err)
+        assert errors[0] == f"error: {copy}: the same document as {str(a)!r} (a copy?)"
+
+
+def test_identical_content_is_an_exact_tie(tiny_run):
+    """One filing against itself: both orders score the same, so P(A) is exactly 0.5 (and the
+    verdict is A, as `p_a >= 0.5` says), not 0.49999999999999994 and "B". (The CLI refuses
+    such a comparison: test_same_filing_twice_is_user_error.)"""
+    from filingcontrast.predict import _load_doc, compare, load_scorer
+
+    scorer = load_scorer(str(tiny_run))
+    doc = _load_doc(str(PARSE / "simulated.txt"), None)
+    res = compare(scorer.model, scorer.formatter, doc, doc, calibration=scorer.calibration)
     assert res["p_ab"] == res["p_ba"] and res["p_a"] == 0.5 and res["choice"] == "A"
 
 

@@ -198,3 +198,17 @@ def test_baseline_scored_on_a_subset_is_labelled_with_its_n():
                        "zero_shot": {"n": 64, "accuracy": 0.53}}}  # fmt: skip
     names = [r[0] for r in comparison_rows(m)]
     assert names == ["fine-tuned", "majority", "zero_shot (n=64)"]
+
+
+def test_zero_shot_subset_is_shown_beside_the_model_on_the_same_pairs(tmp_path):
+    """Regression: the report set zero-shot on 64 pairs beside the model on 128 without the
+    model's figure on those 64 (metrics.json had it)."""
+    run = _fake_run(tmp_path)
+    m = json.loads((run / "metrics.json").read_text())
+    m["baselines"]["zero_shot"] = {"n": 40, "accuracy": 0.48, "accuracy_ci": [0.33, 0.63],
+                                   "fine_tuned_same_pairs": {"n": 40, "accuracy": 0.66,
+                                                             "accuracy_ci": [0.5, 0.8]}}  # fmt: skip
+    m["by_item"]["2.02"]["accuracy_ci"] = None  # a cell without an interval: no error bar
+    (run / "metrics.json").write_text(json.dumps(m))
+    text = write_report(run).read_text()
+    assert "fine-tuned, the same 40 pairs as zero_shot</td><td>0.660" in text

@@ -67,6 +67,9 @@ def test_train_writes_run_dir_and_metrics(full_run):
     meta = json.loads((run / "adapter" / "filingcontrast.json").read_text())
     assert meta["base"] == "tiny-llama" and meta["template"] == "chat"
     assert meta["decision_ids"] == [330, 389]
+    # What it learned from and what tuned it, for evaluate's check (evaluate.check_unseen).
+    assert meta["seen_filings"]["train"] == sorted({f"{s}{i}" for s in "ab" for i in range(24)})
+    assert meta["seen_filings"]["valid"] == sorted({f"{s}{i}" for s in "ab" for i in range(6)})
     # 6 validation pairs are below calibration.MIN_PAIRS: the identity is stored, not a fit.
     assert meta["calibration"] == {"temperature": 1.0, "bias": 0.0, "n_pairs": 0,
                                    "log_loss_before": None, "log_loss_after": None}  # fmt: skip

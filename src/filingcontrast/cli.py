@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +62,8 @@ def _toml_str(value: str) -> str:
 
 
 def _store_override(args: argparse.Namespace) -> list[str]:
-    return [f"store={_toml_str(args.store)}"] if getattr(args, "store", None) else []
+    store = getattr(args, "store", None)
+    return [] if store is None else [f"store={_toml_str(store)}"]  # "" is an error, not default
 
 
 def _print_json(obj: Any) -> None:
@@ -76,8 +78,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     extra = _store_override(args)
     if args.filings is not None:
         extra.append(f"simulate.filings={args.filings}")
-    if args.seed is not None:
-        extra.append(f"seed={args.seed}")
+    if args.seed is not None:  # the market's seed: it wins over a config's [simulate] seed
+        extra.append(f"simulate.seed={args.seed}")
     if args.preset is not None:
         extra.append(f"simulate.preset={_toml_str(args.preset)}")
     cfg = _config(args, extra)
@@ -318,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store")
     _add_config_args(p)
     # `pairs stats DIR` is dispatched in main() to keep `pairs --out` flat.
+    p.epilog = "`filingcontrast pairs stats DIR` summarizes a built pairs directory."
 
     p = add("train", cmd_train, "LoRA fine-tuning on a pairs directory.")
     p.add_argument("--pairs", required=True, help="pairs directory (train.jsonl, valid.jsonl)")
@@ -345,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", cmd_evaluate, "Evaluate an adapter on pairs against baselines.")
     p.add_argument("--adapter", required=True, help="run directory (runs/NAME)")
     p.add_argument("--pairs", required=True)
-    p.add_argument("--split", choices=["train", "valid", "test"])
+    p.add_argument("--split", choices=["valid", "test"])
     _add_config_args(p)
 
     p = add("report", cmd_report, "Write the self-contained HTML report of a run.")
@@ -379,6 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `filingcontrast parse --json F | head`: the reader left early
+        # Python would report the pipe again when it flushes stdout at exit: point it at null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a process killed by SIGPIPE exits with in a shell
     except OSError as exc:  # a user path that cannot be created or written (--out, --store)
         if exc.filename is None:
             raise

@@ -54,6 +54,7 @@ class SimulateConfig:
     """Random seed; -1 = the run's seed."""
 
     def __post_init__(self) -> None:
+        _check(self.seed >= -1, "seed", f"must be >= 0, or -1 for the run's seed, got {self.seed}")
         _check(self.filings > 0, "filings", f"must be > 0, got {self.filings}")
         _check(
             self.noise_df == 0 or self.noise_df > 2,
@@ -112,6 +113,7 @@ class PairsConfig:
     """Random seed; -1 = the run's seed."""
 
     def __post_init__(self) -> None:
+        _check(self.seed >= -1, "seed", f"must be >= 0, or -1 for the run's seed, got {self.seed}")
         parts = self.window.split("_")
         _check(
             len(parts) == 2 and all(p.isdigit() for p in parts) and int(parts[0]) <= int(parts[1]),
@@ -255,8 +257,10 @@ class TrainConfig:
 class EvalConfig:
     """Evaluation against baselines and the ceiling (`filingcontrast evaluate`)."""
 
-    split: Literal["train", "valid", "test"] = "test"
-    """Which split of the pairs to evaluate on."""
+    split: Literal["valid", "test"] = "test"
+    """Which split of the pairs to evaluate on (never `train`: the model learned from it; and
+    the adapter's epoch choice and calibration saw some validation pairs, which metrics.json
+    then notes as `in_sample`)."""
     max_pairs: int = 0
     """Cap on evaluated pairs (0 = all)."""
     bootstrap: int = 1000
@@ -322,6 +326,8 @@ class RunConfig:
         )
         _check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
         _check(bool(self.base), "base", "must not be empty")
+        _check(bool(self.store.strip()), "store", "must not be empty")
+        _check(bool(self.runs_dir.strip()), "runs_dir", "must not be empty")
 
     @property
     def run_dir(self) -> Path:

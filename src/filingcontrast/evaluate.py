@@ -1,6 +1,8 @@
 """`filingcontrast evaluate`: the model and its baselines on one split, written to metrics.json.
 
-What is measured (all on the chosen split, default `test`; never on training data):
+What is measured (all on the chosen split, default `test`; never on training data: pairs with
+a filing the adapter trained on are refused, and pairs sharing a filing with those that chose
+its epoch and fitted its calibration are counted under `in_sample`):
 
 - the model's P(A better) from both orders (see predict.py): accuracy with a bootstrap 95 % CI,
   log-loss, Brier, ECE with the reliability diagram's bins, swap consistency, accuracy by item
@@ -49,6 +51,28 @@ def check_labelled(rows: Sequence[dict], path: Path) -> None:
                 f"{path}:{n}: field meta.winner: missing or not A/B ({winner!r}); "
                 "evaluate needs labelled pairs"
             )
+
+
+def check_unseen(rows: Sequence[dict], seen: Any, path: Path) -> int:
+    """Refuse pairs with a filing the adapter trained on (`seen_filings.train` in its
+    filingcontrast.json); return how many share a filing with the pairs that chose its epoch
+    and fitted its calibration (`seen_filings.valid`): those figures are in-sample. Adapters
+    trained before the record existed are not checked."""
+    from filingcontrast.train import pair_filings
+
+    if not isinstance(seen, dict):
+        return 0
+    trained = set(seen.get("train") or [])
+    clashes = [(n, pair_filings(row) & trained) for n, row in enumerate(rows, start=1)]
+    clashes = [(n, accs) for n, accs in clashes if accs]
+    if clashes:
+        n, accs = clashes[0]
+        raise UserError(
+            f"{path}:{n}: filing {min(accs)} is one the adapter trained on ({len(clashes)} of "
+            f"{len(rows)} pairs have one); evaluate on pairs it did not learn from"
+        )
+    tuned = set(seen.get("valid") or [])
+    return sum(bool(pair_filings(row) & tuned) for row in rows)
 
 
 def _load_split(pairs_dir: Path, split: str, required: bool = True) -> list[dict]:
@@ -213,7 +237,7 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     predictions.jsonl into the run directory; return the metrics."""
     from filingcontrast import baselines as B
     from filingcontrast.predict import load_scorer
-    from filingcontrast.train import resolve_adapter_dir
+    from filingcontrast.train import adapter_meta, resolve_adapter_dir
 
     ec = cfg.evaluate
     seed = cfg.seed
@@ -228,7 +252,9 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     check_labelled(rows, pairs_dir / f"{ec.split}.jsonl")
     if ec.max_pairs:
         rows = rows[: ec.max_pairs]
-    train_rows = _load_split(pairs_dir, "train", required=False) if ec.split != "train" else []
+    seen = adapter_meta(adapter_dir).get("seen_filings")
+    in_sample = check_unseen(rows, seen, pairs_dir / f"{ec.split}.jsonl")
+    train_rows = _load_split(pairs_dir, "train", required=False)
     run = RunDir(run_dir)
     run.log(f"evaluate: {len(rows)} {ec.split} pairs from {pairs_dir}")
 
@@ -237,6 +263,11 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     # What compare/rank would answer: the adapter's validation-fitted calibration applied.
     p_a, p_ab, p_ba = scorer.calibration.apply(raw[1], raw[2])
     out: dict[str, Any] = {"split": ec.split, "n_pairs": len(rows)}
+    if in_sample:
+        out["in_sample"] = {
+            "pairs": in_sample,
+            "why": "the adapter's epoch choice and calibration used filings of these pairs",
+        }
     block = _model_block(p_a, p_ab, p_ba, rows, ec, seed)
     out.update({k: block[k] for k in ("accuracy", "accuracy_ci", "log_loss", "brier", "ece")})
     out["swap_consistency"] = block["swap_consistency"]

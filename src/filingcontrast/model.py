@@ -187,7 +187,9 @@ def _resolve_checkpoint(spec: str) -> str:
         if not (path / "config.json").exists():
             raise UserError(f"{path}: not a Hugging Face checkpoint directory (no config.json)")
         return str(path)
-    if path.exists() or spec.startswith((".", "/", "~")):
+    if path.exists():
+        raise UserError(f"{spec}: a file, not a base model directory (a Hugging Face checkpoint)")
+    if spec.startswith((".", "/", "~")):
         raise UserError(f"{spec}: base model directory not found")
     if spec.count("/") != 1:
         raise UserError(

@@ -296,16 +296,23 @@ def _load_doc(ref: str, store: str | None) -> Any:
     raise UserError(f"{ref}: no such file (pass --store to look up an accession id)")
 
 
-def _check_distinct(refs: Sequence[str]) -> None:
-    """The same file (by resolved path) or accession given twice is a mistake: a filing
-    compared with itself is a coin flip, and a duplicate in rank gets two scores."""
+def _check_distinct(refs: Sequence[str], docs: Sequence[Any] = ()) -> None:
+    """The same file (by resolved path), accession or document (by its text: a copy under
+    another name) given twice is a mistake: a filing compared with itself is a coin flip, and
+    a duplicate in rank gets two scores."""
     seen: dict[str, str] = {}
-    for ref in refs:
+    texts: dict[str, str] = {}
+    for n, ref in enumerate(refs):
         path = Path(ref)
         key = str(path.resolve()) if path.exists() else ref
         if key in seen:
             raise UserError(f"{ref}: given twice (the same filing as {seen[key]!r})")
         seen[key] = ref
+        if n < len(docs):
+            text = docs[n].full_text()
+            if text.strip() and text in texts:
+                raise UserError(f"{ref}: the same document as {texts[text]!r} (a copy?)")
+            texts[text] = ref
 
 
 def compare(
@@ -367,7 +374,7 @@ def compare_cli(
 ) -> dict:
     """`filingcontrast compare A B`: load documents first (cheap errors), then the model."""
     doc_a, doc_b = _load_doc(a, store), _load_doc(b, store)
-    _check_distinct([a, b])
+    _check_distinct([a, b], [doc_a, doc_b])
     scorer = load_scorer(adapter, base)
     return compare(
         scorer.model,
@@ -421,7 +428,7 @@ def rank_cli(
     if k < 1:
         raise UserError(f"-k {k}: must be >= 1")
     docs = [_load_doc(f, store) for f in files]
-    _check_distinct(files)
+    _check_distinct(files, docs)
     scorer = load_scorer(adapter, base)
     from filingcontrast.pairs import filing_digests
 

@@ -90,6 +90,9 @@ def check_metrics(m: dict, path: Path) -> None:
     f.obj("calibration", m.get("calibration"))
     blocks = {"uncalibrated": m["uncalibrated"]} if m.get("uncalibrated") is not None else {}
     blocks.update((f"baselines.{k}", v) for k, v in f.obj("baselines", m.get("baselines")).items())
+    for name, b in list(blocks.items()):  # the model on a baseline's subset of the pairs
+        if isinstance(b, dict) and b.get("fine_tuned_same_pairs") is not None:
+            blocks[f"{name}.fine_tuned_same_pairs"] = b["fine_tuned_same_pairs"]
     for name, b in blocks.items():
         b = f.obj(name, b, null=False)
         if b.get("skipped") is not None and not isinstance(b["skipped"], str):
@@ -195,15 +198,16 @@ def plot_by_item(by_item: dict, top: int = 15) -> str | None:
     fig, ax = _fig(7, 0.35 * len(rows) + 1)
     names = [f"{k} (n={v['n']})" for k, v in rows]
     acc = [v["accuracy"] for _, v in rows]
-    err = [
-        [a - v.get("accuracy_ci", [a, a])[0] for a, (_, v) in zip(acc, rows, strict=True)],
-        [v.get("accuracy_ci", [a, a])[1] - a for a, (_, v) in zip(acc, rows, strict=True)],
-    ]
+    cis = [
+        v.get("accuracy_ci") or [a, a] for a, (_, v) in zip(acc, rows, strict=True)
+    ]  # null: none
+    err = [[a - ci[0] for a, ci in zip(acc, cis, strict=True)],
+           [ci[1] - a for a, ci in zip(acc, cis, strict=True)]]  # fmt: skip
     ax.barh(names, acc, xerr=err, color="C0", capsize=3)
     ax.axvline(0.5, color="grey", ls="--", lw=1)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_xlabel("accuracy (95 % bootstrap CI)")
+    ax.set_xlabel("accuracy (95 % CI)")
     return _png(fig)
 
 
@@ -360,7 +364,11 @@ def metrics_table(m: dict) -> str:
     rows = [("fine-tuned", m)]
     if m.get("uncalibrated"):
         rows.append(("fine-tuned, uncalibrated", m["uncalibrated"]))
-    rows += list((m.get("baselines") or {}).items())
+    for name, b in (m.get("baselines") or {}).items():
+        rows.append((name, b))
+        same = b.get("fine_tuned_same_pairs")
+        if same:  # a baseline scored on a subset: the model on exactly those pairs, beside it
+            rows.append((f"fine-tuned, the same {_fmt(same.get('n'))} pairs as {name}", same))
     body = []
     for name, b in rows:
         if b.get("skipped"):
@@ -444,6 +452,13 @@ def build_report(run_dir: Path) -> str:
             f"<p>Base model <code>{_fmt(m.get('base'))}</code>, evaluated on the "
             f"<b>{_fmt(m.get('split'))}</b> split ({_fmt(m.get('n_pairs'))} pairs).</p>"
         )
+        in_sample = m.get("in_sample")
+        if isinstance(in_sample, dict):
+            parts.append(
+                f"<p><b>In-sample:</b> {_fmt(in_sample.get('pairs'))} of these pairs share a "
+                "filing with the validation pairs that chose the adapter's epoch and fitted its "
+                "calibration; these figures flatter the model.</p>"
+            )
     parts.append("<h2 id='metrics'>Metrics</h2>")
     parts.append(metrics_table(m) if m else "<p class='note'>No metrics.json: run "
                  "<code>filingcontrast evaluate</code> first.</p>")  # fmt: skip

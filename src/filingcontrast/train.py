@@ -142,6 +142,26 @@ def pairs_digest_meta(pairs_dir: Path) -> dict[str, Any]:
     return out
 
 
+def pair_filings(row: dict) -> set[str]:
+    """The accessions of a pair's two filings (none for hand-made pairs without them)."""
+    meta = row.get("meta") or {}
+    return {
+        str(side["accession"])
+        for side in (meta.get("a"), meta.get("b"))
+        if isinstance(side, dict) and side.get("accession")
+    }
+
+
+def seen_filings(train_rows: list[dict], valid_rows: list[dict]) -> dict[str, list[str]]:
+    """Which filings the adapter learned from (`train`) and which chose its epoch and fitted its
+    calibration (`valid`), recorded with it so that evaluate can refuse to score the first and
+    flag the second."""
+    return {
+        "train": sorted(set().union(*map(pair_filings, train_rows))),
+        "valid": sorted(set().union(*map(pair_filings, valid_rows))),
+    }
+
+
 def with_min_gap(rows: list[dict], min_gap: float) -> list[dict]:
     """The rows whose realized gap (`meta.gap`, checked by pairs.load_pairs) is at least
     `min_gap`."""
@@ -673,7 +693,10 @@ def train(
         f"train rows: {enc.to_dict()}; valid rows: {valid_enc.to_dict()}; template {formatter.template}"
     )
 
-    digest_meta = pairs_digest_meta(pairs_dir)
+    digest_meta = {
+        **pairs_digest_meta(pairs_dir),
+        "seen_filings": seen_filings(train_rows, valid_rows),
+    }
     lengths = [len(e) for e in examples]
     plan0 = step_plan(lengths, tc, world, cfg.seed, 0)
     steps_per_epoch = len(plan0)
