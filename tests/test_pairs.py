@@ -476,6 +476,25 @@ def test_bad_inputs(tmp_path: Path, store: Path, tokenizer) -> None:
             tokenizer=tokenizer,
             signal_fn=fake_signals,
         )
+    # Regression: an explicit digest_tokens silently overrode max_tokens (rows of 1148 > 512).
+    with pytest.raises(ConfigError, match=r"pairs.digest_tokens: 1000 per digest makes rows of"):
+        build_pairs(
+            config(store, digest_tokens=1000, max_tokens=256),
+            tmp_path / "p",
+            tokenizer=tokenizer,
+            signal_fn=fake_signals,
+        )
+    assert not (tmp_path / "p").exists()
+    # Regression: an embargo that empties a split was blamed on pairs.max_days_apart.
+    with pytest.raises(
+        UserError, match=r"split \w+ has no pairs: 0 filings .* embargo \(pairs.embargo_days=400"
+    ):
+        build_pairs(
+            config(store, embargo_days=400),
+            tmp_path / "p",
+            tokenizer=tokenizer,
+            signal_fn=fake_signals,
+        )
     with pytest.raises(ConfigError, match="max_tokens"):
         build_pairs(
             config(store, max_tokens=256),
@@ -555,6 +574,32 @@ def test_digest_budget_and_order(tokenizer) -> None:
     assert full.index("reported quarterly EPS") < full.index("raised its full-year guidance")
     assert "9.01" not in full.split("Accepted:")[1]  # the exhibit list is not in the body
     assert "Acme" not in full and "ACMR" not in full
+
+
+def test_key_facts_over_the_budget_lose_whole_facts_never_half_of_one(tokenizer) -> None:
+    """Regression: mandatory lines over the budget were cut at a token, so "convertible notes
+    $5,060.0M" became "$5,060" in the prompt while the answer stated the full figure."""
+    doc = FilingDoc(
+        accession="x",
+        items=["1.01", "2.03", "3.02"],
+        accepted_at=dt.datetime(2021, 5, 4, 13, 0, tzinfo=dt.UTC),
+        company="Acme Robotics, Inc.",
+        ticker="ACMR",
+        main_text=filing_text("Acme Robotics, Inc.", "ACMR", "2.02", 3, 1),
+    )
+    facts = ["convertible notes $5,060.0M (52% of market cap)", "EPS $0.55 missed consensus "
+             "$0.67 by 17.9%", "revenue $335.9M beat consensus $331.5M by 1.3%"]  # fmt: skip
+    full = filing_digest(doc, 400, tokenizer, facts=facts)
+    assert f"Key facts: {'; '.join(facts)}." in full
+    header = full.split("\nKey facts:")[0]
+    n_header = len(tokenizer(header, add_special_tokens=False)["input_ids"])
+    for budget in range(n_header + 1, n_header + 60, 3):
+        digest = filing_digest(doc, budget, tokenizer, facts=facts)
+        assert len(tokenizer(digest, add_special_tokens=False)["input_ids"]) <= budget
+        line = next((x for x in digest.split("\n") if x.startswith("Key facts:")), None)
+        if line is not None:
+            kept = line[len("Key facts: ") :].removesuffix("; …").removesuffix(".").split("; ")
+            assert kept == facts[: len(kept)], (budget, line)
 
 
 def test_old_item_7_exhibit_list_is_dropped_like_9_01(tokenizer) -> None:

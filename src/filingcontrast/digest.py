@@ -28,6 +28,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -756,17 +757,47 @@ def digests_with_counts(
 
 
 def _trim(chosen: list[_Unit], budget: int, tokenizer: Any) -> str:
-    """Drop the lowest-scoring chosen sentences until the exact count fits."""
+    """Drop the lowest-scoring chosen sentences until the exact count fits; when the mandatory
+    lines alone do not fit, `_shrink_mandatory` takes whole lines and facts away."""
     chosen = list(chosen)
     digest = _join(chosen)
     while _count(tokenizer, [digest])[0] > budget:
         optional = [u for u in chosen if not u.mandatory]
-        if not optional:  # headers alone exceed the budget: keep the first `budget` tokens
-            ids = tokenizer(digest, add_special_tokens=False)["input_ids"][:budget]
-            return tokenizer.decode(ids)
+        if not optional:
+            return _shrink_mandatory(chosen, budget, tokenizer)
         chosen.remove(min(optional, key=lambda u: (u.score, -u.order)))
         digest = _join(chosen)
     return digest
+
+
+def _shrink_mandatory(units: list[_Unit], budget: int, tokenizer: Any) -> str:
+    """Mandatory lines over the budget: drop the item and exhibit labels, then the key facts
+    one by one from the last (never a fact cut in half: "$5,060.0M" must not become "$5,060"),
+    then the key-facts line; only headers that alone exceed the budget are cut by tokens."""
+    units = list(units)
+
+    def fits() -> bool:
+        return _count(tokenizer, [_join(units)])[0] <= budget
+
+    labels = re.compile(r"(?:Item \d{1,2}(?:\.\d{2})?|EX-[\w.\-]+):")
+    for u in [u for u in units if labels.fullmatch(u.text)]:
+        if fits():
+            return _join(units)
+        units.remove(u)
+    lead = f"{KEY_FACTS_LEAD} "
+    at = next((i for i, u in enumerate(units) if u.text.startswith(lead)), None)
+    if at is not None:
+        facts = units[at].text[len(lead) :].rstrip(".").split("; ")
+        while not fits() and len(facts) > 1:
+            facts.pop()
+            units[at] = dc_replace(units[at], text=f"{lead}{'; '.join(facts)}; …")
+        if not fits():
+            units.pop(at)
+    digest = _join(units)
+    if fits():
+        return digest
+    ids = tokenizer(digest, add_special_tokens=False)["input_ids"][:budget]
+    return tokenizer.decode(ids)
 
 
 def filing_digest(

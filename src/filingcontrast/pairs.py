@@ -269,10 +269,32 @@ def _shared_item(a: Event, b: Event) -> bool:
 
 
 def _no_pairs_message(
-    cfg: RunConfig, split: str, events: list[Event], dropped: Counter[str]
+    cfg: RunConfig, split: str, events: list[Event], dropped: Counter[str], plan: SplitPlan
 ) -> str:
     """Why a split has no pairs: its filings, the candidate pairs each rule dropped, and what
     to relax (the rules that dropped some, e.g. same_sector when no filing has a sector)."""
+    pc = cfg.pairs
+    everywhere = {e.company for evs in plan.events.values() for e in evs}
+    if len(everywhere) < 2:
+        return (
+            f"{cfg.store}: no pairs: every filing with returns in the store is one company's "
+            "(a pair compares two companies' filings); add filings of another company"
+        )
+    companies = len({e.company for e in events})
+    if companies < 2:  # nothing to relax in the pairing rules: a pair needs two companies
+        embargoed = plan.dropped["embargo"]
+        why = (
+            f"the embargo (pairs.embargo_days={pc.embargo_days}) dropped {embargoed} filings "
+            "between the splits; lower it or "
+            if embargoed and not events
+            else ""
+        )
+        fracs = f"pairs.valid_frac={pc.valid_frac:g}, pairs.test_frac={pc.test_frac:g}"
+        return (
+            f"{cfg.store}: split {split} has no pairs: {len(events)} filings of {companies} "
+            f"companies in it, and a pair needs two companies; {why}give the split more filings "
+            f"({fracs}) or the store more companies"
+        )
     counts = ", ".join(f"{k} {v}" for k, v in dropped.most_common()) or "none within max_days_apart"
     knobs = ["pairs.min_gap"] if dropped["near_tie"] else []
     knobs.append("pairs.max_days_apart")
@@ -475,7 +497,7 @@ def build_pairs(
             )
             pair_dropped.update(dropped)
             if not pairs[split]:
-                raise UserError(_no_pairs_message(cfg, split, plan.events[split], dropped))
+                raise UserError(_no_pairs_message(cfg, split, plan.events[split], dropped, plan))
         accessions = sorted({e.accession for ps in pairs.values() for p in ps for e in (p.x, p.y)})
         docs = filing_docs_from_store(store, accessions)
     missing = [a for a in accessions if not docs.get(a) or not docs[a].main_text]
@@ -495,8 +517,14 @@ def build_pairs(
     lengths = _estimated_lengths(
         drafts, dict(zip(accessions, digest_counts, strict=True)), q_counts, a_counts
     )
-    if not pc.digest_tokens and max(lengths) > pc.max_tokens:
-        raise RuntimeError(f"row of {max(lengths)} tokens exceeds pairs.max_tokens")
+    if max(lengths) > pc.max_tokens:
+        if not pc.digest_tokens:  # the budget was derived from max_tokens: a bug, not the user's
+            raise RuntimeError(f"row of {max(lengths)} tokens exceeds pairs.max_tokens")
+        raise ConfigError(
+            f"pairs.digest_tokens: {pc.digest_tokens} per digest makes rows of up to "
+            f"{max(lengths)} tokens, over pairs.max_tokens={pc.max_tokens}; raise max_tokens or "
+            "lower digest_tokens (0 = fit the digests to max_tokens)"
+        )
     summary = _summary(cfg, pairs, rows, plan, ev_dropped, pair_dropped, n_rows, events)
     summary.update(
         digest_tokens=budget,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -244,6 +245,42 @@ def test_cli_simulate_writes_the_store(tmp_path, capsys):
     assert out["filings"] == 40 and out["preset"] == "demo"
     with Store(store, read_only=True) as st:
         assert st.count("truth") == 40
+
+
+def test_cli_seed_wins_over_the_config_files_simulate_seed(tmp_path, capsys):
+    """Regression: `simulate --seed 3` with `[simulate] seed = 7` in the config ran seed 7."""
+    from filingcontrast.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text("[simulate]\nseed = 7\nfilings = 30\ncompanies = 4\n")
+    store = tmp_path / "s.duckdb"
+    assert main(["simulate", "--config", str(config), "--seed", "3", "--store", str(store)]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"start": "1993-02-01"}, r"simulate.start=1993-02-01: .* start on 1994-02-08 or later"),
+        ({"start": "2099-01-04"}, r"simulate.start=2099-01-04, .* past the NYSE calendar's end"),
+        ({"filings": 50000}, r"simulate.filings=50000, .* past the NYSE calendar's end"),
+    ],
+)
+def test_period_outside_the_calendar_is_a_one_line_error(tmp_path, overrides, message):
+    """Regression: a 31-line exchange_calendars DateOutOfBounds traceback."""
+    from filingcontrast.errors import UserError
+
+    cfg = _cfg(tmp_path, "cal.duckdb", **{"filings": 40, "companies": 4, **overrides})
+    with pytest.raises(UserError, match=message) as err:
+        sim.simulate_to_store(cfg)
+    assert "\n" not in str(err.value) and not Path(cfg.store).exists()
+
+
+def test_more_companies_than_a_sectors_names_still_finishes():
+    """Regression: 5,000 companies looped forever once a sector's 800 names were taken."""
+    companies = sim.make_companies(5000, np.random.default_rng(0))
+    assert len({c.name for c in companies}) == 5000
+    assert len({c.ticker for c in companies}) == 5000
 
 
 def test_oracle_accuracy_counts_ties_half():

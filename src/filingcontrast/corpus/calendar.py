@@ -13,12 +13,16 @@ CALENDAR = "XNYS"
 FIRST_DAY = "1993-01-04"
 
 
+def last_day() -> dt.date:
+    """The calendar's last day: a year from today (exchange_calendars knows no further)."""
+    return dt.date.today() + dt.timedelta(days=365)
+
+
 @functools.lru_cache(maxsize=1)
 def xnys() -> Any:
     import exchange_calendars as xcals
 
-    last = (dt.date.today() + dt.timedelta(days=365)).isoformat()
-    return xcals.get_calendar(CALENDAR, start=FIRST_DAY, end=last)
+    return xcals.get_calendar(CALENDAR, start=FIRST_DAY, end=last_day().isoformat())
 
 
 def sessions(start: dt.date | str, end: dt.date | str) -> list[dt.date]:

@@ -218,6 +218,10 @@ def event_effect(ev: dict[str, Any], co: Company) -> float:
 # Companies.
 
 
+NAME_TRIES = 200
+"""Draws of a fresh company name before numbering one (a sector has 800-960 names)."""
+
+
 def make_companies(n: int, rng: np.random.Generator) -> list[Company]:
     sectors = list(SECTORS)
     tickers: set[str] = set()
@@ -226,7 +230,7 @@ def make_companies(n: int, rng: np.random.Generator) -> list[Company]:
     letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
     for i in range(n):
         sector = sectors[int(rng.integers(len(sectors)))]
-        while True:
+        for _ in range(NAME_TRIES):
             name = (
                 f"{NAME_WORDS[int(rng.integers(len(NAME_WORDS)))]} "
                 f"{SECTORS[sector][int(rng.integers(len(SECTORS[sector])))]} "
@@ -234,6 +238,10 @@ def make_companies(n: int, rng: np.random.Generator) -> list[Company]:
             )
             if name not in names:
                 break
+        else:  # the sector's names are (nearly) all taken: number the last one drawn
+            base, k = name, 2
+            while name in names:
+                name, k = f"{base} {k}", k + 1
         names.add(name)
         while True:
             ticker = "".join(rng.choice(letters, size=int(rng.integers(3, 5))))
@@ -600,6 +608,24 @@ def preset_params(sim: SimulateConfig) -> tuple[Preset, float, float]:
     return preset, scale, df
 
 
+def _check_calendar_span(sim: SimulateConfig, first: dt.date, last: dt.date, per: int) -> None:
+    """The simulated prices (a burn-in year before `simulate.start`, then the filings' period)
+    must lie in the NYSE calendar: 1993-01-04 to a year from today."""
+    lo, hi = dt.date.fromisoformat(calendar.FIRST_DAY), calendar.last_day()
+    if first < lo:
+        raise UserError(
+            f"simulate.start={sim.start}: the simulation needs prices from {first} (a year of "
+            f"burn-in); the NYSE calendar starts {lo}: start on "
+            f"{lo + (dt.date.fromisoformat(sim.start) - first)} or later"
+        )
+    if last > hi:
+        raise UserError(
+            f"simulate.start={sim.start}, simulate.filings={sim.filings}, simulate.companies="
+            f"{sim.companies}: {per} filings per company run to {last}, past the NYSE calendar's "
+            f"end ({hi}, a year from today); start earlier, or spread the filings over more companies"
+        )
+
+
 def simulate_market(sim: SimulateConfig, seed: int) -> Market:
     """Generate the market in memory (deterministic in `seed`)."""
     preset, base_scale, noise_df = preset_params(sim)
@@ -611,8 +637,13 @@ def simulate_market(sim: SimulateConfig, seed: int) -> Market:
     start = dt.date.fromisoformat(sim.start)
     per_company = math.ceil(sim.filings / sim.companies)
     n_period = max(250, int(MIN_SPACING * per_company * 1.6) + 20)
-    before = calendar.sessions(start - dt.timedelta(days=400), start - dt.timedelta(days=1))
-    after = calendar.sessions(start, start + dt.timedelta(days=int(n_period * 1.6) + 40))
+    first, last = (
+        start - dt.timedelta(days=400),
+        start + dt.timedelta(days=int(n_period * 1.6) + 40),
+    )
+    _check_calendar_span(sim, first, last, per_company)
+    before = calendar.sessions(first, start - dt.timedelta(days=1))
+    after = calendar.sessions(start, last)
     if len(after) < n_period + TAIL_SESSIONS:
         raise ValueError("calendar too short for the simulated period")
     days = before[-BURN_IN_SESSIONS:] + after[: n_period + TAIL_SESSIONS]
