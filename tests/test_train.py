@@ -394,8 +394,22 @@ def test_resume_refuses_other_settings_other_rows_and_damaged_checkpoints(
     assert isinstance(info.value, CheckpointError)  # what the demo restarts from scratch on
 
 
+@pytest.fixture
+def terminal_signals():
+    """SIGINT and SIGTERM as a terminal session has them. A suite started in the background
+    (`make test &` in a script) inherits SIGINT ignored, and the trainer rightly leaves a
+    handler it did not expect alone, so the Ctrl-C these tests send would be lost."""
+    import signal
+
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    old = {signum: signal.signal(signum, handler) for signum, handler in defaults.items()}
+    yield
+    for signum, handler in old.items():
+        signal.signal(signum, handler)
+
+
 def test_interrupts_mid_step_during_update_and_during_eval_resume_exactly(
-    full_run, pairs_dir, tmp_path, monkeypatch
+    full_run, pairs_dir, tmp_path, monkeypatch, terminal_signals
 ):
     """Regressions: a Ctrl-C inside a step saved the RNG its dropout had advanced (the resumed
     losses differed from an uninterrupted run); one during the validation after an epoch lost
@@ -465,7 +479,9 @@ def test_non_finite_loss_stops_with_one_line_and_no_summary(pairs_dir, tmp_path,
     assert not (cfg.run_dir / "adapter").exists()
 
 
-def test_sigterm_checkpoints_like_ctrl_c(full_run, pairs_dir, tmp_path, monkeypatch):
+def test_sigterm_checkpoints_like_ctrl_c(
+    full_run, pairs_dir, tmp_path, monkeypatch, terminal_signals
+):
     """Regression: SIGTERM (`timeout`, a scheduler stopping the job) killed the run without a
     checkpoint; it now stops as Ctrl-C does and --resume gives the uninterrupted losses."""
     import signal
