@@ -602,31 +602,6 @@ def test_key_facts_over_the_budget_lose_whole_facts_never_half_of_one(tokenizer)
             assert kept == facts[: len(kept)], (budget, line)
 
 
-def test_item_labels_only_with_a_sentence_under_them(tokenizer) -> None:
-    """Regression: every informative item's label was reserved before any sentence, so a tight
-    budget left bare "Item 2.03:\nItem 3.02:" lines (the `Items:` header names them already)
-    and fewer tokens for the sentences."""
-    long = " ".join(f"Filler sentence number {n} about the notes." for n in range(40))
-    text = (
-        "FORM 8-K\n\nItem 1.01 Entry into a Material Definitive Agreement.\n\n"
-        f"The Company entered into a credit agreement for $500 million. {long}\n\n"
-        "Item 2.03 Creation of a Direct Financial Obligation.\n\n"
-        f"The information in Item 1.01 is incorporated by reference. {long}\n\n"
-        "Item 3.02 Unregistered Sales of Equity Securities.\n\n"
-        f"The Company issued warrants to the lenders. {long}\n"
-    )
-    doc = FilingDoc(accession="x", items=["1.01", "2.03", "3.02"], company="Acme", ticker="ACME",
-                    main_text=text)  # fmt: skip
-    for budget in (40, 50, 60, 80, 120, 400):
-        lines = filing_digest(doc, budget, tokenizer).split("\n")
-        for i, line in enumerate(lines):
-            if re.fullmatch(r"Item \d\.\d\d:", line):
-                assert i + 1 < len(lines) and not re.fullmatch(r"Item \d\.\d\d:", lines[i + 1])
-    assert "Item 1.01:\nThe Company entered into a credit agreement" in filing_digest(
-        doc, 80, tokenizer
-    )
-
-
 def test_old_item_7_exhibit_list_is_dropped_like_9_01(tokenizer) -> None:
     from filingcontrast.digest import render_question
 

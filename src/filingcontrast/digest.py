@@ -635,21 +635,13 @@ def _units(doc: FilingDoc, anonymize: bool, facts: Sequence[str] | None = None) 
     return units
 
 
-# An item's or exhibit's label line inside a digest ("Item 2.03:", "EX-99.1:").
-_LABEL_RE = re.compile(r"(?:Item \d{1,2}(?:\.\d{2})?|EX-[\w.\-]+):")
-
-
-def _is_label(u: _Unit) -> bool:
-    return u.mandatory and bool(_LABEL_RE.fullmatch(u.text))
-
-
-def _drop_empty_labels(units: list[_Unit]) -> list[_Unit]:
-    """A label none of whose sentences made the budget says nothing (the `Items:` header
-    already names every item): drop it."""
+def _drop_empty_exhibit_headers(units: list[_Unit]) -> list[_Unit]:
+    """An exhibit label none of whose sentences made the budget says nothing: drop it."""
     out = []
     for i, u in enumerate(units):
+        is_label = u.mandatory and u.text.startswith("EX-") and u.text.endswith(":")
         nxt = units[i + 1] if i + 1 < len(units) else None
-        if _is_label(u) and (nxt is None or nxt.mandatory):
+        if is_label and (nxt is None or nxt.mandatory):
             continue
         out.append(u)
     return out
@@ -686,29 +678,19 @@ def _join(units: Sequence[_Unit]) -> str:
 
 
 def _select(units: list[_Unit], counts: list[int], budget: int) -> list[_Unit]:
-    """Header lines (and key facts) first, then the best-scoring sentences that fit, in
-    original order. A section's label costs its tokens with the section's first sentence
-    chosen, never before: a label without a sentence under it would only repeat the header."""
-    owner: dict[int, int | None] = {}  # sentence -> the label it sits under
-    label: int | None = None
-    for i, u in enumerate(units):
-        if _is_label(u):
-            label = i
-        elif u.mandatory:
-            label = None
-        else:
-            owner[i] = label
-    chosen = {i for i, u in enumerate(units) if u.mandatory and not _is_label(u)}
+    """Mandatory units first, then the best-scoring sentences that fit, in original order."""
+    chosen = [i for i, u in enumerate(units) if u.mandatory]
     used = sum(counts[i] + _JOIN_TOKENS for i in chosen)
-    optional = sorted(owner, key=lambda i: (-units[i].score, i))
+    optional = sorted(
+        (i for i, u in enumerate(units) if not u.mandatory), key=lambda i: (-units[i].score, i)
+    )
     for i in optional:
-        lab = owner[i]
-        extra = [lab] if lab is not None and lab not in chosen else []
-        cost = sum(counts[j] + _JOIN_TOKENS for j in [i, *extra])
+        cost = counts[i] + _JOIN_TOKENS
         if used + cost <= budget:
-            chosen.update([i, *extra])
+            chosen.append(i)
             used += cost
-    return [units[i] for i in sorted(chosen)]
+    # Item headers whose sentences all missed the budget still say which items the filing has.
+    return _drop_empty_exhibit_headers([units[i] for i in sorted(chosen)])
 
 
 def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
@@ -783,8 +765,7 @@ def _trim(chosen: list[_Unit], budget: int, tokenizer: Any) -> str:
         optional = [u for u in chosen if not u.mandatory]
         if not optional:
             return _shrink_mandatory(chosen, budget, tokenizer)
-        weakest = min(optional, key=lambda u: (u.score, -u.order))
-        chosen = _drop_empty_labels([u for u in chosen if u is not weakest])
+        chosen.remove(min(optional, key=lambda u: (u.score, -u.order)))
         digest = _join(chosen)
     return digest
 
@@ -798,7 +779,8 @@ def _shrink_mandatory(units: list[_Unit], budget: int, tokenizer: Any) -> str:
     def fits() -> bool:
         return _count(tokenizer, [_join(units)])[0] <= budget
 
-    for u in [u for u in units if _is_label(u)]:
+    labels = re.compile(r"(?:Item \d{1,2}(?:\.\d{2})?|EX-[\w.\-]+):")
+    for u in [u for u in units if labels.fullmatch(u.text)]:
         if fits():
             return _join(units)
         units.remove(u)
