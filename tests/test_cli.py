@@ -97,6 +97,19 @@ def test_flag_and_conflicting_override_is_an_error(tmp_path, capsys):
     assert rc == 1 and "train.jsonl: training pairs not found" in capsys.readouterr().err
 
 
+def test_one_key_set_twice_to_different_values_is_an_error(tmp_path, capsys):
+    # Regression: `train.lr=1e-3 train.lr=2e-3` silently took the last one.
+    argv = ["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "a")]
+    rc = main([*argv, "train.lr=1e-3", "train.lr=2e-3"])
+    err = capsys.readouterr().err.strip()
+    assert (
+        rc == 2
+        and err == "error: train.lr=2e-3: train.lr is already set to 1e-3 on the command line"
+    )
+    rc = main([*argv, "train.lr=1e-3", "train.lr=1e-3"])  # the same value twice: no conflict
+    assert rc == 1 and "train.jsonl: training pairs not found" in capsys.readouterr().err
+
+
 def test_out_must_name_a_directory(tmp_path, capsys):
     # Regression: `--out ""` trained into runs/<name>, `--out .` failed with "name: ... ''".
     for cmd in (["train", "--pairs", str(tmp_path)], ["pairs"]):

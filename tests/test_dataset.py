@@ -121,6 +121,22 @@ def test_long_rows_are_trimmed_in_digests_not_answer(tok):
     assert "Which is better?" in tok.decode(ex.input_ids[: ex.prompt_len])
 
 
+def test_validation_scores_the_prompts_training_fitted(tok):
+    """Regression: validation accuracy (which picks the adapter and fits its calibration)
+    scored the untrimmed instruction: an 892-token prompt with max_seq_len 256."""
+    from filingcontrast.pairs import swapped_instruction
+
+    fmt = PromptFormatter(tok, "chat", "sys")
+    row = toy_rows(1, filler=400)[0]
+    ex = fmt.encode(row, 256)
+    fitted = fmt.fit_row(row, 256)
+    room = 256 - len(fmt.answer_ids(row["output"])) - 1
+    assert fmt.prompt_ids(fitted["instruction"]) == ex.input_ids[: ex.prompt_len]
+    assert len(fmt.prompt_ids(swapped_instruction(fitted))) <= room + 2  # B first: same digests
+    short = toy_rows(1)[0]
+    assert fmt.fit_row(short, 256) is short
+
+
 def test_answer_too_long_is_refused_and_counted_not_zero_loss(tok, tiny):
     # Regression: a row cut to max_seq_len lost its whole answer -> all -100 -> silent zero loss.
     fmt = PromptFormatter(tok, "chat", "sys")
@@ -134,6 +150,20 @@ def test_answer_too_long_is_refused_and_counted_not_zero_loss(tok, tiny):
     batch["labels"][:] = IGNORE
     with pytest.raises(ValueError, match="silent zero"):
         loss_step(tiny, batch)
+
+
+def test_many_refused_rows_are_counted_not_listed(tok, caplog):
+    """Regression: each refused row had its own warning line (~1,500 on the demo's pairs with
+    a small max_seq_len) before the one-line error."""
+    fmt = PromptFormatter(tok, "chat", "sys")
+    rows = [make_row(i, "A", "x", "y") for i in range(10)]
+    for row in rows:
+        row["output"] += " word" * 300
+    with caplog.at_level("WARNING"):
+        examples, summary = encode_rows(fmt, rows, 128)
+    assert not examples and summary.refused == {"answer_too_long": 10}
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4 and lines[-1] == "... and 7 more rows refused ({'answer_too_long': 10})"
 
 
 def test_long_input_field_is_refused_as_input_too_long_not_answer_too_long(tok):

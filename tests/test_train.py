@@ -91,6 +91,25 @@ def test_resume_reproduces_uninterrupted_losses(full_run, pairs_dir, tmp_path):
     assert third["losses"] == pytest.approx(full["losses"], abs=1e-6)
 
 
+def test_the_printed_resume_command_works_as_printed(full_run, pairs_dir, tmp_path, capsys):
+    """Regression: the interrupt message said "continue with --resume", and `--resume` without
+    every override of the first command was refused (settings differ)."""
+    import shlex
+
+    from filingcontrast.cli import main
+    from filingcontrast.train import resume_command
+
+    _, full = full_run
+    cfg = _cfg(tmp_path, "hint")
+    first = train(cfg, pairs_dir, stop_after=4)
+    assert first["interrupted"]
+    command = resume_command(cfg.run_dir, pairs_dir)
+    assert command in (cfg.run_dir / "log.txt").read_text()
+    assert main(shlex.split(command)[1:]) == 0
+    last = json.loads(capsys.readouterr().out)
+    assert last["losses"] == pytest.approx(full["losses"], abs=1e-6)
+
+
 def test_incomplete_checkpoint_is_ignored(full_run):
     cfg, _ = full_run
     ckpts = cfg.run_dir / "checkpoints"
@@ -152,6 +171,13 @@ def test_merge_export_and_checkpointing(pairs_dir, tmp_path):
     summary = train(cfg, pairs_dir)
     assert summary["checkpointing"] == "full" and summary["steps"] == 2
     assert (cfg.run_dir / "merged" / "model.safetensors").exists()
+    # max_steps stopped mid-epoch 1: the eval line, the adapter and the train lines say epoch 1
+    # (the eval said 0), and each train line logs the rate its update used (warm-up: 0 first).
+    lines = [json.loads(x) for x in (cfg.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 1, 1]
+    meta = json.loads((cfg.run_dir / "adapter" / "filingcontrast.json").read_text())
+    assert meta["epoch"] == 1
+    assert [x["lr"] for x in lines if x["type"] == "train"] == [0.0, cfg.train.lr]
     assert not list(cfg.run_dir.glob(".*tmp*"))
 
 

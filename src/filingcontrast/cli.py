@@ -29,11 +29,17 @@ def _config(args: argparse.Namespace, extra: list[str] | None = None) -> RunConf
     silently (`train --out runs/a name=b` would train into runs/b)."""
     user = list(getattr(args, "overrides", []) or [])
     flags = dict(o.split("=", 1) for o in extra or [])
+    given: dict[str, str] = {}
     for override in user:
         key, _, value = override.partition("=")
         key = key.strip()
         if key in flags and parse_override_value(value.strip()) != parse_override_value(flags[key]):
             raise ConfigError(f"{override}: conflicts with a flag that sets {key}={flags[key]}")
+        if key in given and given[key] != value.strip():  # `train.lr=1e-3 train.lr=2e-3`
+            raise ConfigError(
+                f"{override}: {key} is already set to {given[key]} on the command line"
+            )
+        given[key] = value.strip()
     return load_config(getattr(args, "config", None), list(extra or []) + user)
 
 

@@ -198,7 +198,7 @@ class PromptFormatter:
                 return (
                     "answer_too_long" if len(self.prompt_ids("")) + 16 > room else "input_too_long"
                 )
-            instruction = self._fit_instruction(instruction, input_, meta, room)
+            instruction = self._fit_instruction(instruction, input_, meta, room)[0]
             if instruction is None:
                 return "prompt_does_not_fit"
             text = self.prompt_text(instruction, input_)
@@ -214,16 +214,36 @@ class PromptFormatter:
         return Example(ids, labels, len(prompt), decision_pos, str(meta.get("pair_id", "")),
                        trimmed)  # fmt: skip
 
-    def _fit_instruction(self, instruction: str, input_: str, meta: dict, room: int) -> str | None:
-        """Shorten the filing digests (re-rendered via pairs.render_instruction) until the prompt
-        fits `room` tokens; fall back to cutting the instruction's middle."""
+    def fit_row(self, row: dict, max_seq_len: int) -> dict:
+        """`row` with its digests (and instruction) shortened as `encode` shortens them, so that
+        scoring it in both orders (`pairs.swapped_instruction` reads the digests) sees the
+        prompt training would; the row itself when it fits or cannot be fitted."""
+        meta = row.get("meta") or {}
+        answer = self.answer_ids(row.get("output", "")) + [self.end_id]
+        room = max_seq_len - len(answer)
+        input_ = row.get("input", "") or ""
+        if len(self.prompt_ids(row.get("instruction", ""), input_)) <= room:
+            return row
+        instruction, da, db = self._fit_instruction(row.get("instruction", ""), input_, meta, room)
+        if instruction is None or da is None or db is None:
+            return row
+        sides = {"a": {**meta["a"], "digest": da}, "b": {**meta["b"], "digest": db}}
+        return {**row, "instruction": instruction, "meta": {**meta, **sides}}
+
+    def _fit_instruction(
+        self, instruction: str, input_: str, meta: dict, room: int
+    ) -> tuple[str | None, str | None, str | None]:
+        """(instruction, digest A, digest B): the digests shortened (re-rendered via
+        pairs.render_instruction) until the prompt fits `room` tokens; the instruction's middle
+        cut instead (digests None) when they are too short to carry the cut; None if nothing
+        fits."""
         from filingcontrast.pairs import render_instruction as render
 
         da, db = (meta.get("a") or {}).get("digest"), (meta.get("b") or {}).get("digest")
         for _ in range(6):
             over = len(self.prompt_ids(instruction, input_)) - room
             if over <= 0:
-                return instruction
+                return instruction, (da if render else None), (db if render else None)
             if da and db:
                 ta, tb = self._ids(da), self._ids(db)
                 # share what is left evenly; a short digest gives its unused share to the other
@@ -240,17 +260,23 @@ class PromptFormatter:
                 toks = self._ids(instruction)
                 keep = len(toks) - over - 8
                 if keep < 16:
-                    return None
+                    return None, None, None
                 head = keep * 3 // 4  # the question sits at the end: keep a tail too
                 instruction = (
                     self._decode(toks[:head])
                     + " … "
                     + self._decode(toks[len(toks) - (keep - head) :])
                 )
-        return instruction if len(self.prompt_ids(instruction, input_)) <= room else None
+        if len(self.prompt_ids(instruction, input_)) > room:
+            return None, None, None
+        return instruction, (da if render else None), (db if render else None)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+
+SHOWN_REFUSALS = 3
+"""Refused rows named one by one in the log; the rest are counted in one line."""
 
 
 def encode_rows(
@@ -263,11 +289,16 @@ def encode_rows(
         ex = formatter.encode(row, max_seq_len)
         if isinstance(ex, str):
             summary.refused[ex] += 1
-            log.warning("row %d (%s): refused: %s", i, (row.get("meta") or {}).get("pair_id"), ex)
+            if sum(summary.refused.values()) <= SHOWN_REFUSALS:  # the rest are counted below
+                pair_id = (row.get("meta") or {}).get("pair_id")
+                log.warning("row %d (%s): refused: %s", i, pair_id, ex)
             continue
         summary.kept += 1
         summary.trimmed += ex.trimmed
         out.append(ex)
+    hidden = sum(summary.refused.values()) - SHOWN_REFUSALS
+    if hidden > 0:
+        log.warning("... and %d more rows refused (%s)", hidden, dict(summary.refused))
     return out, summary
 
 

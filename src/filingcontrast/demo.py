@@ -49,7 +49,12 @@ def stage_key(*parts: Any) -> str:
 
 def tree_digest(path: Path) -> str | None:
     """sha256 of a file's bytes, or of a directory's file names and bytes (hidden names such as
-    temp files skipped); None when the path does not exist."""
+    temp files skipped); of a DuckDB store, its rows (`store.content_digest`); None when the
+    path does not exist."""
+    if path.is_file() and path.suffix == ".duckdb":
+        from filingcontrast.corpus.store import content_digest
+
+        return content_digest(path)
     if path.is_file():
         files = [(".", path)]
     elif path.is_dir():

@@ -469,8 +469,8 @@ def read_checkpoint_state(path: Path, fingerprint: dict | None = None) -> tuple[
         if diff:
             raise CheckpointError(
                 f"{path}: cannot --resume with other settings than the checkpoint's: "
-                f"{'; '.join(diff)}; resume with the run's config.toml and pairs, or train into "
-                "a new --out"
+                f"{'; '.join(diff)}; resume with the run's own config (`--config "
+                f"{path.parent.parent / 'config.toml'}`) and pairs, or train into a new --out"
             )
     return state, plan
 
@@ -608,7 +608,9 @@ def evaluate_valid(model: Any, formatter: PromptFormatter, rows: list[dict],
             loss, stats = loss_step(model, batch, tc.decision_weight)
             w = _weight_total(chunk, tc.decision_weight)
             total, weight = total + float(loss) * w, weight + w
-        p_a, p_ab, p_ba = pair_probabilities(model, formatter, rows, size)
+        # Scored as trained: prompts over max_seq_len get the digests `encode` gave them.
+        fitted = [formatter.fit_row(r, tc.max_seq_len) for r in rows]
+        p_a, p_ab, p_ba = pair_probabilities(model, formatter, fitted, size)
     model.train()
     # The same credit and item grouping as `evaluate` (a pair counts under each of its items).
     credit = M.correctness(p_a, a_won(rows))
@@ -632,13 +634,22 @@ def _pad_id(formatter: PromptFormatter) -> int:
 # Training
 
 
+def resume_command(run_dir: Path, pairs_dir: Path) -> str:
+    """The command that resumes a run: its config.toml carries every setting it was given."""
+    import shlex
+
+    args = ["--pairs", str(pairs_dir), "--out", str(run_dir), "--config",
+            str(run_dir / "config.toml"), "--resume"]  # fmt: skip
+    return "filingcontrast train " + " ".join(shlex.quote(a) for a in args)
+
+
 def train(
     cfg: RunConfig,
     pairs_dir: Path,
     resume: bool = False,
     *,
     stop_after: int | None = None,
-    resume_hint: str = "continue with --resume",
+    resume_hint: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune LoRA adapters on `pairs_dir/train.jsonl`, evaluate on `valid.jsonl` each epoch,
     keep the best adapter in `<run_dir>/adapter/`. `stop_after` (tests) interrupts after that
@@ -653,6 +664,8 @@ def train(
     tc = cfg.train
     pairs_dir = Path(pairs_dir)
     run_dir = cfg.run_dir
+    if resume_hint is None:  # the run's config.toml holds every setting the run was given
+        resume_hint = f"continue with: {resume_command(run_dir, pairs_dir)}"
     if not (pairs_dir / "train.jsonl").exists():
         raise UserError(f"{pairs_dir / 'train.jsonl'}: training pairs not found")
     # Everything the user gave is checked before the run directory is touched or a model loaded.
@@ -765,6 +778,7 @@ def train(
                     plan = step_plan(lengths, tc, world, cfg.seed, state.epoch)
                 step = plan[state.step_in_epoch]
                 rng, mid_step = _rng_state(), True
+                lr = scheduler.get_last_lr()[0]  # what this step's update uses (warm-up: 0 first)
                 t0 = time.perf_counter()
                 loss, tokens, padded = train_step(
                     wrapped, acc, examples, step, tc, pad_id, optimizer, scheduler,
@@ -782,7 +796,7 @@ def train(
                 done_here += 1
                 record = {
                     "type": "train", "step": state.global_step, "epoch": state.epoch + 1,
-                    "loss": loss, "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens / dt,
+                    "loss": loss, "lr": lr, "tokens_per_s": tokens / dt,
                     "padding_share": 1 - tokens / max(padded, 1),
                 }  # fmt: skip
                 if main:
@@ -904,19 +918,21 @@ def _eval_and_keep(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: 
 
     result = evaluate_valid(model, formatter, rows, examples, cfg.train)
     p_ab, p_ba = result.pop("p_ab"), result.pop("p_ba")
-    record = {"type": "eval", "epoch": state.epoch, "step": state.global_step, **result}
+    # 1-based like the train lines: an epoch cut short by max_steps is the one in progress
+    epoch = state.epoch + (1 if state.step_in_epoch else 0)
+    record = {"type": "eval", "epoch": epoch, "step": state.global_step, **result}
     run.append_metrics(record)
     score = [result["valid_accuracy"], -result["valid_loss"]]
     if state.best is None or score > state.best:
         winners = [(r.get("meta") or {}).get("winner") for r in rows]
         cal = fit_calibration(p_ab, p_ba, winners)
         save_adapter(model, tokenizer, formatter, cfg, run.path / "adapter",
-                     {"epoch": state.epoch, "step": state.global_step,
+                     {"epoch": epoch, "step": state.global_step,
                       "valid_accuracy": result["valid_accuracy"], "valid_loss": result["valid_loss"],
                       "calibration": cal.to_dict(), **digest_meta})  # fmt: skip
         state.best = score  # only once the adapter is saved (a Ctrl-C may cut the save)
     run.log(
-        f"eval epoch {state.epoch}: valid loss {result['valid_loss']:.4f}, accuracy "
+        f"eval epoch {epoch}: valid loss {result['valid_loss']:.4f}, accuracy "
         f"{result['valid_accuracy']:.3f} on {result['n_pairs']} pairs", echo=True
     )  # fmt: skip
     return record

@@ -137,3 +137,25 @@ def test_rewrite_without_a_value_keeps_the_stored_one(tmp_path) -> None:
         assert s.query("SELECT ticker, cik FROM filings") == [{"ticker": "XYZ", "cik": "1"}]
         s.write_filing({**bare, "items": []})  # a parser that found no items keeps the known ones
         assert s.query("SELECT items FROM filings") == [{"items": ["8.01"]}]
+
+
+def test_content_digest_sees_rows_not_file_bytes(tmp_path) -> None:
+    """Regression: demos sharing a store compared its file bytes, which differ between two
+    identical simulations, so each redid the other's simulate and pairs stages."""
+    from filingcontrast.config import load_config
+    from filingcontrast.corpus.simulate import simulate_to_store
+
+    def simulated(name: str, seed: int):
+        path = tmp_path / name
+        cfg = load_config(None, [f'store="{path}"', f"simulate.seed={seed}",
+                                 "simulate.filings=40", "simulate.companies=4"])  # fmt: skip
+        simulate_to_store(cfg)
+        return path
+
+    a, b, c = simulated("a.duckdb", 0), simulated("b.duckdb", 0), simulated("c.duckdb", 1)
+    assert a.read_bytes() != b.read_bytes()
+    assert store_mod.content_digest(a) == store_mod.content_digest(b)
+    assert store_mod.content_digest(a) != store_mod.content_digest(c)
+    with Store(b) as st:
+        st.upsert("filings", [{"accession": "0000000001-21-000001", "source": "simulated"}])
+    assert store_mod.content_digest(a) != store_mod.content_digest(b)

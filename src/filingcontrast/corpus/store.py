@@ -157,6 +157,24 @@ def foreign_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return sorted(table_names(con) - set(TABLES) - {"meta"})
 
 
+def content_digest(path: str | Path) -> str:
+    """sha256 over each table's name, row count and sum of DuckDB's row hashes: equal for two
+    stores holding the same rows. DuckDB's file bytes are not (two identical simulations give
+    different files), so a digest of the bytes made demos sharing a store redo each other's
+    work."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        h = hashlib.sha256()
+        for table in sorted(table_names(con)):
+            n, total = con.execute(
+                f"SELECT count(*), coalesce(sum(hash(x)::HUGEINT), 0) FROM {_quote(table)} x"
+            ).fetchone()
+            h.update(f"{table}\0{n}\0{total}\0".encode())
+        return h.hexdigest()[:32]
+    finally:
+        con.close()
+
+
 def remove_if_empty(path: str | Path) -> bool:
     """Delete the store at `path` (and its write-ahead log) if no table has a row: what a
     command that created it and then failed on the user's input leaves. True if removed."""
