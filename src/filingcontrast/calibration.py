@@ -56,12 +56,11 @@ class Calibration:
     """Per-order validation log-loss after calibration."""
 
     def __post_init__(self) -> None:
-        numbers = {"temperature": self.temperature, "bias": self.bias}
-        numbers.update(log_loss_before=self.log_loss_before, log_loss_after=self.log_loss_after)
-        for name, value in numbers.items():
-            if not (value is None and name.startswith("log_loss")) and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
+        for name in ("temperature", "bias", "log_loss_before", "log_loss_after"):
+            value = getattr(self, name)
+            if value is None and name.startswith("log_loss"):
+                continue  # not fitted
+            if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{name} must be a number, got {value!r}")
         if isinstance(self.n_pairs, bool) or not isinstance(self.n_pairs, int) or self.n_pairs < 0:
             raise ValueError(f"n_pairs must be a count (an integer >= 0), got {self.n_pairs!r}")

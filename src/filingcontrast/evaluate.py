@@ -36,7 +36,7 @@ import numpy as np
 from filingcontrast import metrics as M
 from filingcontrast.config import RunConfig
 from filingcontrast.errors import UserError
-from filingcontrast.pairs import a_won, pair_items
+from filingcontrast.pairs import a_won, pair_filings, pair_items
 from filingcontrast.runtime import RunDir, atomic_write_json, atomic_write_text
 
 
@@ -58,8 +58,6 @@ def check_unseen(rows: Sequence[dict], seen: Any, path: Path) -> int:
     filingcontrast.json); return how many share a filing with the pairs that chose its epoch
     and fitted its calibration (`seen_filings.valid`): those figures are in-sample. Adapters
     trained before the record existed are not checked."""
-    from filingcontrast.train import pair_filings
-
     if not isinstance(seen, dict):
         return 0
     trained = set(seen.get("train") or [])

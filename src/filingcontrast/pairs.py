@@ -268,12 +268,10 @@ def _shared_item(a: Event, b: Event) -> bool:
     return bool(ia & ib)
 
 
-def _no_pairs_message(
-    cfg: RunConfig, split: str, events: list[Event], dropped: Counter[str], plan: SplitPlan
-) -> str:
+def _no_pairs_message(cfg: RunConfig, plan: SplitPlan, split: str, dropped: Counter[str]) -> str:
     """Why a split has no pairs: its filings, the candidate pairs each rule dropped, and what
     to relax (the rules that dropped some, e.g. same_sector when no filing has a sector)."""
-    pc = cfg.pairs
+    pc, events = cfg.pairs, plan.events[split]
     everywhere = {e.company for evs in plan.events.values() for e in evs}
     if len(everywhere) < 2:
         return (
@@ -497,7 +495,7 @@ def build_pairs(
             )
             pair_dropped.update(dropped)
             if not pairs[split]:
-                raise UserError(_no_pairs_message(cfg, split, plan.events[split], dropped, plan))
+                raise UserError(_no_pairs_message(cfg, plan, split, dropped))
         accessions = sorted({e.accession for ps in pairs.values() for p in ps for e in (p.x, p.y)})
         docs = filing_docs_from_store(store, accessions)
     missing = [a for a in accessions if not docs.get(a) or not docs[a].main_text]
@@ -760,6 +758,16 @@ def pair_items(row: dict[str, Any]) -> list[str]:
         (meta.get("b") or {}).get("items") or []
     )
     return [str(i) for i in items] or ["?"]
+
+
+def pair_filings(row: dict[str, Any]) -> set[str]:
+    """The accessions of a pair's two filings (none for hand-made pairs without them)."""
+    meta = row.get("meta") or {}
+    return {
+        str(side["accession"])
+        for side in (meta.get("a"), meta.get("b"))
+        if isinstance(side, dict) and side.get("accession")
+    }
 
 
 def load_pairs(pairs_dir: str | Path, split: str) -> list[dict[str, Any]]:

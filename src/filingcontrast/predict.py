@@ -296,23 +296,22 @@ def _load_doc(ref: str, store: str | None) -> Any:
     raise UserError(f"{ref}: no such file (pass --store to look up an accession id)")
 
 
-def _check_distinct(refs: Sequence[str], docs: Sequence[Any] = ()) -> None:
+def _check_distinct(refs: Sequence[str], docs: Sequence[Any]) -> None:
     """The same file (by resolved path), accession or document (by its text: a copy under
     another name) given twice is a mistake: a filing compared with itself is a coin flip, and
     a duplicate in rank gets two scores."""
     seen: dict[str, str] = {}
     texts: dict[str, str] = {}
-    for n, ref in enumerate(refs):
+    for ref, doc in zip(refs, docs, strict=True):
         path = Path(ref)
         key = str(path.resolve()) if path.exists() else ref
         if key in seen:
             raise UserError(f"{ref}: given twice (the same filing as {seen[key]!r})")
         seen[key] = ref
-        if n < len(docs):
-            text = docs[n].full_text()
-            if text.strip() and text in texts:
-                raise UserError(f"{ref}: the same document as {texts[text]!r} (a copy?)")
-            texts[text] = ref
+        text = doc.full_text()
+        if text.strip() and text in texts:
+            raise UserError(f"{ref}: the same document as {texts[text]!r} (a copy?)")
+        texts[text] = ref
 
 
 def compare(

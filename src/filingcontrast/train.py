@@ -142,20 +142,12 @@ def pairs_digest_meta(pairs_dir: Path) -> dict[str, Any]:
     return out
 
 
-def pair_filings(row: dict) -> set[str]:
-    """The accessions of a pair's two filings (none for hand-made pairs without them)."""
-    meta = row.get("meta") or {}
-    return {
-        str(side["accession"])
-        for side in (meta.get("a"), meta.get("b"))
-        if isinstance(side, dict) and side.get("accession")
-    }
-
-
 def seen_filings(train_rows: list[dict], valid_rows: list[dict]) -> dict[str, list[str]]:
     """Which filings the adapter learned from (`train`) and which chose its epoch and fitted its
     calibration (`valid`), recorded with it so that evaluate can refuse to score the first and
     flag the second."""
+    from filingcontrast.pairs import pair_filings
+
     return {
         "train": sorted(set().union(*map(pair_filings, train_rows))),
         "valid": sorted(set().union(*map(pair_filings, valid_rows))),

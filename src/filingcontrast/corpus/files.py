@@ -227,9 +227,14 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line_no, rec
 
 
+def _manifest_path(base: Path, rel: str) -> Path:
+    """A path a manifest gives: relative to the manifest's folder unless absolute."""
+    return Path(rel) if Path(rel).is_absolute() else base / rel
+
+
 def _read_bytes(base: Path, rel: str, where: str, field: str) -> bytes:
     """The bytes of a file named in a manifest (relative to the manifest); UserError if unreadable."""
-    path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
+    path = _manifest_path(base, rel)
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -316,7 +321,7 @@ def _record(rec: dict[str, Any], where: str, base: Path) -> _Record:
 
 def _readable(base: Path, rel: str, where: str, field: str) -> None:
     """UserError unless the file a manifest names can be opened for reading."""
-    path = (base / rel) if not Path(rel).is_absolute() else Path(rel)
+    path = _manifest_path(base, rel)
     try:
         with path.open("rb"):
             pass
