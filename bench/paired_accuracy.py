@@ -18,6 +18,8 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
+from filingcontrast.metrics import correctness
+
 
 def load(path: Path) -> dict[str, dict]:
     try:
@@ -27,8 +29,9 @@ def load(path: Path) -> dict[str, dict]:
         sys.exit(f"paired_accuracy: {path}: not an evaluate predictions.jsonl ({exc})")
 
 
-def right(rec: dict) -> bool:
-    return (rec["p_a"] > 0.5) == (rec["winner"] == "A")
+def credit(rec: dict) -> float:
+    """1 right, 0 wrong, 0.5 for P(A) == 0.5 (as evaluate's accuracy counts it)."""
+    return float(correctness([rec["p_a"]], [rec["winner"] == "A"])[0])
 
 
 def main() -> None:
@@ -40,15 +43,18 @@ def main() -> None:
     if set(a) != set(b):
         sys.exit(f"paired_accuracy: {args.first} and {args.second} score different pairs "
                  f"({len(set(a) ^ set(b))} differ)")  # fmt: skip
-    only_first = sum(right(a[k]) and not right(b[k]) for k in a)
-    only_second = sum(right(b[k]) and not right(a[k]) for k in a)
+    # Discordant: right in one run, wrong in the other; a coin flip (0.5) in either run is
+    # neither, and is counted on its own.
+    only_first = sum(credit(a[k]) == 1 and credit(b[k]) == 0 for k in a)
+    only_second = sum(credit(b[k]) == 1 and credit(a[k]) == 0 for k in a)
     n_disc = only_first + only_second
     result = {
         "bench": "paired_accuracy",
         "pairs": len(a),
-        "accuracy": [sum(map(right, a.values())) / len(a), sum(map(right, b.values())) / len(b)],
+        "accuracy": [sum(map(credit, a.values())) / len(a), sum(map(credit, b.values())) / len(b)],
         "only_first_right": only_first,
         "only_second_right": only_second,
+        "coin_flip_pairs": sum(credit(a[k]) == 0.5 or credit(b[k]) == 0.5 for k in a),
         "mcnemar_p": binomtest(only_first, n_disc).pvalue if n_disc else 1.0,
         "raw_sd": [statistics.pstdev(r["raw"]["p_a"] for r in d.values()) for d in (a, b)],
     }

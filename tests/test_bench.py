@@ -92,6 +92,12 @@ def test_paired_accuracy_counts_discordant_pairs(tmp_path):
     result = json.loads(out.stdout)
     assert (result["only_first_right"], result["only_second_right"]) == (1, 2)
     assert result["accuracy"] == [0.5, 0.75] and 0 < result["mcnemar_p"] <= 1
+    # A coin flip (0.5) earns half credit, as evaluate counts it, and is never discordant.
+    flip, right = write("d.jsonl", [0.5, 0.6]), write("e.jsonl", [0.6, 0.6])
+    out = subprocess.run([sys.executable, script, flip, right], capture_output=True, text=True)
+    result = json.loads(out.stdout)
+    assert result["accuracy"] == [0.75, 1.0] and result["coin_flip_pairs"] == 1
+    assert (result["only_first_right"], result["only_second_right"]) == (0, 0)
     other = write("c.jsonl", [0.6])
     bad = subprocess.run([sys.executable, script, first, other], capture_output=True, text=True)
     assert bad.returncode != 0 and "score different pairs" in bad.stderr

@@ -250,11 +250,26 @@ def test_pair_probabilities_cancels_position_bias(tok):
     import filingcontrast.dataset as ds
 
     orig = ds.score_decisions
-    ds.score_decisions = lambda model, f, instr, bs=8, progress=None: np.full(len(instr), 0.7)
-    try:
-        p_a, p_ab, p_ba = pair_probabilities(Fake(), fmt, rows, swap=swapped)
-    finally:
-        ds.score_decisions = orig
-    np.testing.assert_allclose(p_ab, 0.7)
-    np.testing.assert_allclose(p_ba, 0.7)
-    np.testing.assert_allclose(p_a, 0.5)
+    for bias in (0.7, 0.0006369616985321045):
+        ds.score_decisions = lambda model, f, instr, bs=8, progress=None: np.full(len(instr), bias)  # noqa: B023
+        try:
+            p_a, p_ab, p_ba = pair_probabilities(Fake(), fmt, rows, swap=swapped)
+        finally:
+            ds.score_decisions = orig
+        np.testing.assert_allclose(p_ab, bias)
+        np.testing.assert_allclose(p_ba, bias)
+        # Exactly 0.5, a coin flip with half credit: (p + 1 - p) / 2 rounds this bias to
+        # 0.49999999999999994, which accuracy scored as a "B" verdict.
+        assert (p_a == 0.5).all()
+
+
+def test_score_decisions_refuses_non_finite_probabilities(tok, tiny):
+    import copy
+
+    broken = copy.deepcopy(tiny)
+    with torch.no_grad():
+        broken.model.norm.weight.fill_(float("nan"))  # what a diverged adapter's output gives
+    fmt = PromptFormatter(tok, "chat", "sys")
+    texts = [r["instruction"] for r in toy_rows(3)]
+    with pytest.raises(UserError, match="not a number for 3 of 3 prompts"):
+        score_decisions(broken, fmt, texts)

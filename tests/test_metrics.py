@@ -12,6 +12,18 @@ def test_accuracy_half_credit_for_coin_flips():
     assert M.accuracy([0.9, 0.2, 0.5, 0.7], [1, 0, 1, 0]) == pytest.approx((1 + 1 + 0.5 + 0) / 4)
 
 
+def test_non_finite_predictions_are_refused():
+    """Regression: NaN > 0.5 is False, so a NaN from the scorer scored as a right "B" verdict."""
+    with pytest.raises(ValueError, match="1 of 2 values not finite"):
+        M.accuracy([float("nan"), 0.2], [0, 0])
+
+
+def test_normal_interval_honours_the_level():
+    values = [0.0, 1.0] * 20
+    wide, narrow = M.bootstrap_ci(values, 0), M.bootstrap_ci(values, 0, level=0.5)
+    assert narrow[1] - narrow[0] == pytest.approx((wide[1] - wide[0]) * 0.6745 / 1.96, rel=1e-3)
+
+
 def test_log_loss_and_brier_by_hand():
     p, y = [0.8, 0.4], [1, 0]
     assert M.log_loss(p, y) == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2)
@@ -72,6 +84,8 @@ def test_reliability_bins_cover_all_rows():
 def test_swap_consistency():
     # pair 1: A in (A,B), B first in (B,A) loses -> consistent; pair 2: first shown always wins.
     assert M.swap_consistency([0.8, 0.7], [0.3, 0.9]) == pytest.approx(0.5)
+    # An order at exactly 0.5 chooses neither filing: half credit, never full.
+    assert M.swap_consistency([0.5, 0.5], [0.7, 0.5]) == pytest.approx(0.5)
 
 
 def test_confidence_levels():
@@ -98,6 +112,21 @@ def test_quintile_spread_sign_and_ic():
     assert M.long_short_spread(scores, -rets) < 0
     assert M.spearman_ic(scores, rets) == pytest.approx(1.0)
     assert M.spearman_ic([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_quintile_spread_does_not_depend_on_the_order_of_tied_scores():
+    """Regression: with tied scores the stable sort put whichever filing came first in a
+    quintile, so reversing the input flipped the spread's sign (all equal: +8 / -8)."""
+    rets = np.arange(10, dtype=float)
+    assert M.long_short_spread(np.zeros(10), rets) is None
+    scores = np.array([0, 0, 1, 1, 1, 1, 1, 1, 2, 2], dtype=float)
+    assert M.long_short_spread(scores, rets) == pytest.approx(17 / 2 - 1 / 2)
+    # Four filings tied at the bottom cut-off share its one place left (0.25 each), in any order.
+    scores = np.array([0, 1, 1, 1, 1, 2, 3, 4, 5, 6], dtype=float)
+    forward = M.long_short_spread(scores, rets)
+    backward = M.long_short_spread(scores[::-1], rets[::-1])
+    assert forward == pytest.approx(backward)
+    assert forward == pytest.approx((8 + 9) / 2 - (0 + 2.5) / 2)
 
 
 def test_grouped_accuracy_counts_pair_in_each_group():

@@ -174,6 +174,24 @@ def test_compare_bad_inputs_are_one_line_errors(capsys, tmp_path, tiny_run):
         assert len(errors) == 1 and needle in errors[0], err
 
 
+def test_compare_and_rank_show_the_parsers_doubts(capsys, tmp_path, tiny_run):
+    """A file with no item headings (here only a cover and an image) is scored, but not
+    silently: both commands name it and the parser's warning, on stderr and in the JSON."""
+    cover = tmp_path / "image_only.htm"
+    cover.write_text("<html><body><p>FORM 8-K</p><img src='scan.jpg'></body></html>")
+    good, other = str(PARSE / "simulated.txt"), str(PARSE / "old_style.txt")
+    rc, out, err = _cli(capsys, "compare", str(cover), good, "--adapter", str(tiny_run), "--json")
+    assert rc == 0, err
+    assert json.loads(out)["warnings"] == {"A": "no item headings found"}
+    assert f"warning: {cover}: no item headings found" in err.splitlines()
+    rc, out, err = _cli(capsys, "compare", good, other, "--adapter", str(tiny_run), "--json")
+    assert rc == 0 and "warnings" not in json.loads(out) and "warning" not in err
+    rc, out, err = _cli(capsys, "rank", good, str(cover), other, "--adapter", str(tiny_run),
+                        "-k", "2", "--json")  # fmt: skip
+    assert rc == 0 and json.loads(out)["warnings"] == {str(cover): "no item headings found"}
+    assert f"warning: {cover}: no item headings found" in err.splitlines()
+
+
 def test_adapter_whose_weights_do_not_fit_base(capsys, tmp_path, tiny_run):
     import shutil
 

@@ -203,6 +203,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         store=args.store,
         explain=args.explain,
     )
+    _print_warnings(result, {"A": args.a, "B": args.b})
     if args.json:
         print(json.dumps(result))
     else:
@@ -216,10 +217,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_warnings(result: dict, names: dict[str, str]) -> None:
+    """The parser's doubts about input files, one stderr line each (the JSON keeps them too)."""
+    for key, text in result.get("warnings", {}).items():
+        print(f"warning: {names.get(key, key)}: {text}", file=sys.stderr)
+
+
 def cmd_rank(args: argparse.Namespace) -> int:
     from filingcontrast.predict import rank_cli
 
     result = rank_cli(args.files, adapter=args.adapter, base=args.base, k=args.k, store=args.store)
+    _print_warnings(result, {})
     if args.json:
         _print_json(result)
     else:

@@ -503,6 +503,14 @@ def score_decisions(
             p_a = torch.softmax(logits, dim=-1)[:, 0].cpu().numpy()
             out[idx] = p_a
             bar.update(len(idx))
+    bad = int((~np.isfinite(out)).sum())
+    if bad:  # a NaN would be scored as a "B" verdict and counted, never seen
+        from filingcontrast.errors import UserError
+
+        raise UserError(
+            f"the model's P(A) is not a number for {bad} of {len(out)} prompts: its weights "
+            "(a diverged or damaged adapter) or a half-precision overflow"
+        )
     return out
 
 
@@ -539,4 +547,6 @@ def both_orders(
     p_ab, p_ba = probs[: len(instr_ab)], probs[len(instr_ab) :]
     if calibration is not None:
         return calibration.apply(p_ab, p_ba)
-    return (p_ab + 1.0 - p_ba) / 2.0, p_ab, p_ba
+    # 0.5 + (p_ab - p_ba) / 2, not (p_ab + 1 - p_ba) / 2: equal orders give exactly 0.5 (a coin
+    # flip, half credit), where the other rounding can land on 0.49999999999999994.
+    return 0.5 + (p_ab - p_ba) / 2.0, p_ab, p_ba

@@ -191,6 +191,9 @@ class FilingDoc:
     main_text: str = ""
     exhibits: list[tuple[str, str]] = field(default_factory=list)
     """(type like "EX-99.1", text) per exhibit."""
+    warnings: list[str] = field(default_factory=list)
+    """The parser's doubts about a file (e.g. "no item headings found"): compare and rank show
+    them, since a digest of such a file may hold only its cover."""
 
     def full_text(self) -> str:
         """Main text and exhibits, for signal extraction."""
@@ -299,7 +302,9 @@ def filing_doc_from_file(path: str | Path) -> FilingDoc:
     rows = file_filing(path, fallback_accession=path.stem)
     if isinstance(rows, str):
         raise UserError(f"{path}: {rows}")
-    return filing_doc_from_rows(rows.filing, rows.documents, rows.company)
+    doc = filing_doc_from_rows(rows.filing, rows.documents, rows.company)
+    doc.warnings = list(rows.warnings)
+    return doc
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ def _arrays(p_a: Sequence[float], y: Sequence[int]) -> tuple[np.ndarray, np.ndar
     t = np.asarray(y, dtype=float)
     if p.shape != t.shape:
         raise ValueError(f"p_a has shape {p.shape}, y has shape {t.shape}")
+    if not np.isfinite(p).all():  # NaN > 0.5 is False: it would count as a "B" verdict
+        raise ValueError(f"p_a: {int((~np.isfinite(p)).sum())} of {p.size} values not finite")
     return p, t
 
 
@@ -70,7 +72,9 @@ def bootstrap_ci(
     if v.size < SMALL_SAMPLE or np.all(v == v[0]):
         return wilson_ci(float(v.sum()), int(v.size), level)
     if n_boot <= 0:
-        half = 1.96 * v.std(ddof=1) / np.sqrt(v.size)
+        from statistics import NormalDist
+
+        half = NormalDist().inv_cdf((1 + level) / 2) * v.std(ddof=1) / np.sqrt(v.size)
         return [float(v.mean() - half), float(v.mean() + half)]
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, v.size, size=(n_boot, v.size))  # (n_boot, n)
@@ -129,13 +133,15 @@ def swap_consistency(p_ab: Sequence[float], p_ba: Sequence[float]) -> float:
     """Share of pairs where the same filing is chosen in both orders.
 
     `p_ab` = P(first shown) with A first, `p_ba` = P(first shown) with B first; consistent when
-    A is chosen in (A,B) and not chosen (i.e. B loses) in (B,A), or vice versa.
+    A is chosen in (A,B) and not chosen (i.e. B loses) in (B,A), or vice versa. An order at
+    exactly 0.5 chooses neither: half credit, as a coin flip breaking the tie would earn.
     """
     ab = np.asarray(p_ab, dtype=float)
     ba = np.asarray(p_ba, dtype=float)
     if ab.size == 0:
         return float("nan")
-    return float(((ab > 0.5) == (ba < 0.5)).mean())
+    same = ((ab > 0.5) == (ba < 0.5)).astype(float)
+    return float(np.where((ab == 0.5) | (ba == 0.5), 0.5, same).mean())
 
 
 def confidence_level(p_a: float) -> str:
@@ -196,11 +202,21 @@ def spearman_ic(scores: Sequence[float], returns: Sequence[float]) -> float | No
 def long_short_spread(
     scores: Sequence[float], returns: Sequence[float], quantiles: int = 5
 ) -> float | None:
-    """Mean return of the top score quantile minus the bottom one (equal weights)."""
+    """Mean return of the top score quantile minus the bottom one (equal weights). Filings
+    tied on the score at a quantile's edge share its remaining places equally, so the result
+    does not depend on the input order; None when every score is equal (no ranking)."""
     s = np.asarray(scores, dtype=float)
     r = np.asarray(returns, dtype=float)
-    if s.size < 2:
+    if s.size < 2 or np.all(s == s[0]):
         return None
     m = max(1, s.size // quantiles)
-    order = np.argsort(s, kind="stable")
-    return float(r[order[-m:]].mean() - r[order[:m]].mean())
+    return _quantile_mean(-s, r, m) - _quantile_mean(s, r, m)
+
+
+def _quantile_mean(s: np.ndarray, r: np.ndarray, m: int) -> float:
+    """Mean of `r` over the m lowest `s`, ties at the cut-off weighted by the places left."""
+    cut = np.sort(s)[m - 1]
+    below, at = s < cut, s == cut
+    weights = below.astype(float)
+    weights[at] = (m - below.sum()) / at.sum()
+    return float((weights * r).sum() / m)

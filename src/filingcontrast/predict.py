@@ -375,7 +375,7 @@ def compare_cli(
     doc_a, doc_b = _load_doc(a, store), _load_doc(b, store)
     _check_distinct([a, b], [doc_a, doc_b])
     scorer = load_scorer(adapter, base)
-    return compare(
+    result = compare(
         scorer.model,
         scorer.formatter,
         doc_a,
@@ -385,6 +385,16 @@ def compare_cli(
         explain=explain,
         calibration=scorer.calibration,
     )
+    return _with_warnings(result, {"A": doc_a, "B": doc_b})
+
+
+def _with_warnings(result: dict, docs: dict[str, Any]) -> dict:
+    """Add the parser's doubts about the input files, by side or file, when there are any: a
+    filing without item headings (an image-only or truncated file) may be scored on its cover."""
+    warnings = {key: "; ".join(doc.warnings) for key, doc in docs.items() if doc.warnings}
+    if warnings:
+        result["warnings"] = warnings
+    return result
 
 
 def rank_digests(
@@ -460,4 +470,4 @@ def rank_cli(
             f"{MIN_CI_COMPARISONS} comparisons of the filing, e.g. at least "
             f"{MIN_CI_COMPARISONS + 1} filings with -k {MIN_CI_COMPARISONS}"
         )
-    return result
+    return _with_warnings(result, {str(f): doc for f, doc in zip(files, docs, strict=True)})
