@@ -16,9 +16,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from scipy.stats import binomtest
-
-from filingcontrast.metrics import correctness
+from filingcontrast.metrics import correctness, paired_comparison
 
 
 def load(path: Path) -> dict[str, dict]:
@@ -43,19 +41,13 @@ def main() -> None:
     if set(a) != set(b):
         sys.exit(f"paired_accuracy: {args.first} and {args.second} score different pairs "
                  f"({len(set(a) ^ set(b))} differ)")  # fmt: skip
-    # Discordant: right in one run, wrong in the other; a coin flip (0.5) in either run is
-    # neither, and is counted on its own.
-    only_first = sum(credit(a[k]) == 1 and credit(b[k]) == 0 for k in a)
-    only_second = sum(credit(b[k]) == 1 and credit(a[k]) == 0 for k in a)
-    n_disc = only_first + only_second
+    keys = sorted(a)
+    first, second = [credit(a[k]) for k in keys], [credit(b[k]) for k in keys]
     result = {
         "bench": "paired_accuracy",
         "pairs": len(a),
-        "accuracy": [sum(map(credit, a.values())) / len(a), sum(map(credit, b.values())) / len(b)],
-        "only_first_right": only_first,
-        "only_second_right": only_second,
-        "coin_flip_pairs": sum(credit(a[k]) == 0.5 or credit(b[k]) == 0.5 for k in a),
-        "mcnemar_p": binomtest(only_first, n_disc).pvalue if n_disc else 1.0,
+        "accuracy": [sum(first) / len(a), sum(second) / len(b)],
+        **paired_comparison(first, second),
         "raw_sd": [statistics.pstdev(r["raw"]["p_a"] for r in d.values()) for d in (a, b)],
     }
     print(json.dumps(result))

@@ -73,6 +73,21 @@ def test_evaluate_run_writes_all_keys(run_dir):
         assert set(p["zero_shot"]) == {"p_a", "p_ab", "p_ba"}
     # The adapter changes the verdicts (zero-shot really is the base without it).
     assert not np.allclose([p["p_a"] for p in preds], [p["zero_shot"]["p_a"] for p in preds])
+    # Each baseline's P(A) per pair, and its paired comparison with the model recomputed from them.
+    from filingcontrast.metrics import correctness
+
+    assert on_disk["n_pairs_in_split"] == n
+    y = np.array([p["winner"] == "A" for p in preds])
+    model = correctness(np.array([p["p_a"] for p in preds]), y)
+    for name in ("majority", "signal_rule", "tfidf_logreg", "zero_shot"):
+        key = "zero_shot" if name == "zero_shot" else None
+        p_base = [p[key]["p_a"] if key else p["baselines"][name] for p in preds]
+        base = correctness(np.array(p_base), y)
+        vs = on_disk["baselines"][name]["vs_fine_tuned"]
+        assert vs["only_fine_tuned_right"] == int(((model == 1) & (base == 0)).sum()), name
+        assert vs["only_baseline_right"] == int(((model == 0) & (base == 1)).sum()), name
+        assert 0 < vs["mcnemar_p"] <= 1
+        assert base.mean() == pytest.approx(on_disk["baselines"][name]["accuracy"])
 
 
 def test_report_after_evaluate(run_dir):

@@ -48,6 +48,7 @@ def test_bootstrap_ci_contains_point_and_narrows_with_n():
         ([0.0], [0.0, 0.7935]),  # one pair, wrong
         ([1.0, 0.0, 0.5, 1.0], [0.2194, 0.9081]),  # a tie counts half
         ([1.0] * 60, [0.9398, 1.0]),  # all equal, however many
+        ([0.5] * 40, [0.5, 0.5]),  # all coin flips: exactly 0.5, not an interval around it
     ],
 )
 def test_small_or_uniform_samples_get_the_wilson_interval(values, expected):

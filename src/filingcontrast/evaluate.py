@@ -124,6 +124,17 @@ def _baseline_block(p: np.ndarray, rows: Sequence[dict], ec: Any, seed: int, pro
     }
 
 
+def _vs_fine_tuned(p_model: np.ndarray, p_baseline: np.ndarray, y: np.ndarray) -> dict:
+    """The model against a baseline on the same pairs (McNemar on the discordant ones)."""
+    paired = M.paired_comparison(M.correctness(p_model, y), M.correctness(p_baseline, y))
+    return {
+        "only_fine_tuned_right": paired["only_first_right"],
+        "only_baseline_right": paired["only_second_right"],
+        "coin_flip_pairs": paired["coin_flip_pairs"],
+        "mcnemar_p": paired["mcnemar_p"],
+    }
+
+
 def _filings(rows: Sequence[dict]) -> tuple[list[dict], list[tuple[int, int]]]:
     """Unique filings of the pairs (accession, digest, abnormal_ret) and each pair's indices."""
     index: dict[str, int] = {}
@@ -248,6 +259,7 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
         raise UserError(f"{pairs_dir}: pairs directory not found")
     rows = _load_split(pairs_dir, ec.split)
     check_labelled(rows, pairs_dir / f"{ec.split}.jsonl")
+    n_in_split = len(rows)
     if ec.max_pairs:
         rows = rows[: ec.max_pairs]
     seen = adapter_meta(adapter_dir).get("seen_filings")
@@ -260,7 +272,7 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     raw = score_rows(scorer, rows, ec.batch_size)
     # What compare/rank would answer: the adapter's validation-fitted calibration applied.
     p_a, p_ab, p_ba = scorer.calibration.apply(raw[1], raw[2])
-    out: dict[str, Any] = {"split": ec.split, "n_pairs": len(rows)}
+    out: dict[str, Any] = {"split": ec.split, "n_pairs": len(rows), "n_pairs_in_split": n_in_split}
     if in_sample:
         out["in_sample"] = {
             "pairs": in_sample,
@@ -281,22 +293,29 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
 
     base: dict[str, Any] = {}
     zs = None
+    per_pair: dict[str, np.ndarray] = {}  # each baseline's P(A) per pair, for predictions.jsonl
     if "majority" in ec.baselines:
-        base["majority"] = _baseline_block(B.majority(train_rows, rows), rows, ec, seed, False)
+        per_pair["majority"] = B.majority(train_rows, rows)
+        base["majority"] = _baseline_block(per_pair["majority"], rows, ec, seed, False)
         base["majority"]["train_pairs"] = len(train_rows)
     if "signal_rule" in ec.baselines:
-        base["signal_rule"] = _baseline_block(B.signal_rule(rows), rows, ec, seed, False)
+        per_pair["signal_rule"] = B.signal_rule(rows)
+        base["signal_rule"] = _baseline_block(per_pair["signal_rule"], rows, ec, seed, False)
     if "tfidf_logreg" in ec.baselines:
         try:
             p = B.tfidf_logreg(train_rows, rows, seed) if train_rows else None
         except ValueError as exc:  # e.g. sklearn's "empty vocabulary" on hand-made pairs
             base["tfidf_logreg"] = {"skipped": f"cannot fit: {exc}"}
         else:
-            base["tfidf_logreg"] = (
-                _baseline_block(p, rows, ec, seed, True)
-                if p is not None
-                else {"skipped": "no training pairs to fit on"}
-            )
+            if p is None:
+                base["tfidf_logreg"] = {"skipped": "no training pairs to fit on"}
+            else:
+                per_pair["tfidf_logreg"] = p
+                base["tfidf_logreg"] = _baseline_block(p, rows, ec, seed, True)
+                base["tfidf_logreg"]["train_pairs"] = len(train_rows)
+    y = a_won(rows)
+    for name, p in per_pair.items():
+        base[name]["vs_fine_tuned"] = _vs_fine_tuned(p_a, p, y)
     if "zero_shot" in ec.baselines:
         if scorer.has_adapter:
             zs_rows = rows[: ec.zero_shot_max_pairs] if ec.zero_shot_max_pairs else rows
@@ -306,6 +325,9 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
             if len(zs_rows) < len(rows):  # a subset: the paired comparison the reader needs
                 same = _baseline_block(p_a[: len(zs_rows)], zs_rows, ec, seed, probs=False)
                 base["zero_shot"]["fine_tuned_same_pairs"] = same
+            base["zero_shot"]["vs_fine_tuned"] = _vs_fine_tuned(
+                p_a[: len(zs_rows)], zs[0], y[: len(zs_rows)]
+            )
         else:
             base["zero_shot"] = {"skipped": "model has no adapter to disable"}
     out["baselines"] = base
@@ -328,6 +350,8 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
         if zs is not None and n < len(zs[0]):
             rec["zero_shot"] = {"p_a": float(zs[0][n]), "p_ab": float(zs[1][n]),
                                 "p_ba": float(zs[2][n])}  # fmt: skip
+        if per_pair:
+            rec["baselines"] = {name: float(p[n]) for name, p in per_pair.items()}
         lines.append(json.dumps(rec))
     atomic_write_text(run_dir / "predictions.jsonl", "\n".join(lines) + "\n")
     atomic_write_json(run_dir / "metrics.json", out)

@@ -65,10 +65,13 @@ def bootstrap_ci(
     """Interval of the mean of accuracy credits `values` (1 right, 0.5 tie, 0 wrong): the
     percentile bootstrap (the normal approximation if n_boot=0), or the Wilson score interval
     for fewer than SMALL_SAMPLE values or when all are equal, where resampling collapses to a
-    point (8 right of 8 is [0.68, 1.0], not [1.0, 1.0])."""
+    point (8 right of 8 is [0.68, 1.0], not [1.0, 1.0]). All coin flips (a constant 0.5, e.g.
+    the majority baseline on position-balanced pairs) earn exactly 0.5: [0.5, 0.5]."""
     v = np.asarray(values, dtype=float)
     if v.size == 0:
         return [float("nan"), float("nan")]
+    if np.all(v == 0.5):  # every pair a coin flip: exactly 0.5 in expectation, whatever the pairs
+        return [0.5, 0.5]
     if v.size < SMALL_SAMPLE or np.all(v == v[0]):
         return wilson_ci(float(v.sum()), int(v.size), level)
     if n_boot <= 0:
@@ -81,6 +84,28 @@ def bootstrap_ci(
     means = v[idx].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return [float(lo), float(hi)]
+
+
+def paired_comparison(credit_a: Sequence[float], credit_b: Sequence[float]) -> dict:
+    """Two predictors on the same pairs: the discordant pairs (right in one, wrong in the
+    other; a coin flip, credit 0.5, in either is neither) and McNemar's exact two-sided test on
+    them. With ~100 pairs two accuracies' intervals overlap even when one predictor wins most
+    of the pairs where they differ; this uses exactly those pairs."""
+    from scipy.stats import binomtest
+
+    a = np.asarray(credit_a, dtype=float)
+    b = np.asarray(credit_b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"credits have shapes {a.shape} and {b.shape}")
+    only_a = int(((a == 1) & (b == 0)).sum())
+    only_b = int(((b == 1) & (a == 0)).sum())
+    n = only_a + only_b
+    return {
+        "only_first_right": only_a,
+        "only_second_right": only_b,
+        "coin_flip_pairs": int(((a == 0.5) | (b == 0.5)).sum()),
+        "mcnemar_p": float(binomtest(only_a, n).pvalue) if n else 1.0,
+    }
 
 
 def log_loss(p_a: Sequence[float], y: Sequence[int]) -> float:

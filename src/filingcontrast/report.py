@@ -1,9 +1,12 @@
 """`filingcontrast report runs/NAME`: one self-contained HTML file (plots as base64 PNGs).
 
 Reads what the run has — `metrics.jsonl` (training and per-epoch validation lines from train),
-`metrics.json` (from evaluate), `config.toml` — and writes `runs/NAME/report.html` atomically.
-Every section degrades to a sentence saying what is missing instead of failing, so the report can
-be written after training alone, after evaluation alone, or both.
+`metrics.json` and `predictions.jsonl` (from evaluate), `config.toml`, `train_summary.json` and
+the adapter's record (the run's settings), the pairs file (example digests) — and writes
+`runs/NAME/report.html` atomically. It opens with the verdict (accuracy and interval against
+chance, the ceiling, the best baseline and zero-shot, with paired tests). Every section degrades
+to a sentence saying what is missing instead of failing, so the report can be written after
+training alone, after evaluation alone, or both.
 """
 
 from __future__ import annotations
@@ -18,10 +21,6 @@ from typing import Any
 from filingcontrast.errors import UserError
 from filingcontrast.runtime import atomic_write_text, iter_jsonl, read_json
 
-# Items the seed's epoch story names: beat/miss (2.02 results of operations), CEO departures
-# (5.02), convertible debt (2.03 direct financial obligations, 3.02 unregistered equity sales).
-SEED_ITEMS = {"2.02": "earnings (beat/miss)", "5.02": "officer departures", "2.03": "debt",
-              "3.02": "unregistered equity sales"}  # fmt: skip
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1100px;
 margin:24px auto;padding:0 16px;color:#222}
@@ -30,6 +29,12 @@ table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:
 text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #eee}.note{color:#555;font-style:italic}
 .finding{background:#f6f9ff;border-left:4px solid #4a7fd4;padding:8px 12px}
+.summary{background:#fffbea;border-left:4px solid #d4a24a;padding:10px 14px;line-height:1.5}
+.wide{overflow-x:auto}td{white-space:nowrap}
+.defs{font-size:.9em;color:#444}.defs dt{font-weight:600;float:left;clear:left;width:11em}
+.defs dd{margin-left:11.5em;margin-bottom:2px}
+.example{margin:10px 0;padding:6px 10px;border:1px solid #e4e4e4}
+pre{white-space:pre-wrap;font-size:.85em;background:#fafafa;padding:6px}
 """
 
 
@@ -83,8 +88,8 @@ class _Fields:
 def check_metrics(m: dict, path: Path) -> None:
     """metrics.json as evaluate writes it (missing keys are fine: those sections say so)."""
     f = _Fields(str(path))
-    for key in ("n_pairs", "accuracy", "log_loss", "brier", "ece", "swap_consistency",
-                "ceiling", "oracle_accuracy"):  # fmt: skip
+    for key in ("n_pairs", "n_pairs_in_split", "accuracy", "log_loss", "brier", "ece",
+                "swap_consistency", "ceiling", "oracle_accuracy"):  # fmt: skip
         f.num(key, m.get(key))
     f.ci("accuracy_ci", m.get("accuracy_ci"))
     f.obj("calibration", m.get("calibration"))
@@ -97,9 +102,13 @@ def check_metrics(m: dict, path: Path) -> None:
         b = f.obj(name, b, null=False)
         if b.get("skipped") is not None and not isinstance(b["skipped"], str):
             f.bad(f"{name}.skipped", "a string", b["skipped"])
-        for key in ("n", "accuracy", "log_loss", "brier", "ece"):
+        for key in ("n", "accuracy", "log_loss", "brier", "ece", "swap_consistency",
+                    "train_pairs"):  # fmt: skip
             f.num(f"{name}.{key}", b.get(key))
         f.ci(f"{name}.accuracy_ci", b.get("accuracy_ci"))
+        vs = f.obj(f"{name}.vs_fine_tuned", b.get("vs_fine_tuned"))
+        for key in ("only_fine_tuned_right", "only_baseline_right", "mcnemar_p") if vs else ():
+            f.num(f"{name}.vs_fine_tuned.{key}", vs.get(key), null=False)
     f.acc_table("by_item", m.get("by_item"))
     f.acc_table("by_confidence", m.get("by_confidence"))
     rel = m.get("reliability")
@@ -175,20 +184,37 @@ def plot_loss(train: list[dict], evals: list[dict]) -> str | None:
 
 
 def plot_reliability(rel: list[dict]) -> str | None:
-    pts = [(r["mean_p"], r["frac_a"], r["n"]) for r in rel or [] if r.get("n")]
+    """Each bin's mean prediction against its share of A wins, with the bin's Wilson interval
+    and its n: a bin of 5 pairs is a rough estimate, and the reader should see which those are."""
+    from filingcontrast.metrics import wilson_ci
+
+    pts = [(r["mean_p"], r["frac_a"], int(r["n"])) for r in rel or [] if r.get("n")]
     if not pts:
         return None
     fig, ax = _fig(5, 4.5)
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     xs, ys, ns = zip(*pts, strict=True)
-    ax.scatter(xs, ys, s=[20 + 200 * n / max(ns) for n in ns], color="C0", label="bins (size = n)")
-    ax.plot(xs, ys, color="C0", lw=1)
-    ax.set_xlabel("predicted P(A better)")
+    cis = [wilson_ci(y * n, n) for y, n in zip(ys, ns, strict=True)]
+    err = [[max(0.0, y - lo) for y, (lo, _) in zip(ys, cis, strict=True)],
+           [max(0.0, hi - y) for y, (_, hi) in zip(ys, cis, strict=True)]]  # fmt: skip
+    ax.errorbar(xs, ys, yerr=err, fmt="o-", color="C0", lw=1, capsize=3,
+                label="bins of width 0.1 (95 % Wilson interval)")  # fmt: skip
+    for x, y, n in pts:
+        ax.annotate(f"n={n}", (x, y), textcoords="offset points", xytext=(6, -10), fontsize=7)
+    ax.set_xlabel("predicted P(A better), calibrated")
     ax.set_ylabel("observed share of A wins")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.legend(loc="upper left")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="upper left", fontsize=8)
     return _png(fig)
+
+
+def item_name(code: str) -> str:
+    """ "2.02 earnings": the code with the short event label the prompts use."""
+    from filingcontrast.digest import ITEM_LABELS
+
+    label = ITEM_LABELS.get(code)
+    return f"{code} {label}" if label else code
 
 
 def plot_by_item(by_item: dict, top: int = 15) -> str | None:
@@ -196,7 +222,7 @@ def plot_by_item(by_item: dict, top: int = 15) -> str | None:
     if not rows:
         return None
     fig, ax = _fig(7, 0.35 * len(rows) + 1)
-    names = [f"{k} (n={v['n']})" for k, v in rows]
+    names = [f"{item_name(k)} (n={v['n']})" for k, v in rows]
     acc = [v["accuracy"] for _, v in rows]
     cis = [
         v.get("accuracy_ci") or [a, a] for a, (_, v) in zip(acc, rows, strict=True)
@@ -212,12 +238,17 @@ def plot_by_item(by_item: dict, top: int = 15) -> str | None:
 
 
 def comparison_rows(m: dict) -> list[tuple[str, float | None, list | None]]:
-    """(name, accuracy, ci) of the model, each baseline, the oracle and the ceiling."""
+    """(name, accuracy, ci) of the model, each baseline (and the model on a baseline's subset
+    of the pairs), the oracle and the ceiling."""
     rows = [("fine-tuned", m.get("accuracy"), m.get("accuracy_ci"))]
     for name, b in (m.get("baselines") or {}).items():
         if b.get("n") is not None and b["n"] != m.get("n_pairs"):
             name = f"{name} (n={b['n']})"  # scored on a subset (evaluate.zero_shot_max_pairs)
         rows.append((name, b.get("accuracy"), b.get("accuracy_ci")))
+        same = b.get("fine_tuned_same_pairs")
+        if same:
+            rows.append((f"fine-tuned (same n={same.get('n')})", same.get("accuracy"),
+                         same.get("accuracy_ci")))  # fmt: skip
     if m.get("oracle_accuracy") is not None:
         rows.append(("oracle", m["oracle_accuracy"], None))
     if m.get("ceiling") is not None:
@@ -226,25 +257,34 @@ def comparison_rows(m: dict) -> list[tuple[str, float | None, list | None]]:
 
 
 def plot_vs_baselines(m: dict) -> str | None:
-    rows = [r for r in comparison_rows(m) if r[1] is not None]
+    """Horizontal bars with their values; the ceiling is a line (an expectation, which a
+    realized figure on a finite sample, the oracle's included, may exceed), not a bar."""
+    rows = [r for r in comparison_rows(m) if r[1] is not None and r[0] != "Bayes ceiling"]
     if not rows:
         return None
-    fig, ax = _fig()
+    fig, ax = _fig(7, 0.42 * len(rows) + 1.2)
     names = [r[0] for r in rows]
     acc = [r[1] for r in rows]
     lo = [a - (r[2][0] if r[2] else a) for a, r in zip(acc, rows, strict=True)]
     hi = [(r[2][1] if r[2] else a) - a for a, r in zip(acc, rows, strict=True)]
-    colors = ["C3" if n == "fine-tuned" else "C2" if n in ("oracle", "Bayes ceiling") else "C7"
+    colors = ["C3" if n.startswith("fine-tuned") else "C2" if n == "oracle" else "C7"
               for n in names]  # fmt: skip
-    ax.bar(names, acc, yerr=[lo, hi], color=colors, capsize=4)
-    ax.axhline(0.5, color="grey", ls="--", lw=1)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("pairwise accuracy")
-    ax.tick_params(axis="x", rotation=20)
+    ax.barh(names, acc, xerr=[lo, hi], color=colors, capsize=3)
+    for y, (a, h) in enumerate(zip(acc, hi, strict=True)):
+        ax.text(min(a + h + 0.01, 0.93), y, f"{a:.3f}", va="center", fontsize=8)
+    ax.axvline(0.5, color="grey", ls="--", lw=1, label="chance (0.5)")
+    if m.get("ceiling") is not None:
+        ax.axvline(m["ceiling"], color="C2", ls="-.", lw=1.5,
+                   label=f"Bayes ceiling ({m['ceiling']:.3f})")  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("pairwise accuracy (95 % CI)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(rows)), ncol=2,
+              fontsize=8, frameon=False)  # fmt: skip
     return _png(fig)
 
 
-def plot_bt_scatter(ranking: dict) -> str | None:
+def plot_bt_scatter(ranking: dict, window: str | None) -> str | None:
     pts = [
         (p["score"], p["ret"]) for p in (ranking or {}).get("points", []) if p["ret"] is not None
     ]
@@ -254,8 +294,11 @@ def plot_bt_scatter(ranking: dict) -> str | None:
     xs, ys = zip(*pts, strict=True)
     ax.scatter(xs, ys, s=12, alpha=0.7)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("Bradley-Terry score (model)")
-    ax.set_ylabel("realized abnormal return")
+    from matplotlib.ticker import PercentFormatter
+
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("Bradley-Terry score (model; higher = judged better)")
+    ax.set_ylabel(f"realized abnormal return{f', window {window}' if window else ''}")
     return _png(fig)
 
 
@@ -278,32 +321,39 @@ def item_accuracy_by_epoch(evals: list[dict]) -> dict[str, dict[int, tuple[int, 
 
 
 def plot_items_by_epoch(table: dict, top: int = 8) -> str | None:
-    if not table:
+    """Per-item validation accuracy across epochs; None with fewer than two epochs (a single
+    point per item says nothing about learning by epoch)."""
+    epochs = sorted({e for eps in table.values() for e in eps})
+    if len(epochs) < 2:
         return None
     items = sorted(table, key=lambda k: -max(n for n, _ in table[k].values()))[:top]
     fig, ax = _fig()
     for item in items:
         eps = sorted(table[item])
-        ax.plot(eps, [table[item][e][1] for e in eps], "o-", label=f"{item}")
+        n = max(k for k, _ in table[item].values())
+        ax.plot(eps, [table[item][e][1] for e in eps], "o-", label=f"{item_name(item)} (n={n})")
     ax.axhline(0.5, color="grey", ls="--", lw=1)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xticks(epochs)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
     ax.legend(ncol=2, fontsize=8)
     return _png(fig)
 
 
+HYPOTHESIS = (
+    "the hypothesis that a model learns beat/miss first, magnitudes in the second epoch and "
+    "item-specific patterns (convertible debt, CEO departures) in the third"
+)
+
+
 def epoch_finding(table: dict) -> str:
-    """A sentence on what the per-epoch item accuracies show about the seed's epoch story."""
+    """A sentence on what the per-epoch item accuracies show about learning by epoch."""
     epochs = sorted({e for eps in table.values() for e in eps})
     if len(epochs) < 2:
         return (
             "Only one validation pass was logged, so learning by epoch cannot be assessed; "
-            "the seed's claim (epoch 1 beat/miss, epoch 2 magnitudes, epoch 3 item-specific "
-            "patterns) is untested here."
+            f"{HYPOTHESIS} is untested here."
         )
     parts, real = [], []
     for prev, cur in zip(epochs, epochs[1:], strict=False):
@@ -331,11 +381,51 @@ def epoch_finding(table: dict) -> str:
         "Gains beyond sampling noise (> 1/√n): " + "; ".join(real) + "."
         if real
         else "No per-item gain between epochs exceeds sampling noise (1/√n), so the data does "
-        "not show the seed's story (epoch 1 beat/miss, epoch 2 magnitudes, epoch 3 item-specific "
-        "patterns such as convertible debt and CEO departures)."
+        f"not support {HYPOTHESIS}."
     )
     joined = "; ".join(parts)
     return f"{first_txt} {joined[:1].upper() + joined[1:]}. {verdict}"
+
+
+# ---------------------------------------------------------------------------------------------
+# What the run was: its config, training summary and adapter record
+
+
+def run_facts(run_dir: Path) -> dict[str, Any]:
+    """The settings a reader needs beside the figures, from what the run directory has:
+    config.toml (resolved by train), train_summary.json, adapter/filingcontrast.json. Missing
+    files give missing facts; a damaged one is a one-line error naming it."""
+    from filingcontrast.config import read_toml
+
+    cfg = read_toml(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else {}
+    summary = read_json(run_dir / "train_summary.json", missing_ok=True) or {}
+    meta = read_json(run_dir / "adapter" / "filingcontrast.json", missing_ok=True) or {}
+    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
+    pairs = cfg.get("pairs") if isinstance(cfg.get("pairs"), dict) else {}
+    rows = summary.get("train_rows") if isinstance(summary.get("train_rows"), dict) else {}
+    valid = summary.get("valid_rows") if isinstance(summary.get("valid_rows"), dict) else {}
+    return {
+        "base": meta.get("base") or cfg.get("base"),
+        "template": meta.get("template") or summary.get("template"),
+        "train_rows": rows.get("kept"),
+        "valid_rows": valid.get("kept"),
+        "steps": summary.get("steps"),
+        "epochs": train.get("epochs"),
+        "lr": train.get("lr"),
+        "lora": (
+            f"r {train['lora_r']}, alpha {train.get('lora_alpha')}, dropout "
+            f"{train.get('lora_dropout')}"
+            if "lora_r" in train
+            else None
+        ),
+        "decision_weight": train.get("decision_weight"),
+        "min_train_gap": train.get("min_train_gap"),
+        "chosen_epoch": meta.get("epoch"),
+        "chosen_valid_accuracy": meta.get("valid_accuracy"),
+        "digest_tokens": meta.get("digest_tokens"),
+        "window": pairs.get("window"),
+        "method": pairs.get("method"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,15 +442,130 @@ def _fmt(x: Any, nd: int = 3) -> str:
     return html.escape(str(x))
 
 
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.001 else "< 0.001"
+
+
 def _img(b64: str | None, alt: str, missing: str) -> str:
     if b64 is None:
         return f'<p class="note">{html.escape(missing)}</p>'
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def _table(rows: str) -> str:
+    """A table that scrolls sideways on a narrow screen instead of widening the page."""
+    return f"<div class='wide'><table>{rows}</table></div>"
+
+
+def gap_closed(m: dict) -> float | None:
+    """Share of the distance from chance (0.5) to the Bayes ceiling the model covers."""
+    acc, ceiling = m.get("accuracy"), m.get("ceiling")
+    if acc is None or ceiling is None or ceiling <= 0.5:
+        return None
+    return (acc - 0.5) / (ceiling - 0.5)
+
+
+def _paired(b: dict) -> str:
+    v = b.get("vs_fine_tuned")
+    if not v:
+        return "—"
+    return (f"{v['only_fine_tuned_right']} / {v['only_baseline_right']}, "
+            f"p {_p(v['mcnemar_p'])}")  # fmt: skip
+
+
+def summary_box(m: dict, facts: dict) -> str:
+    """The verdict first: the model's accuracy and interval against chance, the ceiling, the
+    best baseline and the zero-shot model, each with the paired test where there is one."""
+    acc, ci = m.get("accuracy"), m.get("accuracy_ci")
+    if acc is None:
+        return ""
+    n, n_split = m.get("n_pairs"), m.get("n_pairs_in_split")
+    of = f" (the first {n} of {n_split} in the split)" if n_split and n_split != n else ""
+    out = [f"<b>Fine-tuned model: {acc:.3f}</b> {_fmt(ci)} on {_fmt(n)} "
+           f"{_fmt(m.get('split'))} pairs{of}."]  # fmt: skip
+    if ci and ci[0] <= 0.5:
+        out.append("Its 95 % interval includes 0.5: not distinguishable from a coin here.")
+    closed = gap_closed(m)
+    if closed is not None:
+        out.append(f"Bayes ceiling {m['ceiling']:.3f}: the model closes {closed:.0%} of the gap "
+                   "from chance to the ceiling.")  # fmt: skip
+    base = m.get("baselines") or {}
+    fitted = {k: b for k, b in base.items()
+              if k not in ("zero_shot", "majority") and b.get("accuracy") is not None}  # fmt: skip
+    if fitted:
+        name, b = max(fitted.items(), key=lambda kv: kv[1]["accuracy"])
+        v = b.get("vs_fine_tuned")
+        test = (f" Where the two differ, the model is right on {v['only_fine_tuned_right']} "
+                f"pairs and {name} on {v['only_baseline_right']} (McNemar p "
+                f"{_p(v['mcnemar_p'])})." if v else "")  # fmt: skip
+        word = "beats" if acc > b["accuracy"] else "does not beat"
+        out.append(f"Best baseline: {name} {b['accuracy']:.3f}; the model {word} it.{test}")
+    zs = base.get("zero_shot") or {}
+    if zs.get("accuracy") is not None:
+        same = zs.get("fine_tuned_same_pairs") or {"accuracy": acc, "n": n}
+        v = zs.get("vs_fine_tuned")
+        test = f" (McNemar p {_p(v['mcnemar_p'])})" if v else ""
+        out.append(f"The base model zero-shot scores {zs['accuracy']:.3f} on {zs.get('n')} "
+                   f"pairs, where the fine-tuned model scores {same['accuracy']:.3f}{test}.")  # fmt: skip
+    rows = facts.get("train_rows")
+    trained = (base.get("tfidf_logreg") or base.get("majority") or {}).get("train_pairs")
+    if rows is not None:
+        beside = f" (TF-IDF and majority fit all {trained})" if trained else ""
+        out.append(f"The model trained on {rows} pairs{beside}.")
+    return f"<div class='summary'>{' '.join(out)}</div>"
+
+
+def run_table(facts: dict, m: dict) -> str:
+    rows = [
+        ("base model", facts.get("base") or m.get("base")),
+        ("prompt template", facts.get("template")),
+        ("training pairs seen", facts.get("train_rows")),
+        ("epochs / optimizer steps", f"{_fmt(facts.get('epochs'))} / {_fmt(facts.get('steps'))}"),
+        ("learning rate", facts.get("lr")),
+        ("LoRA", facts.get("lora")),
+        ("decision-token loss weight", facts.get("decision_weight")),
+        ("min. realized gap of training pairs", facts.get("min_train_gap")),
+        ("digest tokens per filing", facts.get("digest_tokens")),
+        ("validation pairs (epoch choice, calibration)", facts.get("valid_rows")),
+        ("chosen epoch (its validation accuracy)",
+         f"{_fmt(facts.get('chosen_epoch'))} ({_fmt(facts.get('chosen_valid_accuracy'))})"),
+        ("return window / method", f"{_fmt(facts.get('window'))} / {_fmt(facts.get('method'))}"),
+    ]  # fmt: skip
+    shown = [(k, v) for k, v in rows if v is not None and v not in ("— / —", "— (—)")]
+    if not shown:
+        return "<p class='note'>No config.toml, train_summary.json or adapter record.</p>"
+    value = lambda v: f"{v:g}" if isinstance(v, float) else _fmt(v)  # noqa: E731  (lr 0.001, not 0.0010)
+    return _table("".join(f"<tr><td>{html.escape(k)}</td><td>{value(v)}</td></tr>"
+                          for k, v in shown))  # fmt: skip
+
+
+DEFINITIONS = (
+    "<dl class='defs'>"
+    "<dt>majority</dt><dd>constant P(A) = the training pairs' share won by the first-shown "
+    "filing; pairs are position-balanced, so this is a coin (0.5 exactly).</dd>"
+    "<dt>signal_rule</dt><dd>hand-set weights on signals extracted from each digest (EPS "
+    "surprise, guidance, offerings, …); on simulated data these are the simulator's own "
+    "drivers, so it sits near the oracle.</dd>"
+    "<dt>tfidf_logreg</dt><dd>TF-IDF of each digest, logistic regression on the difference "
+    "A − B, fitted on all training pairs.</dd>"
+    "<dt>zero_shot</dt><dd>the base model with the adapter disabled, same prompt and "
+    "scoring.</dd>"
+    "<dt>oracle</dt><dd>picks the filing with the higher expected return (simulator truth), "
+    "scored on the realized winners.</dd>"
+    "<dt>Bayes ceiling</dt><dd>the oracle's expected accuracy given the simulator's noise; a "
+    "realized figure on a finite sample can exceed it.</dd>"
+    "<dt>swap consistency</dt><dd>share of pairs where the same filing is chosen with A and "
+    "B swapped (each order scored on its own).</dd>"
+    "<dt>vs fine-tuned</dt><dd>pairs only the model gets right / pairs only the baseline gets "
+    "right, and McNemar's exact test on them.</dd>"
+    "</dl>"
+)
+
+
 def metrics_table(m: dict) -> str:
-    head = "<tr><th>model</th><th>accuracy</th><th>95 % CI</th><th>log-loss</th><th>Brier</th>"
-    head += "<th>ECE</th><th>n</th></tr>"
+    cols = ("accuracy", "95 % CI", "log-loss", "Brier", "ECE", "swap consistency", "n",
+            "vs fine-tuned")  # fmt: skip
+    head = "<tr><th>model</th>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
     rows = [("fine-tuned", m)]
     if m.get("uncalibrated"):
         rows.append(("fine-tuned, uncalibrated", m["uncalibrated"]))
@@ -372,49 +577,52 @@ def metrics_table(m: dict) -> str:
     body = []
     for name, b in rows:
         if b.get("skipped"):
-            body.append(f"<tr><td>{html.escape(name)}</td><td colspan=6>skipped: "
+            body.append(f"<tr><td>{html.escape(name)}</td><td colspan={len(cols)}>skipped: "
                         f"{html.escape(b['skipped'])}</td></tr>")  # fmt: skip
             continue
-        cells = [b.get(k) for k in ("accuracy", "accuracy_ci", "log_loss", "brier", "ece")]
+        keys = ("accuracy", "accuracy_ci", "log_loss", "brier", "ece", "swap_consistency")
+        cells = [b.get(k) for k in keys]
         n = b.get("n", m.get("n_pairs"))
         body.append(
             f"<tr><td>{html.escape(name)}</td>"
             + "".join(f"<td>{_fmt(c)}</td>" for c in cells)
-            + f"<td>{_fmt(n)}</td></tr>"
+            + f"<td>{_fmt(n)}</td><td>{_paired(b)}</td></tr>"
         )
-    rk = m.get("ranking") or {}
     extra = [
         ("split", m.get("split")),
         ("pairs", m.get("n_pairs")),
-        ("swap consistency", m.get("swap_consistency")),
         ("Bayes ceiling (simulated truth)", m.get("ceiling")),
         ("oracle accuracy (simulated truth)", m.get("oracle_accuracy")),
-        ("Spearman IC (BT score vs abnormal return)", rk.get("spearman_ic")),
-        ("top-minus-bottom quintile spread", rk.get("long_short_spread")),
-        (
-            "filings ranked / comparisons",
-            f"{_fmt(rk.get('n_filings'))} / {_fmt(rk.get('comparisons'))}" if rk else None,
-        ),
+        ("gap from chance to ceiling closed", gap_closed(m)),
     ]
-    side = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v, 4)}</td></tr>" for k, v in extra)
+    side = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v, 4)}</td></tr>" for k, v in extra
+                   if v is not None)  # fmt: skip
+    return _table(f"{head}{''.join(body)}") + DEFINITIONS + _table(side)
+
+
+def confidence_table(m: dict) -> str:
+    from filingcontrast.metrics import CONFIDENCE_HIGH, CONFIDENCE_MEDIUM
+
     by_conf = m.get("by_confidence") or {}
-    conf = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v['n']}</td><td>{_fmt(v['accuracy'])}</td></tr>"
+    if not by_conf:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v['n']}</td><td>{_fmt(v['accuracy'])}</td>"
+        f"<td>{_fmt(v.get('accuracy_ci'))}</td></tr>"
         for k, v in by_conf.items()
     )
     return (
-        f"<table>{head}{''.join(body)}</table><table>{side}</table>"
-        + (
-            f"<h3>By confidence</h3><table><tr><th>level</th><th>n</th><th>accuracy</th></tr>"
-            f"{conf}</table>"
-            if conf
-            else ""
-        )  # fmt: skip
+        "<h3>By confidence</h3>"
+        + _table(f"<tr><th>level</th><th>n</th><th>accuracy</th><th>95 % CI</th></tr>{rows}")
+        + f"<p class='note'>Levels of the calibrated P(A better): high when max(p, 1 − p) ≥ "
+        f"{CONFIDENCE_HIGH:.3f}, medium when ≥ {CONFIDENCE_MEDIUM:.3f}, else low (the "
+        "probabilities a Gaussian return gap of 1 and 0.5 noise units gives; training labels "
+        "use the same levels).</p>"
     )
 
 
 def calibration_note(m: dict) -> str:
-    """What the calibration did, with the raw figures beside the calibrated ones."""
+    """What the calibration did, on validation and on this split, with the raw figures."""
     if not m:
         return ""
     if m.get("calibration") is None:  # metrics.json of an older evaluate
@@ -423,17 +631,97 @@ def calibration_note(m: dict) -> str:
     raw = m.get("uncalibrated") or {}
     if not cal.get("n_pairs"):
         return "<p class='note'>No calibration was fitted (too few validation pairs).</p>"
+    here = (
+        f" On this split, uncalibrated &rarr; calibrated: log-loss {_fmt(raw.get('log_loss'))} "
+        f"&rarr; {_fmt(m.get('log_loss'))}, ECE {_fmt(raw.get('ece'))} &rarr; "
+        f"{_fmt(m.get('ece'))}, swap consistency {_fmt(raw.get('swap_consistency'))} &rarr; "
+        f"{_fmt(m.get('swap_consistency'))}."
+        if raw
+        else ""
+    )
     return (
-        f"<p>Calibration fitted on {cal['n_pairs']} validation pairs (both orders): position "
-        f"bias {_fmt(cal.get('bias'), 3)} (decision logit), temperature "
+        f"<p>The plot shows calibrated probabilities. Calibration was fitted on "
+        f"{cal['n_pairs']} validation pairs (both orders): position bias "
+        f"{_fmt(cal.get('bias'), 3)} (decision logit), temperature "
         f"{_fmt(cal.get('temperature'), 3)}; validation log-loss per order "
-        f"{_fmt(cal.get('log_loss_before'))} &rarr; {_fmt(cal.get('log_loss_after'))}. "
-        f"Uncalibrated on this split: ECE {_fmt(raw.get('ece'))}, swap consistency "
-        f"{_fmt(raw.get('swap_consistency'))}.</p>"
+        f"{_fmt(cal.get('log_loss_before'))} &rarr; {_fmt(cal.get('log_loss_after'))}.{here} "
+        "Accuracy is the same with and without it: the verdict averages both orders, and "
+        "shifting and scaling each order's decision logit alike cannot change which filing "
+        "that average favours.</p>"
+    )
+
+
+def ranking_note(m: dict, facts: dict) -> str:
+    rk = m.get("ranking") or {}
+    if not rk:
+        return ""
+    pts = [(p["score"], p["ret"]) for p in rk.get("points") or [] if p.get("ret") is not None]
+    pval = ""
+    if len(pts) >= 3 and rk.get("spearman_ic") is not None:
+        from scipy.stats import spearmanr
+
+        pval = f", p {_p(float(spearmanr(*zip(*pts, strict=True)).pvalue))}"
+    spread = rk.get("long_short_spread")
+    window = facts.get("window")
+    return (
+        f"<p>Each test filing scored by a Bradley–Terry fit to the model's pairwise verdicts "
+        f"({_fmt(rk.get('n_filings'))} filings, {_fmt(rk.get('comparisons'))} comparisons). "
+        f"Spearman IC with the realized abnormal return{f' (window {window})' if window else ''}"
+        f": {_fmt(rk.get('spearman_ic'))} (n {_fmt(rk.get('n_filings'))}{pval}); mean return "
+        f"of the top score quintile minus the bottom one: "
+        f"{'—' if spread is None else f'{spread:+.2%}'}.</p>"
+    )
+
+
+def examples(m: dict, run_dir: Path, k: int = 2) -> str:
+    """The model's most confident right and wrong verdicts with what it read: the digests from
+    the pairs file, when the run directory (demo) or the recorded pairs path still has it."""
+    preds = read_jsonl(run_dir / "predictions.jsonl") if m else []
+    split = m.get("split") if m else None
+    candidates = [run_dir / "pairs" / f"{split}.jsonl"]
+    if m and m.get("pairs"):
+        candidates.append(Path(str(m["pairs"])) / f"{split}.jsonl")
+    found = next((p for p in candidates if split and p.is_file()), None)
+    if not preds or found is None:
+        return "<p class='note'>No predictions.jsonl or pairs file to show examples from.</p>"
+    rows = {r["meta"].get("pair_id"): r for _, r in iter_jsonl(found)
+            if isinstance(r.get("meta"), dict)}  # fmt: skip
+    scored = [(p, rows[p["pair_id"]]) for p in preds if p.get("pair_id") in rows
+              and _is_num(p.get("p_a")) and p.get("winner") in ("A", "B")]  # fmt: skip
+    right = [(p, r) for p, r in scored if (p["p_a"] > 0.5) == (p["winner"] == "A")]
+    wrong = [(p, r) for p, r in scored if (p["p_a"] < 0.5) == (p["winner"] == "A")]
+    by_conf = lambda pr: -abs(pr[0]["p_a"] - 0.5)  # noqa: E731
+    out = []
+    for title, group in (("right", right), ("wrong", wrong)):
+        for p, r in sorted(group, key=by_conf)[:k]:
+            out.append(_example(title, p, r["meta"]))
+    if not out:
+        return "<p class='note'>No scored pairs matched the pairs file.</p>"
+    return (f"<p>From {html.escape(str(found))}: the {k} most confident right and wrong "
+            "verdicts, with the digests the model read.</p>" + "".join(out))  # fmt: skip
+
+
+def _example(title: str, pred: dict, meta: dict) -> str:
+    sides = []
+    for side in ("a", "b"):
+        f = meta.get(side) or {}
+        ret = f.get("abnormal_ret")
+        items = ", ".join(item_name(str(i)) for i in f.get("items") or [])
+        sides.append(
+            f"<details><summary>Filing {side.upper()}: {html.escape(items or '?')}; realized "
+            f"abnormal return {'—' if not _is_num(ret) else f'{ret:+.2%}'}</summary>"
+            f"<pre>{html.escape(str(f.get('digest') or '(no digest recorded)'))}</pre></details>"
+        )
+    choice = "A" if pred["p_a"] > 0.5 else "B"
+    return (
+        f"<div class='example'><b>{title}</b>: P(A better) = {pred['p_a']:.3f} → Filing "
+        f"{choice}; Filing {html.escape(str(pred['winner']))} won.{''.join(sides)}</div>"
     )
 
 
 def build_report(run_dir: Path) -> str:
+    from filingcontrast import __version__
+
     lines = read_jsonl(run_dir / "metrics.jsonl")
     train = [r for r in lines if r.get("type") == "train" and "loss" in r and "step" in r]
     evals = [r for r in lines if r.get("type") == "eval" and "epoch" in r]
@@ -441,17 +729,19 @@ def build_report(run_dir: Path) -> str:
     m = read_json(run_dir / "metrics.json", missing_ok=True)
     if m is not None:
         check_metrics(m, run_dir / "metrics.json")
+    facts = run_facts(run_dir)
     table = item_accuracy_by_epoch(evals)
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>filingcontrast report: "
-        f"{html.escape(run_dir.name)}</title><style>{STYLE}</style></head><body>",
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>filingcontrast report: {html.escape(run_dir.name)}</title>"
+        f"<style>{STYLE}</style></head><body>",
         f"<h1>filingcontrast run <code>{html.escape(run_dir.name)}</code></h1>",
+        f"<p class='note'>Written by filingcontrast {__version__} from the run directory's "
+        "metrics.json, metrics.jsonl, config.toml, train_summary.json and predictions.</p>",
     ]
     if m:
-        parts.append(
-            f"<p>Base model <code>{_fmt(m.get('base'))}</code>, evaluated on the "
-            f"<b>{_fmt(m.get('split'))}</b> split ({_fmt(m.get('n_pairs'))} pairs).</p>"
-        )
+        parts.append(summary_box(m, facts))
         in_sample = m.get("in_sample")
         if isinstance(in_sample, dict):
             parts.append(
@@ -460,31 +750,44 @@ def build_report(run_dir: Path) -> str:
                 "calibration; these figures flatter the model.</p>"
             )
     parts.append("<h2 id='metrics'>Metrics</h2>")
-    parts.append(metrics_table(m) if m else "<p class='note'>No metrics.json: run "
-                 "<code>filingcontrast evaluate</code> first.</p>")  # fmt: skip
+    if m:
+        parts.append(metrics_table(m) + confidence_table(m))
+    else:
+        parts.append("<p class='note'>No metrics.json: run <code>filingcontrast evaluate</code> "
+                     "first.</p>")  # fmt: skip
+    parts.append("<h2 id='baselines'>Model vs baselines vs ceiling</h2>")
+    parts.append(_img(plot_vs_baselines(m or {}), "accuracy comparison", "No evaluation yet."))
+    parts.append("<h2 id='run'>The run</h2>")
+    parts.append(run_table(facts, m or {}))
+    parts.append("<h2 id='reliability'>Reliability diagram</h2>")
+    rel = (m or {}).get("reliability")
+    parts.append(_img(plot_reliability(rel), "reliability diagram", "No reliability data."))
+    if m and m.get("ece") is not None:
+        parts.append(f"<p>Expected calibration error (10 equal-width bins): {_fmt(m['ece'])}.</p>")
+    parts.append(calibration_note(m or {}))
+    parts.append("<h2 id='by-item'>Accuracy by item</h2>")
+    parts.append(_img(plot_by_item((m or {}).get("by_item") or {}), "accuracy by item",
+                      "No per-item results."))  # fmt: skip
+    parts.append("<p class='note'>A pair counts for every item code of either filing; 9.01 "
+                 "(exhibits) accompanies most earnings releases, so its row mostly repeats "
+                 "2.02's.</p>")  # fmt: skip
+    parts.append("<h2 id='ranking'>Bradley-Terry score vs realized return</h2>")
+    parts.append(_img(plot_bt_scatter((m or {}).get("ranking"), facts.get("window")),
+                      "BT scatter", "No ranking data."))  # fmt: skip
+    parts.append(ranking_note(m or {}, facts))
+    parts.append("<h2 id='examples'>Examples</h2>")
+    parts.append(examples(m or {}, run_dir))
     parts.append("<h2 id='loss'>Training and validation loss</h2>")
     parts.append(
         _img(plot_loss(train, evals), "loss curves", "No training lines in metrics.jsonl.")
     )
     if train and not evals:
         parts.append("<p class='note'>No validation (eval) lines were logged.</p>")
-    parts.append("<h2 id='baselines'>Model vs baselines vs ceiling</h2>")
-    parts.append(_img(plot_vs_baselines(m or {}), "accuracy comparison", "No evaluation yet."))
-    parts.append("<h2 id='reliability'>Reliability diagram</h2>")
-    rel = (m or {}).get("reliability")
-    parts.append(_img(plot_reliability(rel), "reliability diagram", "No reliability data."))
-    if m and m.get("ece") is not None:
-        parts.append(f"<p>Expected calibration error: {_fmt(m['ece'])}.</p>")
-    parts.append(calibration_note(m or {}))
-    parts.append("<h2 id='by-item'>Accuracy by item</h2>")
-    parts.append(_img(plot_by_item((m or {}).get("by_item") or {}), "accuracy by item",
-                      "No per-item results."))  # fmt: skip
-    parts.append("<p class='note'>A pair counts for every item code of either filing.</p>")
-    parts.append("<h2 id='ranking'>Bradley-Terry score vs realized return</h2>")
-    parts.append(_img(plot_bt_scatter((m or {}).get("ranking")), "BT scatter", "No ranking data."))
     parts.append("<h2 id='epochs'>Accuracy by item type at each epoch</h2>")
     if evals:
-        parts.append(_img(plot_items_by_epoch(table), "items by epoch", "No per-item eval data."))
+        plot = plot_items_by_epoch(table)
+        if plot:
+            parts.append(_img(plot, "items by epoch", ""))
         parts.append(f"<p class='finding'>{html.escape(epoch_finding(table))}</p>")
     else:
         parts.append("<p class='note'>No eval lines in metrics.jsonl (train with "
