@@ -74,6 +74,8 @@ def test_evaluate_run_writes_all_keys(run_dir):
     # The adapter changes the verdicts (zero-shot really is the base without it).
     assert not np.allclose([p["p_a"] for p in preds], [p["zero_shot"]["p_a"] for p in preds])
     # Each baseline's P(A) per pair, and its paired comparison with the model recomputed from them.
+    from scipy.stats import binomtest
+
     from filingcontrast.metrics import correctness
 
     assert on_disk["n_pairs_in_split"] == n
@@ -86,7 +88,9 @@ def test_evaluate_run_writes_all_keys(run_dir):
         vs = on_disk["baselines"][name]["vs_fine_tuned"]
         assert vs["only_fine_tuned_right"] == int(((model == 1) & (base == 0)).sum()), name
         assert vs["only_baseline_right"] == int(((model == 0) & (base == 1)).sum()), name
-        assert 0 < vs["mcnemar_p"] <= 1
+        only = (vs["only_fine_tuned_right"], vs["only_baseline_right"])
+        expected = binomtest(only[0], sum(only)).pvalue if sum(only) else 1.0
+        assert vs["mcnemar_p"] == pytest.approx(expected), name
         assert base.mean() == pytest.approx(on_disk["baselines"][name]["accuracy"])
 
 

@@ -212,9 +212,9 @@ def test_report_opens_with_the_verdict_and_paired_tests(tmp_path):
     summary = re.search(r"<div class='summary'>(.*?)</div>", text).group(1)
     assert "0.580</b> [0.490, 0.660] on 100 test pairs (the first 100 of 339" in summary
     assert "includes 0.5" in summary and "closes 23% of the gap" in summary
-    assert "Best baseline: tfidf_logreg 0.750; the model does not beat it" in summary
+    assert "Best baseline: tfidf_logreg 0.750; it beats the model: where they differ" in summary
     assert "right on 5 pairs and tfidf_logreg on 22 (McNemar p 0.0012)" in summary
-    assert "trained on 176 pairs (TF-IDF and majority fit all 1508)" in summary
+    assert "trained on 176 pairs; tfidf_logreg fitted all 1508 training rows." in summary
     assert "<td>5 / 22, p 0.0012</td>" in text  # the paired column of the metrics table
     assert "<td>learning rate</td><td>0.001</td>" in text and "<td>1 / 44</td>" in text
     assert "name='viewport'" in text and "class='wide'" in text  # narrow screens scroll tables
@@ -226,12 +226,40 @@ def test_report_opens_with_the_verdict_and_paired_tests(tmp_path):
     assert 'alt="items by epoch"' not in text and "cannot be assessed" in text
 
 
+@pytest.mark.parametrize(
+    "acc, ci, vs_p, expected",
+    [
+        # Below chance: not "includes 0.5", not "closes -29 % of the gap".
+        (0.40, [0.31, 0.48], 0.001, ["lies below 0.5", "closes none of the gap", "it beats the"]),
+        # Above the ceiling on this sample: not "closes 116 %".
+        (0.90, [0.84, 0.95], 0.001, ["at or above the ceiling", "the model beats it"]),
+        # Higher than the baseline but not significantly: not "beats".
+        (0.62, [0.49, 0.71], 0.40, ["includes 0.5", "closes 34%", "the model scores higher:"]),
+    ],
+)
+def test_summary_says_only_what_the_figures_support(tmp_path, acc, ci, vs_p, expected):
+    run = _fake_run(tmp_path)
+    m = json.loads((run / "metrics.json").read_text())
+    m["accuracy"], m["accuracy_ci"] = acc, ci
+    name = "<b>odd</b>"  # a user-named baseline is escaped in the summary too
+    m["baselines"] = {name: {"n": 100, "accuracy": 0.6, "vs_fine_tuned": {
+        "only_fine_tuned_right": 3, "only_baseline_right": 9, "mcnemar_p": vs_p}}}  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(m))
+    summary = re.search(r"<div class='summary'>(.*?)</div>", write_report(run).read_text())
+    for phrase in expected:
+        assert phrase in summary.group(1), (phrase, summary.group(1))
+    assert "<b>odd</b>" not in summary.group(1) and "&lt;b&gt;odd" in summary.group(1)
+    if "includes 0.5" not in expected:
+        assert "includes 0.5" not in summary.group(1)
+
+
 def test_report_examples_show_the_most_confident_verdicts_with_digests(tmp_path):
     run = _fake_run(tmp_path)
     pairs = run / "pairs"
     pairs.mkdir()
     rows, preds = [], []
-    for i, (p_a, winner) in enumerate([(0.9, "A"), (0.55, "A"), (0.2, "A"), (0.45, "B")]):
+    for i, (p_a, winner) in enumerate([(0.9, "A"), (0.55, "A"), (0.2, "A"), (0.45, "B"),
+                                       (0.5, "B")]):  # fmt: skip
         side = lambda d: {"items": ["2.02"], "abnormal_ret": 0.01 * i, "digest": f"{d} <{i}>"}  # noqa: E731, B023
         rows.append({"meta": {"pair_id": f"p{i}", "a": side("alpha"), "b": side("beta")}})
         preds.append({"pair_id": f"p{i}", "winner": winner, "p_a": p_a})
@@ -242,6 +270,7 @@ def test_report_examples_show_the_most_confident_verdicts_with_digests(tmp_path)
     assert examples.index("P(A better) = 0.900") < examples.index("P(A better) = 0.550")
     assert examples.index("<b>right</b>") < examples.index("<b>wrong</b>: P(A better) = 0.200")
     assert "alpha &lt;2&gt;" in examples and "2.02 earnings" in examples  # escaped digests
+    assert "= 0.500" not in examples  # a coin flip is neither right nor wrong
 
 
 def test_baseline_scored_on_a_subset_is_labelled_with_its_n():

@@ -119,6 +119,8 @@ def check_metrics(m: dict, path: Path) -> None:
         for key in ("n", "mean_p", "frac_a"):
             f.num(f"reliability[{n}].{key}", row.get(key))
     rk = f.obj("ranking", m.get("ranking"))
+    for key in ("spearman_ic", "long_short_spread", "n_filings", "comparisons"):
+        f.num(f"ranking.{key}", rk.get(key))
     points = rk.get("points")
     if points is not None and not isinstance(points, list):
         f.bad("ranking.points", "a list", points)
@@ -425,6 +427,8 @@ def run_facts(run_dir: Path) -> dict[str, Any]:
         "digest_tokens": meta.get("digest_tokens"),
         "window": pairs.get("window"),
         "method": pairs.get("method"),
+        # A swap-augmented training split holds each pair in both orders: rows, not pairs.
+        "row_unit": "rows (pairs in both orders)" if pairs.get("swap_augment") else "pairs",
     }
 
 
@@ -483,44 +487,77 @@ def summary_box(m: dict, facts: dict) -> str:
     of = f" (the first {n} of {n_split} in the split)" if n_split and n_split != n else ""
     out = [f"<b>Fine-tuned model: {acc:.3f}</b> {_fmt(ci)} on {_fmt(n)} "
            f"{_fmt(m.get('split'))} pairs{of}."]  # fmt: skip
-    if ci and ci[0] <= 0.5:
+    if ci and ci[1] < 0.5:
+        out.append("Its 95 % interval lies below 0.5: worse than a coin here.")
+    elif ci and ci[0] <= 0.5:
         out.append("Its 95 % interval includes 0.5: not distinguishable from a coin here.")
+    ceiling = m.get("ceiling")
     closed = gap_closed(m)
     if closed is not None:
-        out.append(f"Bayes ceiling {m['ceiling']:.3f}: the model closes {closed:.0%} of the gap "
-                   "from chance to the ceiling.")  # fmt: skip
+        share = (
+            "it is at or below chance, so it closes none of the gap from chance to the ceiling"
+            if acc <= 0.5
+            else "it is at or above the ceiling here (a finite sample can exceed it)"
+            if acc >= ceiling
+            else f"the model closes {closed:.0%} of the gap from chance to the ceiling"
+        )
+        out.append(f"Bayes ceiling {ceiling:.3f}: {share}.")
     base = m.get("baselines") or {}
     fitted = {k: b for k, b in base.items()
-              if k not in ("zero_shot", "majority") and b.get("accuracy") is not None}  # fmt: skip
+              if k not in ("zero_shot", "majority") and _is_num(b.get("accuracy"))}  # fmt: skip
     if fitted:
         name, b = max(fitted.items(), key=lambda kv: kv[1]["accuracy"])
-        v = b.get("vs_fine_tuned")
-        test = (f" Where the two differ, the model is right on {v['only_fine_tuned_right']} "
-                f"pairs and {name} on {v['only_baseline_right']} (McNemar p "
-                f"{_p(v['mcnemar_p'])})." if v else "")  # fmt: skip
-        word = "beats" if acc > b["accuracy"] else "does not beat"
-        out.append(f"Best baseline: {name} {b['accuracy']:.3f}; the model {word} it.{test}")
+        out.append(f"Best baseline: {html.escape(name)} {b['accuracy']:.3f}; "
+                   f"{_versus(acc, b, html.escape(name))}")  # fmt: skip
     zs = base.get("zero_shot") or {}
-    if zs.get("accuracy") is not None:
-        same = zs.get("fine_tuned_same_pairs") or {"accuracy": acc, "n": n}
+    if _is_num(zs.get("accuracy")):
+        same = zs.get("fine_tuned_same_pairs") or ({"accuracy": acc} if zs.get("n") == n else {})
         v = zs.get("vs_fine_tuned")
         test = f" (McNemar p {_p(v['mcnemar_p'])})" if v else ""
-        out.append(f"The base model zero-shot scores {zs['accuracy']:.3f} on {zs.get('n')} "
-                   f"pairs, where the fine-tuned model scores {same['accuracy']:.3f}{test}.")  # fmt: skip
+        where = (f", where the fine-tuned model scores {same['accuracy']:.3f}{test}"
+                 if _is_num(same.get("accuracy")) else "")  # fmt: skip
+        out.append(f"The base model zero-shot scores {zs['accuracy']:.3f} on {_fmt(zs.get('n'))} "
+                   f"pairs{where}.")  # fmt: skip
     rows = facts.get("train_rows")
-    trained = (base.get("tfidf_logreg") or base.get("majority") or {}).get("train_pairs")
     if rows is not None:
-        beside = f" (TF-IDF and majority fit all {trained})" if trained else ""
-        out.append(f"The model trained on {rows} pairs{beside}.")
+        fits = [(k, base[k]["train_pairs"]) for k in ("tfidf_logreg", "majority")
+                if _is_num((base.get(k) or {}).get("train_pairs"))]  # fmt: skip
+        beside = "".join(f"; {k} fitted all {n} training rows" for k, n in fits)
+        out.append(f"The model trained on {rows} {facts.get('row_unit', 'pairs')}{beside}.")
     return f"<div class='summary'>{' '.join(out)}</div>"
+
+
+def _versus(acc: float, b: dict, name: str) -> str:
+    """ "beats" only when the paired test says so; otherwise what the accuracies show."""
+    v = b.get("vs_fine_tuned")
+    significant = v is not None and v["mcnemar_p"] < 0.05
+    if acc > b["accuracy"]:
+        word = "the model beats it" if significant else "the model scores higher"
+    elif acc < b["accuracy"]:
+        word = "it beats the model" if significant else "the model scores lower"
+    else:
+        word = "the two are level"
+    if not v:
+        return f"{word}."
+    return (f"{word}: where they differ, the model is right on {v['only_fine_tuned_right']} "
+            f"pairs and {name} on {v['only_baseline_right']} (McNemar p "
+            f"{_p(v['mcnemar_p'])}).")  # fmt: skip
+
+
+def _pair(a: Any, b: Any, form: str = "{} / {}") -> str | None:
+    """Two facts in one cell ("1 / 44"), unescaped (the table escapes it); None if both lack."""
+    if a is None and b is None:
+        return None
+    text = lambda v: "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    return form.format(text(a), text(b))
 
 
 def run_table(facts: dict, m: dict) -> str:
     rows = [
         ("base model", facts.get("base") or m.get("base")),
         ("prompt template", facts.get("template")),
-        ("training pairs seen", facts.get("train_rows")),
-        ("epochs / optimizer steps", f"{_fmt(facts.get('epochs'))} / {_fmt(facts.get('steps'))}"),
+        (f"training {facts.get('row_unit', 'pairs')} seen", facts.get("train_rows")),
+        ("epochs / optimizer steps", _pair(facts.get("epochs"), facts.get("steps"))),
         ("learning rate", facts.get("lr")),
         ("LoRA", facts.get("lora")),
         ("decision-token loss weight", facts.get("decision_weight")),
@@ -528,13 +565,13 @@ def run_table(facts: dict, m: dict) -> str:
         ("digest tokens per filing", facts.get("digest_tokens")),
         ("validation pairs (epoch choice, calibration)", facts.get("valid_rows")),
         ("chosen epoch (its validation accuracy)",
-         f"{_fmt(facts.get('chosen_epoch'))} ({_fmt(facts.get('chosen_valid_accuracy'))})"),
-        ("return window / method", f"{_fmt(facts.get('window'))} / {_fmt(facts.get('method'))}"),
+         _pair(facts.get("chosen_epoch"), facts.get("chosen_valid_accuracy"), "{} ({})")),
+        ("return window / method", _pair(facts.get("window"), facts.get("method"))),
     ]  # fmt: skip
-    shown = [(k, v) for k, v in rows if v is not None and v not in ("— / —", "— (—)")]
+    shown = [(k, v) for k, v in rows if v is not None]
     if not shown:
         return "<p class='note'>No config.toml, train_summary.json or adapter record.</p>"
-    value = lambda v: f"{v:g}" if isinstance(v, float) else _fmt(v)  # noqa: E731  (lr 0.001, not 0.0010)
+    value = lambda v: f"{v:g}" if isinstance(v, float) else html.escape(str(v))  # noqa: E731  (lr 0.001, not 0.0010)
     return _table("".join(f"<tr><td>{html.escape(k)}</td><td>{value(v)}</td></tr>"
                           for k, v in shown))  # fmt: skip
 
@@ -542,7 +579,8 @@ def run_table(facts: dict, m: dict) -> str:
 DEFINITIONS = (
     "<dl class='defs'>"
     "<dt>majority</dt><dd>constant P(A) = the training pairs' share won by the first-shown "
-    "filing; pairs are position-balanced, so this is a coin (0.5 exactly).</dd>"
+    "filing; pairs are position-balanced, so this is 0.5 (a coin) or, with an odd number of "
+    "training pairs, within one pair of it.</dd>"
     "<dt>signal_rule</dt><dd>hand-set weights on signals extracted from each digest (EPS "
     "surprise, guidance, offerings, …); on simulated data these are the simulator's own "
     "drivers, so it sits near the oracle.</dd>"
@@ -688,8 +726,9 @@ def examples(m: dict, run_dir: Path, k: int = 2) -> str:
             if isinstance(r.get("meta"), dict)}  # fmt: skip
     scored = [(p, rows[p["pair_id"]]) for p in preds if p.get("pair_id") in rows
               and _is_num(p.get("p_a")) and p.get("winner") in ("A", "B")]  # fmt: skip
-    right = [(p, r) for p, r in scored if (p["p_a"] > 0.5) == (p["winner"] == "A")]
-    wrong = [(p, r) for p, r in scored if (p["p_a"] < 0.5) == (p["winner"] == "A")]
+    decided = [(p, r) for p, r in scored if p["p_a"] != 0.5]  # a coin flip is neither
+    right = [(p, r) for p, r in decided if (p["p_a"] > 0.5) == (p["winner"] == "A")]
+    wrong = [(p, r) for p, r in decided if (p["p_a"] > 0.5) != (p["winner"] == "A")]
     by_conf = lambda pr: -abs(pr[0]["p_a"] - 0.5)  # noqa: E731
     out = []
     for title, group in (("right", right), ("wrong", wrong)):
