@@ -110,6 +110,35 @@ def test_one_key_set_twice_to_different_values_is_an_error(tmp_path, capsys):
     assert rc == 1 and "train.jsonl: training pairs not found" in capsys.readouterr().err
 
 
+def test_a_pairs_file_given_for_the_pairs_directory_is_named(tmp_path, capsys):
+    """Regression: `train --pairs DIR/train.jsonl` said "DIR/train.jsonl/train.jsonl: training
+    pairs not found", a path that exists nowhere."""
+    pairs_file = tmp_path / "train.jsonl"
+    pairs_file.write_text("{}\n")
+    for argv in (["train", "--pairs", str(pairs_file), "--out", str(tmp_path / "a")],
+                 ["pairs", "stats", str(pairs_file)]):  # fmt: skip
+        rc = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert rc == 1 and err == f"error: {pairs_file}: not a directory (pass the pairs " \
+            "directory, not a file)", (argv, err)  # fmt: skip
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143)])
+def test_a_training_stopped_by_a_signal_exits_as_a_shell_reports_it(
+    tmp_path, capsys, monkeypatch, signum, code
+):
+    """Regression: SIGTERM exited 130, Ctrl-C's code; a script waiting on the run could not tell."""
+    import filingcontrast.train as T
+
+    def stopped(*args, **kwargs):
+        raise T.Stopped(signum)
+
+    monkeypatch.setattr(T, "train", stopped)
+    assert main(["train", "--pairs", str(tmp_path), "--out", str(tmp_path / "a")]) == code
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
 def test_out_must_name_a_directory(tmp_path, capsys):
     # Regression: `--out ""` trained into runs/<name>, `--out .` failed with "name: ... ''".
     for cmd in (["train", "--pairs", str(tmp_path)], ["pairs"]):

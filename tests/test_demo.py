@@ -278,3 +278,19 @@ def test_demo_leaves_a_run_it_did_not_make_alone(tmp_path, monkeypatch):
         fake_demo(tmp_path)
     assert (run / "adapter" / "adapter_model.safetensors").read_text() == "weights"
     assert (run / "config.toml").read_text() == "mine" and fake.calls == []
+
+
+def test_headline_names_each_baseline_with_its_paired_test(tmp_path):
+    from filingcontrast.demo import headline
+
+    m = {"split": "test", "n_pairs": 128, "accuracy": 0.578, "accuracy_ci": [0.49, 0.66],
+         "ceiling": 0.845, "oracle_accuracy": 0.855,
+         "baselines": {"tfidf_logreg": {"accuracy": 0.758, "vs_fine_tuned": {
+             "only_fine_tuned_right": 9, "only_baseline_right": 32, "mcnemar_p": 0.00042}},
+             "zero_shot": {"accuracy": 0.484, "fine_tuned_same_pairs": {"n": 64, "accuracy": 0.594}}}}  # fmt: skip
+    text = headline(m, tmp_path)
+    assert (
+        "tfidf_logreg       accuracy 0.758  [only model right 9, only tfidf_logreg 32, p 0.00042]"
+        in text
+    )
+    assert "(first 64 pairs; fine-tuned 0.594 on them)" in text and "closed: 23%" in text

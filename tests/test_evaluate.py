@@ -154,6 +154,17 @@ def test_evaluate_cli_unlabelled_pairs_exit_1(run_dir, tmp_path, capsys):
     assert rc == 1 and len(errors) == 1 and "winner" in errors[0], err
 
 
+def test_evaluate_refuses_a_named_base_other_than_the_adapters(run_dir, capsys):
+    """Regression: `evaluate ... base=smollm2-135m-instruct` on a tiny-llama adapter ran and
+    recorded tiny-llama (compare --base refuses the same)."""
+    from filingcontrast.cli import main
+
+    rc = main(["evaluate", "--adapter", str(run_dir), "--pairs", str(ASSETS),
+               "base=smollm2-135m-instruct"])  # fmt: skip
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert rc == 1 and len(errors) == 1 and "trained on 'tiny-llama'" in errors[0], errors
+
+
 def test_evaluate_applies_the_adapters_calibration(run_dir, tmp_path):
     """metrics.json's model figures use the stored calibration; `uncalibrated` keeps the raw."""
     from filingcontrast.calibration import Calibration

@@ -174,6 +174,12 @@ def test_compare_bad_inputs_are_one_line_errors(capsys, tmp_path, tiny_run):
         assert len(errors) == 1 and needle in errors[0], err
 
 
+def test_rank_of_a_directory_says_so(capsys, tmp_path, tiny_run):
+    """Regression: `rank DIR` said "need at least two filings"."""
+    rc, _, err = _cli(capsys, "rank", str(tmp_path), "--adapter", str(tiny_run))
+    assert rc == 1 and f"error: {tmp_path}: a directory; pass its filings" in err, err
+
+
 def test_compare_and_rank_show_the_parsers_doubts(capsys, tmp_path, tiny_run):
     """A file with no item headings (here only a cover and an image) is scored, but not
     silently: both commands name it and the parser's warning, on stderr and in the JSON."""
@@ -323,3 +329,21 @@ def test_cut_repetition_removes_only_a_loop_at_the_end():
     # a loop that ends in a run of one token: its own period, not the run's, decides
     loop = [1, 2, 3, 0, 0, 0, 0, 0, 0]
     assert cut_repetition([7] + loop * 4) == [7] + loop
+
+
+def test_printed_probabilities_keep_the_side_they_lie_on():
+    """Regression: compare printed "B (P(A better) = 0.500 ...)" and JSON p_a 0.5 for
+    P(A) = 0.49996, and rank printed -0.000: the rounding hid why the choice was B."""
+    from filingcontrast.cli import _decimal
+    from filingcontrast.predict import round_keeping_side
+
+    assert (
+        round_keeping_side(0.49996, 0.5) == 0.49996 and round_keeping_side(0.46312, 0.5) == 0.4631
+    )
+    assert round_keeping_side(0.5, 0.5) == 0.5
+    assert [_decimal(0.49996, 3), _decimal(0.4631, 3), _decimal(0.5, 3)] == [
+        "0.49996",
+        "0.463",
+        "0.500",
+    ]
+    assert [_decimal(-2e-5, 3, sign=True), _decimal(0.0, 3, sign=True)] == ["-0.00002", "+0.000"]

@@ -205,7 +205,8 @@ def test_report_opens_with_the_verdict_and_paired_tests(tmp_path):
                           "coin_flip_pairs": 0, "mcnemar_p": 0.0012},
     }  # fmt: skip
     (run / "metrics.json").write_text(json.dumps(m))
-    (run / "train_summary.json").write_text(json.dumps({"steps": 44, "train_rows": {"kept": 176}}))
+    (run / "train_summary.json").write_text(json.dumps({"steps": 44, "rows_seen": 176,
+                                                        "train_rows": {"kept": 2021}}))  # fmt: skip
     (run / "config.toml").write_text('base = "x"\n[train]\nlr = 0.001\nepochs = 1\n'
                                      'lora_r = 16\n[pairs]\nwindow = "0_1"\n')  # fmt: skip
     text = write_report(run).read_text()
@@ -214,7 +215,8 @@ def test_report_opens_with_the_verdict_and_paired_tests(tmp_path):
     assert "includes 0.5" in summary and "closes 23% of the gap" in summary
     assert "Best baseline: tfidf_logreg 0.750; it beats the model: where they differ" in summary
     assert "right on 5 pairs and tfidf_logreg on 22 (McNemar p 0.0012)" in summary
-    assert "trained on 176 pairs; tfidf_logreg fitted all 1508 training rows." in summary
+    assert "went through 176 training pairs; tfidf_logreg fitted all 1508 training rows." in summary
+    assert "<td>176 (of 2021)</td>" in text  # a run stopped early saw fewer than it kept
     assert "<td>5 / 22, p 0.0012</td>" in text  # the paired column of the metrics table
     assert "<td>learning rate</td><td>0.001</td>" in text and "<td>1 / 44</td>" in text
     assert "name='viewport'" in text and "class='wide'" in text  # narrow screens scroll tables

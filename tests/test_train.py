@@ -525,8 +525,9 @@ def test_sigterm_checkpoints_like_ctrl_c(
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(T, "train_step", step)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         train(cfg, pairs_dir)
+    assert stopped.value.signum == signal.SIGTERM  # the CLI exits 128 + 15, as a shell reports
     assert latest_checkpoint(cfg.run_dir).name == "step-0000002"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
     monkeypatch.setattr(T, "train_step", real_step)
@@ -593,3 +594,13 @@ def test_selective_checkpointing_same_gradients_less_recomputation(tmp_path):
     tc = _cfg(tmp_path, "x").train  # auto: full checkpointing past the threshold only
     assert checkpointing_mode(tc, tc.checkpointing_threshold) is None
     assert checkpointing_mode(tc, tc.checkpointing_threshold + 1) == "full"
+
+
+def test_rows_seen_counts_what_the_steps_went_through():
+    """A run stopped by max_steps trained on fewer rows than it kept; the report says so."""
+    from filingcontrast.config import TrainConfig
+    from filingcontrast.train import rows_seen
+
+    tc = TrainConfig(batch_size=1, grad_accum=4)
+    lengths = [100 + i for i in range(10)]  # 3 steps an epoch: 4, 4 and 2 rows
+    assert [rows_seen(lengths, tc, 1, 0, s) for s in (0, 2, 3, 5)] == [0, 8, 10, 18]

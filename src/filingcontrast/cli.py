@@ -188,7 +188,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from filingcontrast.train import train
 
     result = train(cfg, Path(args.pairs), resume=args.resume)
-    _print_json(result)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # under accelerate launch, one summary, not one per process
+        _print_json(result)
     return 0
 
 
@@ -208,13 +211,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(
-            f"{result['choice']} (P(A better) = {result['p_a']:.3f}, confidence {result['confidence']})"
+            f"{result['choice']} (P(A better) = {_decimal(result['p_a'], 3)}, confidence "
+            f"{result['confidence']})"
         )
         if result.get("analysis"):
             print(result["analysis"])
             for side, facts in result["facts"].items():
                 print(f"Extracted from Filing {side}: {'; '.join(facts) or 'no signal found'}")
     return 0
+
+
+def _decimal(x: float, digits: int, sign: bool = False) -> str:
+    """x with `digits` decimals, or as many more as the (already side-keeping) value needs to
+    show which side of 0.5 / 0 it lies on ("0.49996", not "0.500" beside choice B)."""
+    from filingcontrast.predict import side_digits
+
+    places = side_digits(x, 0.0 if sign else 0.5, digits)
+    return f"{x:{'+' if sign else ''}.{places}f}"
 
 
 def _print_warnings(result: dict, names: dict[str, str]) -> None:
@@ -234,7 +247,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
         for row in result["ranking"]:
             ci = row["ci"]
             ci_text = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "[no interval]"
-            print(f"{row['rank']:>3}  {row['score']:+.3f}  {ci_text}  {row['id']}")
+            print(
+                f"{row['rank']:>3}  {_decimal(row['score'], 3, sign=True)}  {ci_text}  {row['id']}"
+            )
         if result.get("note"):
             print(f"({result['note']})")
     return 0
@@ -243,9 +258,17 @@ def cmd_rank(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     extra = [f"evaluate.split={_toml_str(args.split)}"] if args.split else []
     cfg = _config(args, extra)
+    from filingcontrast.config import read_toml
     from filingcontrast.evaluate import evaluate_run
 
-    metrics = evaluate_run(Path(args.adapter), Path(args.pairs), cfg)
+    # A base the user named (base=... or the config file's) must be the adapter's, as for
+    # compare --base; the default base is not a request and the adapter's own is used.
+    named = any(o.partition("=")[0].strip() == "base" for o in args.overrides or []) or bool(
+        args.config and "base" in read_toml(args.config)
+    )
+    metrics = evaluate_run(
+        Path(args.adapter), Path(args.pairs), cfg, base=cfg.base if named else None
+    )
     _print_json(
         {k: metrics[k] for k in ("split", "n_pairs", "accuracy", "accuracy_ci") if k in metrics}
     )
@@ -405,9 +428,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # train's Stopped names the signal: 143 for SIGTERM
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", 2)
 
 
 if __name__ == "__main__":

@@ -396,6 +396,10 @@ def headline(metrics: dict[str, Any], run_dir: Path) -> str:
         same = row.get("fine_tuned_same_pairs")
         if same:  # scored on a subset: say so, with the model's figure on the same pairs
             line += f"  (first {same['n']} pairs; fine-tuned {fmt(same['accuracy'])} on them)"
+        paired = row.get("vs_fine_tuned")
+        if paired:  # the pairs where exactly one of the two is right, and McNemar's test
+            line += (f"  [only model right {paired['only_fine_tuned_right']}, only "
+                     f"{name} {paired['only_baseline_right']}, p {paired['mcnemar_p']:.2g}]")  # fmt: skip
         lines.append(line)
     if ceiling is not None:
         lines.append(f"  Bayes ceiling      accuracy {fmt(ceiling)}")

@@ -36,7 +36,7 @@ import numpy as np
 from filingcontrast import metrics as M
 from filingcontrast.config import RunConfig
 from filingcontrast.errors import UserError
-from filingcontrast.pairs import a_won, pair_filings, pair_items
+from filingcontrast.pairs import a_won, check_pairs_dir, pair_filings, pair_items
 from filingcontrast.runtime import RunDir, atomic_write_json, atomic_write_text
 
 
@@ -241,9 +241,12 @@ def score_rows(scorer: Any, rows: Sequence[dict], batch_size: int, zero_shot: bo
         return pair_probabilities(scorer.model, scorer.formatter, rows, batch_size, progress=bar)
 
 
-def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> dict:
+def evaluate_run(
+    adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig, base: str | None = None
+) -> dict:
     """Evaluate a trained adapter on `pairs_dir/<split>.jsonl`; write metrics.json and
-    predictions.jsonl into the run directory; return the metrics."""
+    predictions.jsonl into the run directory; return the metrics. `base`, when given, must be
+    the base the adapter was trained on (a one-line error otherwise, as compare --base)."""
     from filingcontrast import baselines as B
     from filingcontrast.predict import load_scorer
     from filingcontrast.train import adapter_meta, resolve_adapter_dir
@@ -252,11 +255,7 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     seed = cfg.seed
     adapter_dir = resolve_adapter_dir(adapter_or_run_dir)
     run_dir = adapter_dir.parent if adapter_dir.name == "adapter" else adapter_dir
-    pairs_dir = Path(pairs_dir)
-    if pairs_dir.is_file():
-        raise UserError(f"{pairs_dir}: not a directory (pass the pairs directory, not a file)")
-    if not pairs_dir.is_dir():
-        raise UserError(f"{pairs_dir}: pairs directory not found")
+    pairs_dir = check_pairs_dir(pairs_dir)
     rows = _load_split(pairs_dir, ec.split)
     check_labelled(rows, pairs_dir / f"{ec.split}.jsonl")
     n_in_split = len(rows)
@@ -268,7 +267,7 @@ def evaluate_run(adapter_or_run_dir: Path, pairs_dir: Path, cfg: RunConfig) -> d
     run = RunDir(run_dir)
     run.log(f"evaluate: {len(rows)} {ec.split} pairs from {pairs_dir}")
 
-    scorer = load_scorer(adapter_dir)
+    scorer = load_scorer(adapter_dir, base)
     raw = score_rows(scorer, rows, ec.batch_size)
     # What compare/rank would answer: the adapter's validation-fitted calibration applied.
     p_a, p_ab, p_ba = scorer.calibration.apply(raw[1], raw[2])

@@ -829,9 +829,20 @@ def _row_problem(row: Any) -> str | None:
     return None
 
 
+def check_pairs_dir(pairs_dir: str | Path) -> Path:
+    """A pairs directory the user named: a file (e.g. its train.jsonl) or a missing path is a
+    one-line error saying which, before anything looks for split files inside it."""
+    pairs_dir = Path(pairs_dir)
+    if pairs_dir.is_file():
+        raise UserError(f"{pairs_dir}: not a directory (pass the pairs directory, not a file)")
+    if not pairs_dir.is_dir():
+        raise UserError(f"{pairs_dir}: pairs directory not found")
+    return pairs_dir
+
+
 def pairs_stats(pairs_dir: str | Path) -> str:
     """Counts per split, A-win share, confidence and item mix, token lengths (prompt + answer)."""
-    pairs_dir = Path(pairs_dir)
+    pairs_dir = check_pairs_dir(pairs_dir)
     summary_path = pairs_dir / "summary.json"
     if not summary_path.is_file():
         raise UserError(f"{summary_path}: not found (not a complete pairs directory)")

@@ -296,6 +296,18 @@ def _load_doc(ref: str, store: str | None) -> Any:
     raise UserError(f"{ref}: no such file (pass --store to look up an accession id)")
 
 
+def side_digits(x: float, centre: float, digits: int = 4) -> int:
+    """`digits`, or more where rounding to `digits` would land on `centre` while x is not
+    there: P(A) = 0.49996 shown as 0.5 beside the choice "B" hides why it is B."""
+    while round(x, digits) == centre and x != centre and digits < 12:
+        digits += 1
+    return digits
+
+
+def round_keeping_side(x: float, centre: float, digits: int = 4) -> float:
+    return round(x, side_digits(x, centre, digits))
+
+
 def _check_distinct(refs: Sequence[str], docs: Sequence[Any]) -> None:
     """The same file (by resolved path), accession or document (by its text: a copy under
     another name) given twice is a mistake: a filing compared with itself is a coin flip, and
@@ -346,7 +358,7 @@ def compare(
     choice = "A" if pa >= 0.5 else "B"
     result: dict[str, Any] = {
         "choice": choice,
-        "p_a": round(pa, 4),
+        "p_a": round_keeping_side(pa, 0.5),
         "confidence": confidence_level(pa),
         "p_ab": round(float(p_ab[0]), 4),
         "p_ba": round(float(p_ba[0]), 4),
@@ -432,6 +444,9 @@ def rank_cli(
     store: str | None = None,
 ) -> dict:
     """`filingcontrast rank FILES...`: {"ranking": [{rank, id, score, ci}], "comparisons": n}."""
+    for f in files:  # `rank DIR` is one argument: say what it is before counting
+        if Path(f).is_dir():
+            raise UserError(f"{f}: a directory; pass its filings (e.g. {f.rstrip('/')}/*.htm)")
     if len(files) < 2:
         raise UserError("rank: need at least two filings")
     if k < 1:
@@ -457,7 +472,7 @@ def rank_cli(
         {
             "rank": r + 1,
             "id": str(files[i]),
-            "score": round(float(bt.scores[i]), 4),
+            "score": round_keeping_side(float(bt.scores[i]), 0.0),
             "ci": None if np.isnan(bt.ci[i]).any() else [round(float(x), 4) for x in bt.ci[i]],
         }
         for r, i in enumerate(order)

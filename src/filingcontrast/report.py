@@ -409,7 +409,10 @@ def run_facts(run_dir: Path) -> dict[str, Any]:
     return {
         "base": meta.get("base") or cfg.get("base"),
         "template": meta.get("template") or summary.get("template"),
-        "train_rows": rows.get("kept"),
+        # Rows the optimizer steps went through (a run stopped by max_steps sees fewer than
+        # it kept); older summaries lack it: then what training kept.
+        "train_rows": summary.get("rows_seen", rows.get("kept")),
+        "train_rows_kept": rows.get("kept"),
         "valid_rows": valid.get("kept"),
         "steps": summary.get("steps"),
         "epochs": train.get("epochs"),
@@ -523,7 +526,8 @@ def summary_box(m: dict, facts: dict) -> str:
         fits = [(k, base[k]["train_pairs"]) for k in ("tfidf_logreg", "majority")
                 if _is_num((base.get(k) or {}).get("train_pairs"))]  # fmt: skip
         beside = "".join(f"; {k} fitted all {n} training rows" for k, n in fits)
-        out.append(f"The model trained on {rows} {facts.get('row_unit', 'pairs')}{beside}.")
+        out.append(f"The model's optimizer steps went through {rows} training "
+                   f"{facts.get('row_unit', 'pairs')}{beside}.")  # fmt: skip
     return f"<div class='summary'>{' '.join(out)}</div>"
 
 
@@ -556,7 +560,8 @@ def run_table(facts: dict, m: dict) -> str:
     rows = [
         ("base model", facts.get("base") or m.get("base")),
         ("prompt template", facts.get("template")),
-        (f"training {facts.get('row_unit', 'pairs')} seen", facts.get("train_rows")),
+        (f"training {facts.get('row_unit', 'pairs')} seen (of those kept)",
+         _pair(facts.get("train_rows"), facts.get("train_rows_kept"), "{} (of {})")),
         ("epochs / optimizer steps", _pair(facts.get("epochs"), facts.get("steps"))),
         ("learning rate", facts.get("lr")),
         ("LoRA", facts.get("lora")),

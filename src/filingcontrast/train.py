@@ -45,7 +45,7 @@ from filingcontrast.dataset import (
     pair_probabilities,
 )
 from filingcontrast.errors import CheckpointError, UserError, first_line
-from filingcontrast.pairs import a_won, pair_items
+from filingcontrast.pairs import a_won, check_pairs_dir, pair_items
 from filingcontrast.runtime import (
     ALLOCATOR_ENV,
     RunDir,
@@ -185,6 +185,18 @@ def step_plan(lengths: list[int], tc: TrainConfig, world: int, seed: int, epoch:
     (global micro-batch = batch_size * world rows), length-grouped, order seeded per epoch."""
     batches = length_grouped_batches(lengths, tc.batch_size * world, seed + 1009 * epoch)
     return [batches[i : i + tc.grad_accum] for i in range(0, len(batches), tc.grad_accum)]
+
+
+def rows_seen(lengths: list[int], tc: TrainConfig, world: int, seed: int, steps: int) -> int:
+    """Training rows the first `steps` optimizer steps went through (whole epochs, then the
+    steps of the next epoch's plan): what a run stopped by max_steps actually trained on."""
+    per_epoch = len(step_plan(lengths, tc, world, seed, 0))
+    full, part = divmod(steps, per_epoch) if per_epoch else (0, 0)
+    seen = full * len(lengths)
+    if part:
+        plan = step_plan(lengths, tc, world, seed, full)
+        seen += sum(len(mb) for step in plan[:part] for mb in step)
+    return seen
 
 
 def _weight_total(examples: list[Example], decision_weight: float) -> float:
@@ -510,6 +522,15 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+class Stopped(KeyboardInterrupt):
+    """A training stopped by a signal: the CLI exits 128 + `signum` (130 for Ctrl-C, 143 for
+    SIGTERM), as a shell reports a process that signal ended."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
 class _Interrupts:
     """Ctrl-C (SIGINT) or SIGTERM (`timeout`, a job scheduler's stop) while training:
     KeyboardInterrupt at once, so that a checkpoint is written, except between `hold()` and
@@ -520,7 +541,8 @@ class _Interrupts:
     DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
     def __init__(self) -> None:
-        self.holding = self.pending = False
+        self.holding = False
+        self.pending = 0  # the signal that arrived while holding (0: none)
         self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupts:
@@ -536,8 +558,8 @@ class _Interrupts:
 
     def _handler(self, signum: int, frame: Any) -> None:
         if not self.holding:
-            raise KeyboardInterrupt
-        self.pending = True
+            raise Stopped(signum)
+        self.pending = signum
 
     def hold(self) -> None:
         self.holding = True
@@ -545,8 +567,8 @@ class _Interrupts:
     def release(self) -> None:
         self.holding = False
         if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
+            signum, self.pending = self.pending, 0
+            raise Stopped(signum)
 
 
 def _trim_metrics(path: Path, step: int) -> None:
@@ -654,7 +676,7 @@ def train(
     from filingcontrast.model import resolve_device
 
     tc = cfg.train
-    pairs_dir = Path(pairs_dir)
+    pairs_dir = check_pairs_dir(pairs_dir)
     run_dir = cfg.run_dir
     if resume_hint is None:  # the run's config.toml holds every setting the run was given
         resume_hint = f"continue with: {resume_command(run_dir, pairs_dir)}"
@@ -727,7 +749,10 @@ def train(
             raise UserError(
                 f"{run_dir}: training finished ({state.global_step} steps); nothing to resume"
             )
-        notes.append(f"resumed from {ckpt} (epoch {state.epoch}, step {state.global_step})")
+        notes.append(  # epochs 1-based, as the log and metrics.jsonl count them
+            f"resumed from {ckpt} at step {state.global_step} (epoch "
+            f"{min(state.epoch + 1, tc.epochs)} of {tc.epochs})"
+        )
     acc.wait_for_everyone()
     if main:
         run = RunDir.create(cfg)
@@ -814,6 +839,7 @@ def train(
         if mid_step:  # cut inside a step, before its update: drop it, and undo its random draws
             optimizer.zero_grad(set_to_none=True)
             _set_rng_state(rng)
+        bar.close()  # the message starts on its own line, not after the progress bar
         if main:
             path = save_checkpoint(run_dir, model, optimizer, scheduler, state, plan)
             say(f"interrupted at step {state.global_step}: checkpoint {path}; {resume_hint}")
@@ -830,6 +856,7 @@ def train(
         "final_loss": state.losses[-1] if state.losses else None,
         "losses": state.losses,
         "train_rows": enc.to_dict(),
+        "rows_seen": rows_seen(lengths, tc, world, cfg.seed, state.global_step),
         "valid_rows": valid_enc.to_dict(),
         "template": formatter.template,
         "checkpointing": checkpointing,

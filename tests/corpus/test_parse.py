@@ -246,6 +246,16 @@ def test_exhibit_list_of_a_primary_document() -> None:
     ]
 
 
+def test_wrapped_form_name_is_not_an_exhibit_row() -> None:
+    """Regression (a 1997 filing in the reference set): prose wrapped before "8-K is required
+    to be filed" was listed as exhibit EX-8 with the description "K is required to be filed"."""
+    from filingcontrast.corpus.parse import _listed_exhibits
+
+    block = ("Item 7. Financial Statements and Exhibits\n99.1 Press release dated May 1\n"
+             "The Registrant has caused this report on Form\n8-K is required to be filed.")  # fmt: skip
+    assert [e.type for e in _listed_exhibits(block)] == ["EX-99.1"]
+
+
 def test_boilerplate_spans() -> None:
     p = parse_8k_file(ASSETS / "modern_full_submission.txt")
     kinds = {s.kind: s for s in p.boilerplate}

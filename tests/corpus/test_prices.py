@@ -76,6 +76,15 @@ def test_csv_with_nothing_to_store_is_an_error(tmp_path, text, message) -> None:
     [
         ("ticker,day,close\nA,2021-01-04,1\n", r"p\.csv:1: header: missing column\(s\) date"),
         ("ticker,date,close,adjclose\n", r"p\.csv:1: header: unknown column\(s\) adjclose"),
+        # The filings manifest given for --csv: named as JSON, not its first record as columns.
+        (
+            '{"id": "0000950123-10-078896", "ticker": "T00", "path": "a.htm"}\n',
+            r"p\.csv:1: not a CSV \(it starts like JSON\)",
+        ),  # fmt: skip
+        (
+            "ticker,date,close," + ",".join(f"c{i}" * 20 for i in range(7)) + "\n",
+            r"unknown column\(s\) c0c0c0c0c0c0c0c0c0c0c0c0c0c\.\.\.(, (c\d)+c\.\.\.){4} and 2 more;",
+        ),
         ("ticker,date,close\nA,04/01/2021,1\n", r"p\.csv:2: field date: '04/01/2021'"),
         ("ticker,date,close\nA,2021-01-04,ten\n", r"p\.csv:2: field close: 'ten' is not a number"),
         ("ticker,date,close\n,2021-01-04,1\n", r"p\.csv:2: field ticker: empty"),

@@ -108,6 +108,17 @@ def test_foreign_duckdb_file_is_refused_and_left_alone(tmp_path) -> None:
     assert tables == [("trades",)]
 
 
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_file_that_is_not_duckdb_is_named_as_such(tmp_path, read_only) -> None:
+    """Regression: `pairs --store prices.csv` said "Catalog Error: Cannot launch in-memory
+    database in read-only mode!"; a CSV must not be opened (or rewritten) as a store either."""
+    csv = tmp_path / "prices.csv"
+    csv.write_text("ticker,date,close\nA,2020-01-02,1.0\n")
+    with pytest.raises(UserError, match=r"prices\.csv: not a DuckDB store"):
+        Store(csv, read_only=read_only)
+    assert csv.read_text().startswith("ticker,date")
+
+
 def test_missing_store_read_only(tmp_path) -> None:
     with pytest.raises(UserError, match="store not found"):
         Store(tmp_path / "none.duckdb", read_only=True)

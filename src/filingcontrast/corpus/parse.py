@@ -666,6 +666,9 @@ _EX_ROW_RE = re.compile(
     re.I,
 )
 _EX_NUM_ONLY_RE = re.compile(r"^\s*(?:exhibit\s*)?(\d{1,3}\.\d{1,3}[a-z]?)\s*$", re.I)
+# A line that opens with a form name ("8-K is required to be filed", wrapped prose) is not an
+# exhibit row numbered 8.
+_FORM_NAME_RE = re.compile(r"^\s*\d{1,2}\s*[-–—]\s*[KQ]\b", re.I)
 
 
 def _listed_exhibits(block: str) -> list[Exhibit]:
@@ -673,6 +676,8 @@ def _listed_exhibits(block: str) -> list[Exhibit]:
     found: dict[str, Exhibit] = {}
     lines = [ln for ln in block.split("\n") if ln.strip()]
     for i, line in enumerate(lines):
+        if _FORM_NAME_RE.match(line):
+            continue
         m = _EX_ROW_RE.match(line)
         num = desc = None
         if m:

@@ -65,7 +65,9 @@ def _csv_header(path: Path, fieldnames: Sequence[str] | None) -> list[str]:
         problems.append(f"missing column(s) {', '.join(missing)}")
     unknown = [h for h in header if h not in CSV_REQUIRED + CSV_OPTIONAL]
     if unknown:
-        problems.append(f"unknown column(s) {', '.join(unknown)}")
+        shown = ", ".join(u if len(u) <= 30 else f"{u[:27]}..." for u in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        problems.append(f"unknown column(s) {shown}{more}")
     repeated = sorted({h for h in header if header.count(h) > 1} - set(unknown))
     if repeated:
         problems.append(f"repeated column(s) {', '.join(repeated)}")
@@ -100,6 +102,11 @@ def read_prices_csv(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     }
     seen: dict[tuple[str, dt.date], tuple[int, float, float]] = {}
     text = read_utf8(path, "save the CSV as UTF-8")
+    if text.lstrip().startswith(("{", "[")):  # a JSON(L) file, e.g. the filings manifest
+        raise UserError(
+            f"{path}:1: not a CSV (it starts like JSON); expected a header ticker,date,close"
+            "[,adj_close]"
+        )
     reader = csv.DictReader(io.StringIO(text, newline=""))
     reader.fieldnames = _csv_header(path, reader.fieldnames)
     for rec in reader:

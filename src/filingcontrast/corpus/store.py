@@ -192,6 +192,12 @@ def remove_if_empty(path: str | Path) -> bool:
     return True
 
 
+def _is_duckdb(path: Path) -> bool:
+    """DuckDB's database files carry the magic bytes "DUCK" at offset 8."""
+    with path.open("rb") as fh:
+        return fh.read(12)[8:12] == b"DUCK"
+
+
 class Store:
     """A DuckDB corpus store. Use as a context manager or call `close()`.
 
@@ -208,6 +214,8 @@ class Store:
                     f"{self.path}: store not found (run `filingcontrast simulate` or `ingest` first)"
                 )
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif self.path.is_file() and self.path.stat().st_size and not _is_duckdb(self.path):
+            raise UserError(f"{self.path}: not a DuckDB store (pass the .duckdb file for --store)")
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as exc:
