@@ -287,10 +287,13 @@ def test_headline_names_each_baseline_with_its_paired_test(tmp_path):
          "ceiling": 0.845, "oracle_accuracy": 0.855,
          "baselines": {"tfidf_logreg": {"accuracy": 0.758, "vs_fine_tuned": {
              "only_fine_tuned_right": 9, "only_baseline_right": 32, "mcnemar_p": 0.00042}},
-             "zero_shot": {"accuracy": 0.484, "fine_tuned_same_pairs": {"n": 64, "accuracy": 0.594}}}}  # fmt: skip
+             "zero_shot": {"accuracy": 0.484, "fine_tuned_same_pairs": {"n": 64, "accuracy": 0.594}},
+             "majority": {"accuracy": 0.5, "vs_fine_tuned": {"only_fine_tuned_right": 0,
+                          "only_baseline_right": 0, "coin_flip_pairs": 128, "mcnemar_p": 1.0}}}}  # fmt: skip
     text = headline(m, tmp_path)
     assert (
         "tfidf_logreg       accuracy 0.758  [only model right 9, only tfidf_logreg 32, p 0.00042]"
         in text
     )
     assert "(first 64 pairs; fine-tuned 0.594 on them)" in text and "closed: 23%" in text
+    assert "majority           accuracy 0.500\n" in text  # a coin on every pair: no paired test

@@ -204,6 +204,7 @@ def test_report_opens_with_the_verdict_and_paired_tests(tmp_path):
         "vs_fine_tuned": {"only_fine_tuned_right": 5, "only_baseline_right": 22,
                           "coin_flip_pairs": 0, "mcnemar_p": 0.0012},
     }  # fmt: skip
+    m["baselines"]["majority"]["train_pairs"] = 1508
     (run / "metrics.json").write_text(json.dumps(m))
     (run / "train_summary.json").write_text(json.dumps({"steps": 44, "rows_seen": 176,
                                                         "train_rows": {"kept": 2021}}))  # fmt: skip
@@ -215,7 +216,8 @@ def test_report_opens_with_the_verdict_and_paired_tests(tmp_path):
     assert "includes 0.5" in summary and "closes 23% of the gap" in summary
     assert "Best baseline: tfidf_logreg 0.750; it beats the model: where they differ" in summary
     assert "right on 5 pairs and tfidf_logreg on 22 (McNemar p 0.0012)" in summary
-    assert "went through 176 training pairs; tfidf_logreg fitted all 1508 training rows." in summary
+    assert ("went through 176 training pairs; tfidf_logreg and majority fitted all 1508 training "
+            "rows.") in summary  # fmt: skip
     assert "<td>176 (of 2021)</td>" in text  # a run stopped early saw fewer than it kept
     assert "<td>5 / 22, p 0.0012</td>" in text  # the paired column of the metrics table
     assert "<td>learning rate</td><td>0.001</td>" in text and "<td>1 / 44</td>" in text

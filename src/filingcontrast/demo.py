@@ -397,7 +397,9 @@ def headline(metrics: dict[str, Any], run_dir: Path) -> str:
         if same:  # scored on a subset: say so, with the model's figure on the same pairs
             line += f"  (first {same['n']} pairs; fine-tuned {fmt(same['accuracy'])} on them)"
         paired = row.get("vs_fine_tuned")
-        if paired:  # the pairs where exactly one of the two is right, and McNemar's test
+        # The pairs where exactly one of the two is right, and McNemar's test; none for a
+        # predictor that is a coin flip on every pair (the majority on balanced pairs).
+        if paired and (paired["only_fine_tuned_right"] or paired["only_baseline_right"]):
             line += (f"  [only model right {paired['only_fine_tuned_right']}, only "
                      f"{name} {paired['only_baseline_right']}, p {paired['mcnemar_p']:.2g}]")  # fmt: skip
         lines.append(line)

@@ -474,8 +474,8 @@ def gap_closed(m: dict) -> float | None:
 
 def _paired(b: dict) -> str:
     v = b.get("vs_fine_tuned")
-    if not v:
-        return "—"
+    if not v or not (v["only_fine_tuned_right"] or v["only_baseline_right"]):
+        return "—"  # none, or no pair where exactly one is right (a coin flip on every pair)
     return (f"{v['only_fine_tuned_right']} / {v['only_baseline_right']}, "
             f"p {_p(v['mcnemar_p'])}")  # fmt: skip
 
@@ -525,7 +525,11 @@ def summary_box(m: dict, facts: dict) -> str:
     if rows is not None:
         fits = [(k, base[k]["train_pairs"]) for k in ("tfidf_logreg", "majority")
                 if _is_num((base.get(k) or {}).get("train_pairs"))]  # fmt: skip
-        beside = "".join(f"; {k} fitted all {n} training rows" for k, n in fits)
+        counts = dict.fromkeys(n for _, n in fits)  # one clause per count, in first-seen order
+        beside = "".join(
+            f"; {' and '.join(k for k, m in fits if m == n)} fitted all {n} training rows"
+            for n in counts
+        )
         out.append(f"The model's optimizer steps went through {rows} training "
                    f"{facts.get('row_unit', 'pairs')}{beside}.")  # fmt: skip
     return f"<div class='summary'>{' '.join(out)}</div>"
