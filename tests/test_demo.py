@@ -297,3 +297,5 @@ def test_headline_names_each_baseline_with_its_paired_test(tmp_path):
     )
     assert "(first 64 pairs; fine-tuned 0.594 on them)" in text and "closed: 23%" in text
     assert "majority           accuracy 0.500\n" in text  # a coin on every pair: no paired test
+    below = headline({**m, "accuracy": 0.375}, tmp_path)
+    assert "closed: none (at or below chance)" in below  # not "-98%"

@@ -52,7 +52,11 @@ def _out_dir(value: str) -> Path:
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML run config (see configs/); defaults otherwise")
+    p.add_argument(
+        "--config",
+        help="TOML run config (e.g. src/filingcontrast/configs/demo.toml, configs/realistic.toml); "
+        "defaults otherwise",
+    )
     p.add_argument(
         "overrides",
         nargs="*",
@@ -369,7 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", help="filing A: .htm/.txt file or store accession")
     p.add_argument("b", help="filing B: .htm/.txt file or store accession")
     p.add_argument("--adapter", help="run directory or adapter dir (omit for zero-shot)")
-    p.add_argument("--base", help="base model spec when no adapter is given")
+    p.add_argument(
+        "--base",
+        help="base model spec: zero-shot without --adapter; with one, must be the adapter's base",
+    )
     p.add_argument("--store", help="store to resolve accession numbers")
     p.add_argument("--explain", action="store_true", help="also generate an analysis")
     p.add_argument("--json", action="store_true")
@@ -377,7 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("rank", cmd_rank, "Rank many filings by pairwise verdicts (Bradley-Terry).")
     p.add_argument("files", nargs="+")
     p.add_argument("--adapter")
-    p.add_argument("--base")
+    p.add_argument(
+        "--base",
+        help="base model spec: zero-shot without --adapter; with one, must be the adapter's base",
+    )
     p.add_argument("--store")
     p.add_argument("-k", type=int, default=4, help="comparisons per filing")
     p.add_argument("--json", action="store_true")

@@ -408,8 +408,12 @@ def headline(metrics: dict[str, Any], run_dir: Path) -> str:
         if metrics.get("oracle_accuracy") is not None:
             lines.append(f"  oracle (realized)  accuracy {fmt(metrics['oracle_accuracy'])}")
         if ceiling > 0.5:
+            from filingcontrast.report import gap_closed
+
+            closed = gap_closed(metrics)
             lines.append(
-                f"  gap from 0.5 to the ceiling closed: {(acc - 0.5) / (ceiling - 0.5):.0%}"
+                "  gap from 0.5 to the ceiling closed: "
+                + ("none (at or below chance)" if acc <= 0.5 else f"{closed:.0%}")
             )
     lines.append(
         f"  ECE {fmt(metrics.get('ece'))}  swap consistency {fmt(metrics.get('swap_consistency'))}"

@@ -17,8 +17,8 @@ the document gave), so a full SGML submission is split into its 8-K and exhibits
 a document that is not an 8-K is skipped whatever the manifest says.
 
 A malformed manifest (bad JSON, missing field, timestamp without zone, duplicate id, unknown item,
-wrong CSV header, a company without a CIK) raises UserError "FILE:LINE: field x: what is wrong";
-filings written before the error stay. A document that is not a usable 8-K (empty, not an 8-K
+wrong CSV header, a company without a CIK) raises UserError "FILE:LINE: field x: what is wrong"
+before anything is stored (every record is checked first). A document that is not a usable 8-K (empty, not an 8-K
 form, unreadable) is skipped and listed with its reason in the summary; a run that stores nothing
 at all is a UserError counting the reasons. Stored filings without a ticker or acceptance time
 (no returns possible) get a one-line note on stderr. Each filing (row, documents, provided
