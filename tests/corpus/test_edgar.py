@@ -270,7 +270,8 @@ def test_unreachable_network_is_a_one_line_error(tmp_path, monkeypatch, capsys, 
     assert cli.main([*argv, "--store", str(tmp_path / "s.duckdb")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
-    assert err.startswith(f"error: {edgar.TICKERS_URL}: connection failed: Failed to resolve")
+    assert err == (f"error: {edgar.TICKERS_URL}: connection failed: cannot resolve the host name "
+                   "(no network or DNS here?)")  # fmt: skip
     # One note (a log warning, on stderr in the CLI) when the first request fails: the retries
     # take ~30 s and should not look like a hang. No store is left behind.
     notes = [r.getMessage() for r in caplog.records if r.name == "filingcontrast.corpus.http"]
@@ -278,6 +279,32 @@ def test_unreachable_network_is_a_one_line_error(tmp_path, monkeypatch, capsys, 
         f"{edgar.TICKERS_URL}: connection failed; retrying up to 5 times (next in 1 s)"
     ]
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_connection_errors_are_named_by_their_root_cause() -> None:
+    """Regression: the one-line error carried requests' and urllib3's wrappers ("HTTPSConnection
+    Pool(host=..., port=443): Max retries exceeded ... (Caused by NameResolutionError(...")."""
+    import socket
+
+    import requests
+    from urllib3.connection import HTTPSConnection
+    from urllib3.connectionpool import HTTPSConnectionPool
+    from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
+
+    from filingcontrast.corpus.http import _root_cause
+
+    conn, pool = HTTPSConnection("www.sec.gov", 443), HTTPSConnectionPool("www.sec.gov")
+    gai = socket.gaierror(-2, "Name or service not known")
+    dns = requests.ConnectionError(
+        MaxRetryError(pool, "/x", NameResolutionError("www.sec.gov", conn, gai))
+    )
+    assert _root_cause(dns) == "cannot resolve the host name (no network or DNS here?)"
+    down = NewConnectionError(
+        conn, "Failed to establish a new connection: [Errno 101] Network is unreachable"
+    )
+    assert _root_cause(requests.ConnectionError(MaxRetryError(pool, "/x", down))) == (
+        "Failed to establish a new connection: [Errno 101] Network is unreachable"
+    )
 
 
 class ArchivesOffline(FakeTransport):

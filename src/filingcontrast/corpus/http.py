@@ -35,6 +35,23 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason of a connection error, in words: requests wraps urllib3's
+    MaxRetryError around e.g. a NameResolutionError, whose text repeats the pool's repr."""
+    seen = exc
+    while True:
+        inner = getattr(seen, "reason", None) or (seen.args[0] if seen.args else None)
+        if not isinstance(inner, BaseException) or inner is seen:
+            break
+        seen = inner
+    if type(seen).__name__ == "NameResolutionError" or "resolve" in str(seen).lower():
+        return "cannot resolve the host name (no network or DNS here?)"
+    if isinstance(seen, TimeoutError) or "timed out" in str(seen).lower():
+        return "timed out"
+    # urllib3 puts "HTTPSConnection(host=..., port=...): " before the reason: keep the reason.
+    return re.sub(r"^HTTPS?Connection\([^)]*\): ", "", str(seen))
+
+
 class Transport(Protocol):
     def get(self, url: str, headers: dict[str, str], timeout: float) -> Any: ...
 
@@ -205,7 +222,7 @@ class Client:
                 resp = self.transport.get(url, headers=headers, timeout=self.timeout)
             except OSError as exc:  # requests' ConnectionError/Timeout derive from OSError
                 if last:
-                    raise HttpError(url, None, f"connection failed: {exc}") from None
+                    raise HttpError(url, None, f"connection failed: {_root_cause(exc)}") from None
                 self._sleep_before_retry(url, attempt, None, "connection failed")
                 continue
             status = int(resp.status_code)
