@@ -326,7 +326,9 @@ def _eps(s: Signals, sents: list[str]) -> None:
             kind = "outlook"
             if ref is None or not re.search(r"prior|previous|midpoint", sent, re.IGNORECASE):
                 continue
-        amounts = _eps_amounts(sent)
+        # "$0.52, compared with $0.48 a year ago, versus the consensus of $0.50": the
+        # prior-period figure is not this quarter's actual.
+        amounts = [(p, v) for p, v in _eps_amounts(sent) if not _PRIOR_PERIOD.match(sent, p)]
         before = [v for p, v in amounts if p < ref.start()]
         after = [v for p, v in amounts if p > ref.start()]
         if not before and len(after) >= 2:
@@ -339,6 +341,14 @@ def _eps(s: Signals, sents: list[str]) -> None:
             100 * (s.eps_actual - s.eps_reference) / max(abs(s.eps_reference), 0.10), 1
         )
         return
+
+
+_PRIOR_PERIOD = re.compile(  # matched at the amount: "$0.48 a year ago", "$0.48 in the prior year"
+    r"\S*[^.;]{0,30}?\b(?:a year (?:ago|earlier)|year-ago|prior[- ]year|last year|"
+    r"(?:the )?same (?:quarter|period) (?:of |in )?(?:last|the prior|the previous)|"
+    r"prior[- ]period)\b",
+    re.I,
+)
 
 
 def _revenue(s: Signals, sents: list[str]) -> None:
@@ -395,6 +405,10 @@ def _guidance(s: Signals, sents: list[str]) -> None:
             # Compare midpoints: the range after "previously"/"prior"/"from" is the old one.
             old = [r for r in ranges if r.start() > prev.start()]
             new = [r for r in ranges if r.start() < prev.start()]
+            if not old and prev.start() > ranges[1].end():
+                # "... of $1.0 billion to $1.1 billion, compared to $1.2 billion to $1.3
+                # billion previously": a trailing "previously" marks the later range as old.
+                new, old = ranges[:1], ranges[1:2]
             if old and new:
                 mid_new = sum(parse_money(new[-1].group(i)) or 0 for i in (1, 2)) / 2
                 mid_old = sum(parse_money(old[0].group(i)) or 0 for i in (1, 2)) / 2
@@ -427,7 +441,14 @@ _DEPART_RE = [
         "termination",
         re.compile(r"\bterminat(?:e|ed|ion)\b|\bremov(?:e|ed|al)\b|\bdismiss|relieved of", re.I),
     ),
-    ("resignation", re.compile(r"\bresign(?:s|ed|ation)?\b|\bstep(?:s|ped)? down\b", re.I)),
+    (
+        "resignation",
+        re.compile(
+            r"\bresign(?:s|ed|ation)?\b|\bstep(?:s|ped|ping)? down\b|"
+            r"\bleav(?:e|es|ing) the company\b",
+            re.I,
+        ),
+    ),
 ]
 _VERB_FORM = re.compile(
     r"\b(?:resigned|retired|will retire|to retire|to resign|step down|stepping down|"
@@ -463,6 +484,8 @@ def _departures(s: Signals, sents: list[str]) -> None:
     for i, sent in enumerate(sents):
         if (
             "|" in sent
+            or _EARLIER.search(sent)
+            or _LEGAL.search(sent)
             or re.search(r"\binterim\b|succeed|successor", sent, re.I)
             and not any(rx.search(sent) for _, rx in _DEPART_RE)
         ):
@@ -471,11 +494,19 @@ def _departures(s: Signals, sents: list[str]) -> None:
             m = rx.search(sent)
             if m is None or _negated(sent, m.start()):
                 continue
-            if kind == "termination" and re.search(
-                r"terminat\w* (?:of|the) (?:the )?(?:agreement|credit|facility|merger|lease)|"
-                r"without cause|for good reason|upon (?:a )?termination",
-                sent,
-                re.I,
+            if (
+                kind == "termination"
+                and re.search(
+                    r"terminat\w* (?:of|the) (?:the )?(?:agreement|credit|facility|merger|lease)",
+                    sent,
+                    re.I,
+                )
+                or re.search(
+                    r"without cause|for \W?good reason|upon (?:a )?termination|post[- ]termination|"
+                    r"agreement (?:also )?provides",
+                    sent,
+                    re.I,
+                )
             ):
                 continue  # contract terminations and severance terms are not departures
             role = _role_of(sent[m.end() :]) or _role_of(sent)
@@ -496,7 +527,8 @@ def _departures(s: Signals, sents: list[str]) -> None:
 
 def _offerings(s: Signals, sents: list[str]) -> None:
     for sent in sents:
-        if "|" in sent:
+        # Not _EARLIER: an offering's closing 8-K opens "As previously announced, ... priced".
+        if "|" in sent or _LEGAL.search(sent):
             continue
         conv = re.search(r"convertible (?:senior )?(?:notes|debentures|bonds)", sent, re.I)
         if (
@@ -504,7 +536,12 @@ def _offerings(s: Signals, sents: list[str]) -> None:
             and re.search(
                 r"offering|indenture|issu|sale|sold|priced|pricing|principal amount", sent, re.I
             )
-            and not re.search(r"exchang|repurchas|outstanding|redeem|redemption|settle", sent, re.I)
+            and not re.search(
+                r"exchang|repurchas|outstanding|redeem|redemption|settle|restructur|"
+                r"fundamental change|holders of",
+                sent,
+                re.I,
+            )
         ):
             if not s.convertible:
                 s.convertible = True
@@ -549,6 +586,22 @@ def _buyback(s: Signals, sents: list[str]) -> None:
             return
 
 
+# Agreement and indenture language ("(iii) declare or pay any dividend", "shall", "WHEREAS"):
+# a clause about what a party may do, not an event the filing reports.
+_LEGAL = re.compile(
+    r"\bany dividends?\b|declare or pay|\bshall\b|\bWHEREAS\b|if at any time|"
+    r"registrable|\((?:i|ii|iii|iv|v|vi)\)",
+    re.I,
+)
+# A dividend paid in shares (a stock split by another name, a spin-off): not a cash payout.
+_NON_CASH = re.compile(
+    r"stock dividend|pro rata dividend|spin-?off|dividend of [^.;]{0,40}\b(?:common stock|shares)\b",
+    re.I,
+)
+# "As previously disclosed, ... stepped down": an earlier event the filing recalls.
+_EARLIER = re.compile(r"\bas (?:previously|earlier) (?:reported|disclosed|announced)\b", re.I)
+
+
 def _dividend(s: Signals, sents: list[str]) -> None:
     for sent in sents:
         if not re.search(r"\bdividends?\b", sent, re.I) or re.search(
@@ -558,6 +611,8 @@ def _dividend(s: Signals, sents: list[str]) -> None:
         if not re.search(r"declar|approv|board|per share|quarterly", sent, re.I) or re.search(
             r"cannot|may not|restrict|prohibit|without the prior|covenant", sent, re.I
         ):
+            continue
+        if _LEGAL.search(sent) or _NON_CASH.search(sent):
             continue
         pos = re.search(r"\bdividends?\b", sent, re.I).start()
         low = sent[max(0, pos - 120) : pos + 160].lower()  # the words around "dividend"
@@ -569,7 +624,7 @@ def _dividend(s: Signals, sents: list[str]) -> None:
             s.dividend_change = "cut"
         elif re.search(r"\b(?:increas|rais|higher)", low):
             s.dividend_change = "raise"
-        elif re.search(r"declar|regular|unchanged", low):
+        elif re.search(r"declar|regular|unchanged|(?:quarterly|cash) dividend", low):
             s.dividend_change = "regular"
         else:
             continue
@@ -628,7 +683,12 @@ def _simple_flags(s: Signals, sents: list[str]) -> None:
             re.I,
         )
         if m and re.search(r"\bfiled|\bcommenced|\bfiling\b", sent, re.I):
-            if not re.search(r"\bnot\b[^.]{0,40}\bfile|no intention", sent, re.I):
+            if not re.search(
+                r"\bnot\b[^.]{0,40}\bfile|no intention|emerg|confirm(?:ed|ation|ing)|"
+                r"effective date of the plan|had filed",
+                sent,
+                re.I,
+            ) and not _EARLIER.search(sent):
                 s.bankruptcy = True
 
 
