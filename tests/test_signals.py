@@ -169,6 +169,12 @@ def test_departures_said_other_ways_and_earlier_events():
     s = extract_signals("As previously disclosed, effective October 3, Noel White stepped down "
                         "as CEO of the Company.")  # fmt: skip
     assert s.departures == []  # an earlier event the filing recalls, not this filing's news
+    s = extract_signals("Dr. Harari will retire as Chief Executive Officer. In light of Dr. "
+                        "Harari's retirement, the Board appointed Sanjay Mehrotra, its current "
+                        "President and Chief Operating Officer, to succeed him.")  # fmt: skip
+    assert [d.role for d in s.departures] == ["CEO"]  # the COO title is the successor's
+    s = extract_signals("Tom Beaudoin, Executive Vice President, has elected to retire.")
+    assert [(d.role, d.kind) for d in s.departures] == [("other", "retirement")]
     s = extract_signals('The CEO Employment Agreement also provides that if Mr. Banks resigns for '
                         '"good reason", the Company will pay him two years of base salary.')  # fmt: skip
     assert s.departures == []  # severance terms of a new hire's contract

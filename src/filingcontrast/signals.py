@@ -462,6 +462,10 @@ _POOR = re.compile(
 )
 
 
+# An appointment ("appointed", "named", "elected X"); "has elected to retire" is a choice, not one.
+_APPOINTED = re.compile(r"\bappoint\w*|\bpromot\w*|\belect(?:ed|s)?\b(?!\s+to\b)|\bnamed\b", re.I)
+
+
 def _role_of(text: str) -> str | None:
     m = _ROLE_RE.search(text)
     if m is None:
@@ -509,7 +513,11 @@ def _departures(s: Signals, sents: list[str]) -> None:
                 )
             ):
                 continue  # contract terminations and severance terms are not departures
-            role = _role_of(sent[m.end() :]) or _role_of(sent)
+            # "In light of Dr. Harari's retirement, the Board appointed X, its President and
+            # COO": a title after an appointment is the successor's, not the departing one's.
+            after = _APPOINTED.split(sent[m.end() :], maxsplit=1)[0]
+            before = _APPOINTED.split(sent[: m.start()])[-1]
+            role = _role_of(after) or _role_of(before)
             if role is None and i > 0 and _VERB_FORM.search(sent):
                 # "Ms. Roe will step down." after a sentence that names her role.
                 if not re.search(r"\bboard\b|director", sent, re.I):
