@@ -603,4 +603,4 @@ def test_rows_seen_counts_what_the_steps_went_through():
 
     tc = TrainConfig(batch_size=1, grad_accum=4)
     lengths = [100 + i for i in range(10)]  # 3 steps an epoch: 4, 4 and 2 rows
-    assert [rows_seen(lengths, tc, 1, 0, s) for s in (0, 2, 3, 5)] == [0, 8, 10, 18]
+    assert [rows_seen(lengths, tc, 1, 0, s, 3) for s in (0, 2, 3, 5)] == [0, 8, 10, 18]

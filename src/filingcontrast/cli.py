@@ -226,8 +226,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _decimal(x: float, digits: int, sign: bool = False) -> str:
-    """x with `digits` decimals, or as many more as the (already side-keeping) value needs to
-    show which side of 0.5 / 0 it lies on ("0.49996", not "0.500" beside choice B)."""
+    """x with `digits` decimals, or as many more as it needs to show which side of 0.5 (or of
+    0 with `sign`) it lies on ("0.49996", not "0.500" beside choice B)."""
     from filingcontrast.predict import side_digits
 
     places = side_digits(x, 0.0 if sign else 0.5, digits)

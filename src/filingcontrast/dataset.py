@@ -243,7 +243,7 @@ class PromptFormatter:
         for _ in range(6):
             over = len(self.prompt_ids(instruction, input_)) - room
             if over <= 0:
-                return instruction, (da if render else None), (db if render else None)
+                return instruction, da, db
             if da and db:
                 ta, tb = self._ids(da), self._ids(db)
                 # share what is left evenly; a short digest gives its unused share to the other
@@ -269,7 +269,7 @@ class PromptFormatter:
                 )
         if len(self.prompt_ids(instruction, input_)) > room:
             return None, None, None
-        return instruction, (da if render else None), (db if render else None)
+        return instruction, da, db
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)

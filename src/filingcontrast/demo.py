@@ -29,6 +29,7 @@ from typing import Any
 from filingcontrast import __version__
 from filingcontrast.config import RunConfig, load_config, to_dict
 from filingcontrast.errors import CheckpointError, ConfigError, UserError, first_line
+from filingcontrast.metrics import gap_closed
 from filingcontrast.runtime import RunDir, atomic_write_json, hash_file, read_json
 
 STAGES_FILE = "stages.json"
@@ -407,13 +408,11 @@ def headline(metrics: dict[str, Any], run_dir: Path) -> str:
         lines.append(f"  Bayes ceiling      accuracy {fmt(ceiling)}")
         if metrics.get("oracle_accuracy") is not None:
             lines.append(f"  oracle (realized)  accuracy {fmt(metrics['oracle_accuracy'])}")
-        if ceiling > 0.5:
-            from filingcontrast.report import gap_closed
-
-            closed = gap_closed(metrics)
+        closed = gap_closed(acc, ceiling)
+        if closed is not None:
             lines.append(
                 "  gap from 0.5 to the ceiling closed: "
-                + ("none (at or below chance)" if acc <= 0.5 else f"{closed:.0%}")
+                + ("none (at or below chance)" if closed <= 0 else f"{closed:.0%}")
             )
     lines.append(
         f"  ECE {fmt(metrics.get('ece'))}  swap consistency {fmt(metrics.get('swap_consistency'))}"

@@ -108,6 +108,14 @@ def paired_comparison(credit_a: Sequence[float], credit_b: Sequence[float]) -> d
     }
 
 
+def gap_closed(accuracy: float | None, ceiling: float | None) -> float | None:
+    """Share of the distance from chance (0.5) to the Bayes ceiling an accuracy covers (None
+    without a ceiling above chance); below 0 under chance, above 1 past the ceiling."""
+    if accuracy is None or ceiling is None or ceiling <= 0.5:
+        return None
+    return (accuracy - 0.5) / (ceiling - 0.5)
+
+
 def log_loss(p_a: Sequence[float], y: Sequence[int]) -> float:
     """Mean negative log-likelihood of the true winner (natural log; p clipped to [eps, 1-eps])."""
     p, t = _arrays(p_a, y)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from filingcontrast.errors import UserError
+from filingcontrast.metrics import gap_closed
 from filingcontrast.runtime import atomic_write_text, iter_jsonl, read_json
 
 STYLE = """
@@ -464,14 +465,6 @@ def _table(rows: str) -> str:
     return f"<div class='wide'><table>{rows}</table></div>"
 
 
-def gap_closed(m: dict) -> float | None:
-    """Share of the distance from chance (0.5) to the Bayes ceiling the model covers."""
-    acc, ceiling = m.get("accuracy"), m.get("ceiling")
-    if acc is None or ceiling is None or ceiling <= 0.5:
-        return None
-    return (acc - 0.5) / (ceiling - 0.5)
-
-
 def _paired(b: dict) -> str:
     v = b.get("vs_fine_tuned")
     if not v or not (v["only_fine_tuned_right"] or v["only_baseline_right"]):
@@ -495,7 +488,7 @@ def summary_box(m: dict, facts: dict) -> str:
     elif ci and ci[0] <= 0.5:
         out.append("Its 95 % interval includes 0.5: not distinguishable from a coin here.")
     ceiling = m.get("ceiling")
-    closed = gap_closed(m)
+    closed = gap_closed(acc, ceiling)
     if closed is not None:
         share = (
             "it is at or below chance, so it closes none of the gap from chance to the ceiling"
@@ -640,7 +633,7 @@ def metrics_table(m: dict) -> str:
         ("pairs", m.get("n_pairs")),
         ("Bayes ceiling (simulated truth)", m.get("ceiling")),
         ("oracle accuracy (simulated truth)", m.get("oracle_accuracy")),
-        ("gap from chance to ceiling closed", gap_closed(m)),
+        ("gap from chance to ceiling closed", gap_closed(m.get("accuracy"), m.get("ceiling"))),
     ]
     side = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v, 4)}</td></tr>" for k, v in extra
                    if v is not None)  # fmt: skip

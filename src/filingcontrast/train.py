@@ -187,10 +187,12 @@ def step_plan(lengths: list[int], tc: TrainConfig, world: int, seed: int, epoch:
     return [batches[i : i + tc.grad_accum] for i in range(0, len(batches), tc.grad_accum)]
 
 
-def rows_seen(lengths: list[int], tc: TrainConfig, world: int, seed: int, steps: int) -> int:
-    """Training rows the first `steps` optimizer steps went through (whole epochs, then the
-    steps of the next epoch's plan): what a run stopped by max_steps actually trained on."""
-    per_epoch = len(step_plan(lengths, tc, world, seed, 0))
+def rows_seen(
+    lengths: list[int], tc: TrainConfig, world: int, seed: int, steps: int, per_epoch: int
+) -> int:
+    """Training rows the first `steps` optimizer steps went through (whole epochs of
+    `per_epoch` steps, then the steps of the next epoch's plan): what a run stopped by
+    max_steps actually trained on."""
     full, part = divmod(steps, per_epoch) if per_epoch else (0, 0)
     seen = full * len(lengths)
     if part:
@@ -856,7 +858,7 @@ def train(
         "final_loss": state.losses[-1] if state.losses else None,
         "losses": state.losses,
         "train_rows": enc.to_dict(),
-        "rows_seen": rows_seen(lengths, tc, world, cfg.seed, state.global_step),
+        "rows_seen": rows_seen(lengths, tc, world, cfg.seed, state.global_step, steps_per_epoch),
         "valid_rows": valid_enc.to_dict(),
         "template": formatter.template,
         "checkpointing": checkpointing,
