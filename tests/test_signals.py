@@ -175,6 +175,15 @@ def test_departures_said_other_ways_and_earlier_events():
     assert [d.role for d in s.departures] == ["CEO"]  # the COO title is the successor's
     s = extract_signals("Tom Beaudoin, Executive Vice President, has elected to retire.")
     assert [(d.role, d.kind) for d in s.departures] == [("other", "retirement")]
+    s = extract_signals("Jane Roe, Executive Vice President and Chief Financial Officer, "
+                        "resigned effective May 1.")  # fmt: skip
+    assert [d.role for d in s.departures] == ["CFO"]  # a joint title's last part is the senior one
+    s = extract_signals("The Company announced Mr. Kunes' intention to retire in a current report "
+                        "on Form 8-K that was filed with the SEC on August 22, 2011.")  # fmt: skip
+    assert s.departures == []  # an earlier filing's news
+    s = extract_signals("In connection with Mr. Janeway's retirement, Paul Ricci, CEO, Nuance, "
+                        'commented, "We are deeply appreciative of his service as a director."')  # fmt: skip
+    assert s.departures == []  # the CEO title is the speaker's; a director retires
     s = extract_signals('The CEO Employment Agreement also provides that if Mr. Banks resigns for '
                         '"good reason", the Company will pay him two years of base salary.')  # fmt: skip
     assert s.departures == []  # severance terms of a new hire's contract

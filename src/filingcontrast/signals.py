@@ -475,20 +475,30 @@ def _role_of(text: str) -> str | None:
         return "CEO"
     if t in ("chief financial officer", "cfo"):
         return "CFO"
-    if t == "president":
-        # "President and Chief Executive Officer" -> CEO.
-        rest = _ROLE_RE.search(text, m.end())
-        return _role_of(text[m.end() :]) if rest and rest.start() - m.end() < 6 else "other"
-    return "other"
+    # A joint title names its senior part last: "President and Chief Executive Officer" -> CEO,
+    # "Executive Vice President and Chief Financial Officer" -> CFO.
+    rest = _ROLE_RE.search(text, m.end())
+    return _role_of(text[m.end() :]) if rest and rest.start() - m.end() < 6 else "other"
+
+
+# A speaker's title in apposition ("..., Paul Ricci, CEO, Nuance, commented"): not the role of the
+# officer the sentence is about.
+_SPEAKER_ROLE = re.compile(
+    r"(?<=, )(?:" + _ROLE_RE.pattern + r")(?:, [A-Z][\w.&]*){0,3},? "
+    r"(?:commented|said|says|stated|added|remarked)\b",
+    re.IGNORECASE,
+)
 
 
 def _departures(s: Signals, sents: list[str]) -> None:
     seen: dict[str, Departure] = {}
     poor = any(_POOR.search(x) for x in sents)
     for i, sent in enumerate(sents):
+        sent = _SPEAKER_ROLE.sub("said", sent)
         if (
             "|" in sent
             or _EARLIER.search(sent)
+            or _EARLIER_8K.search(sent)
             or _LEGAL.search(sent)
             or re.search(r"\binterim\b|succeed|successor", sent, re.I)
             and not any(rx.search(sent) for _, rx in _DEPART_RE)
@@ -608,6 +618,11 @@ _NON_CASH = re.compile(
 )
 # "As previously disclosed, ... stepped down": an earlier event the filing recalls.
 _EARLIER = re.compile(r"\bas (?:previously|earlier) (?:reported|disclosed|announced)\b", re.I)
+# "... announced in a current report on Form 8-K that was filed with the SEC on August 22, 2011":
+# an earlier filing's news (this one calls itself "this Current Report on Form 8-K").
+_EARLIER_8K = re.compile(
+    r"\b(?:a|the|its) (?:current report on )?Form 8-K,? (?:that was |which was )?filed\b", re.I
+)
 
 
 def _dividend(s: Signals, sents: list[str]) -> None:
