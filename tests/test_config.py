@@ -88,6 +88,11 @@ def test_unknown_key_names_the_key(tmp_path):
         ('name="a\\nb"', r"name: must be a plain directory name"),
         ('name=" a"', r"name: must be a plain directory name"),
         ('name="..\\\\x"', r"name: must be a plain directory name"),
+        # regressions: 1e300 stored inf prices; 200,000 companies ran for minutes
+        ("simulate.effect_scale=1e300", r"simulate\.effect_scale: must be in \(0, 10\]"),
+        ("simulate.noise_scale=1e300", r"simulate\.noise_scale: must be in \[0, 0\.5\]"),
+        ("simulate.companies=200000", r"simulate\.companies: must be in 2\.\.5000"),
+        ('runs_dir="r\\u0000x"', r"runs_dir: must not contain a NUL character"),
     ],
 )
 def test_bad_values_name_the_key(override, match):

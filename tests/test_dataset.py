@@ -24,7 +24,7 @@ from filingcontrast.dataset import (
     score_decisions,
 )
 from filingcontrast.errors import UserError
-from tests.train_rows import make_row, swapped, toy_rows
+from tests.train_rows import instruction, make_row, toy_rows
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,20 @@ def test_long_rows_are_trimmed_in_digests_not_answer(tok):
     assert "Which is better?" in tok.decode(ex.input_ids[: ex.prompt_len])
 
 
+def test_long_instruction_with_short_digests_is_trimmed_in_the_middle(tok):
+    """Regression: digests too short to carry the cut were meant to hand over to trimming the
+    instruction's middle, but the loop kept retrying them and refused the row."""
+    fmt = PromptFormatter(tok, "chat", "sys")
+    row = make_row(0, "A", "x", "y")
+    row["instruction"] += "\n\nNotes: " + "word " * 300
+    ex = fmt.encode(row, 160)
+    assert not isinstance(ex, str), ex
+    assert ex.trimmed and len(ex) <= 160
+    assert ex.input_ids[ex.prompt_len :] == fmt.answer_ids(row["output"]) + [fmt.end_id]
+    assert "Which is better?" in tok.decode(ex.input_ids[: ex.prompt_len])
+    assert fmt.fit_row(row, 160) is row  # digests unchanged: fit_row cannot express the cut
+
+
 def test_validation_scores_the_prompts_training_fitted(tok):
     """Regression: validation accuracy (which picks the adapter and fits its calibration)
     scored the untrimmed instruction: an 892-token prompt with max_seq_len 256."""
@@ -196,6 +210,35 @@ def test_loss_step_equals_hf_loss_on_answer(tok, tiny):
     assert not math.isclose(float(weighted), float(loss), rel_tol=1e-6)
 
 
+def test_decision_weight_multiplies_only_the_decision_tokens_loss(tok, tiny):
+    """loss_step's weighted mean, by hand from the logits: every answer token's cross-entropy
+    once, the decision token's (" A"/" B" after "Filing") `decision_weight` times."""
+    import torch.nn.functional as F
+
+    fmt = PromptFormatter(tok, "chat", "sys")
+    examples, _ = encode_rows(fmt, toy_rows(3), 512)
+    batch = collate(examples, tok.pad_token_id)
+    weight = 5.0
+    with torch.no_grad():
+        logits = tiny(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = logits[:, :-1].float()  # [B, T-1]: position t predicts token t+1
+        targets = batch["labels"][:, 1:]
+        ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
+        loss, stats = loss_step(tiny, batch, decision_weight=weight)
+    keep = targets != IGNORE
+    dec = torch.zeros_like(keep)
+    for i, ex in enumerate(examples):
+        assert int(batch["input_ids"][i, ex.decision_pos]) in fmt.decision_token_ids
+        dec[i, ex.decision_pos - 1] = True  # the logits that predict the decision token
+    assert bool(keep[dec].all())
+    expected = (ce[keep].sum() + (weight - 1) * ce[dec].sum()) / (keep.sum() + (weight - 1) * 3)
+    assert math.isclose(float(loss), float(expected), rel_tol=1e-5)
+    # the neighbouring tokens' losses differ from the decision token's: a misplaced weight shows
+    assert float((ce[dec] - ce.roll(-1, dims=1)[dec]).abs().min()) > 1e-3
+    assert stats["decision_tokens"] == 3
+    assert stats["decision_correct"] == int((logits[dec].argmax(-1) == targets[dec]).sum())
+
+
 def test_length_grouping_keeps_padding_low():
     rng = np.random.default_rng(0)
     lengths = list(rng.integers(200, 800, size=400))
@@ -253,7 +296,7 @@ def test_pair_probabilities_cancels_position_bias(tok):
     for bias in (0.7, 0.0006369616985321045):
         ds.score_decisions = lambda model, f, instr, bs=8, progress=None: np.full(len(instr), bias)  # noqa: B023
         try:
-            p_a, p_ab, p_ba = pair_probabilities(Fake(), fmt, rows, swap=swapped)
+            p_a, p_ab, p_ba = pair_probabilities(Fake(), fmt, rows)
         finally:
             ds.score_decisions = orig
         np.testing.assert_allclose(p_ab, bias)
@@ -261,6 +304,28 @@ def test_pair_probabilities_cancels_position_bias(tok):
         # Exactly 0.5, a coin flip with half credit: (p + 1 - p) / 2 rounds this bias to
         # 0.49999999999999994, which accuracy scored as a "B" verdict.
         assert (p_a == 0.5).all()
+
+
+def test_pair_probabilities_averages_the_real_scores_of_both_orders(tok, tiny):
+    """p_a = 0.5 + (p_ab - p_ba) / 2 from the model's own P(first shown) of each order, the
+    second order being pairs.swapped_instruction (B's digest first), scored independently."""
+    from filingcontrast.pairs import swapped_instruction
+
+    fmt = PromptFormatter(tok, "chat", "sys")
+    rows = toy_rows(6)
+    firsts = [r["instruction"] for r in rows]
+    seconds = [swapped_instruction(r) for r in rows]
+    assert seconds == [
+        instruction(r["meta"]["b"]["digest"], r["meta"]["a"]["digest"]) for r in rows
+    ]
+    ab = np.array([score_decisions(tiny, fmt, [t], batch_size=1)[0] for t in firsts])
+    ba = np.array([score_decisions(tiny, fmt, [t], batch_size=1)[0] for t in seconds])
+    # the orders disagree (position bias and content), so the sign of their difference matters
+    assert np.abs(ab - ba).max() > 1e-3
+    p_a, p_ab, p_ba = pair_probabilities(tiny, fmt, rows, batch_size=4)
+    np.testing.assert_allclose(p_ab, ab, atol=1e-5)
+    np.testing.assert_allclose(p_ba, ba, atol=1e-5)
+    np.testing.assert_allclose(p_a, (ab + 1 - ba) / 2, atol=1e-5)
 
 
 def test_score_decisions_refuses_non_finite_probabilities(tok, tiny):

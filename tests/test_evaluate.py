@@ -18,17 +18,23 @@ KEYS = ("split", "n_pairs", "accuracy", "accuracy_ci", "log_loss", "brier", "ece
 
 def make_adapter(run_dir: Path, base: str = "tiny-llama") -> Path:
     """A tiny LoRA adapter on tiny-llama, saved like train.save_adapter does."""
+    import torch
     from peft import LoraConfig, get_peft_model
 
     from filingcontrast.config import TrainConfig
     from filingcontrast.model import load_base
 
     model, tok = load_base("tiny-llama", seed=0)
-    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"]))
-    # Non-zero B so the adapter actually changes the outputs (LoRA B starts at zero).
-    for name, p in peft_model.named_parameters():
-        if "lora_B" in name:
-            p.data.normal_(0, 0.5)
+    # Seeded here, so the adapter is the same whichever tests ran before (and the global RNG is
+    # left as it was).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"])
+        peft_model = get_peft_model(model, lora)
+        # Non-zero B so the adapter actually changes the outputs (LoRA B starts at zero).
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.data.normal_(0, 0.5)
     adapter = run_dir / "adapter"
     peft_model.save_pretrained(adapter)
     tok.save_pretrained(adapter)
@@ -46,13 +52,31 @@ def run_dir(tmp_path_factory):
     return run
 
 
-def test_evaluate_run_writes_all_keys(run_dir):
+@pytest.fixture(scope="module")
+def evaluated(run_dir):
+    """One evaluation of the tiny adapter on the fixtures' test split, shared by the tests that
+    read its metrics.json, predictions.jsonl or report (whatever order they run in)."""
     from filingcontrast.evaluate import evaluate_run
 
     cfg = RunConfig(name="tiny", base="tiny-llama")
     cfg.evaluate.bootstrap = 100
     cfg.evaluate.rank_k = 2
-    m = evaluate_run(run_dir, ASSETS, cfg)
+    return evaluate_run(run_dir, ASSETS, cfg)
+
+
+def _predictions(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+
+
+def _swap_consistency(p_ab, p_ba) -> float:
+    """Recomputed: the same filing chosen in both orders; an order at exactly 0.5, half."""
+    per_pair = [0.5 if 0.5 in (ab, ba) else float((ab > 0.5) == (ba < 0.5))
+                for ab, ba in zip(p_ab, p_ba, strict=True)]  # fmt: skip
+    return sum(per_pair) / len(per_pair)
+
+
+def test_evaluate_run_writes_all_keys(run_dir, evaluated):
+    m = evaluated
     on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(m))
     for key in KEYS:
@@ -61,12 +85,13 @@ def test_evaluate_run_writes_all_keys(run_dir):
     assert n == sum(1 for _ in open(ASSETS / "test.jsonl"))
     lo, hi = on_disk["accuracy_ci"]
     assert lo <= on_disk["accuracy"] <= hi
-    assert 0 <= on_disk["swap_consistency"] <= 1
+    preds = _predictions(run_dir)
+    p_ab, p_ba = [p["p_ab"] for p in preds], [p["p_ba"] for p in preds]
+    assert on_disk["swap_consistency"] == pytest.approx(_swap_consistency(p_ab, p_ba))
     assert set(on_disk["baselines"]) == {"majority", "signal_rule", "tfidf_logreg", "zero_shot"}
     assert "accuracy" in on_disk["baselines"]["zero_shot"]
     assert on_disk["ceiling"] is not None  # fixtures are simulated (truth in meta)
     assert set(on_disk["ranking"]) >= {"spearman_ic", "long_short_spread"}
-    preds = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == n
     for p in preds:
         assert p["p_a"] == pytest.approx((p["p_ab"] + 1 - p["p_ba"]) / 2)
@@ -94,11 +119,9 @@ def test_evaluate_run_writes_all_keys(run_dir):
         assert base.mean() == pytest.approx(on_disk["baselines"][name]["accuracy"])
 
 
-def test_report_after_evaluate(run_dir):
+def test_report_after_evaluate(run_dir, evaluated):
     from filingcontrast.report import write_report
 
-    if not (run_dir / "metrics.json").exists():
-        pytest.skip("evaluate test did not run")
     text = write_report(run_dir).read_text()
     assert text.count("data:image/png;base64,") >= 4
 
@@ -187,6 +210,82 @@ def test_evaluate_applies_the_adapters_calibration(run_dir, tmp_path):
         assert p["p_ab"] == pytest.approx(float(cal.per_order(p["raw"]["p_ab"])))
         assert p["p_ba"] == pytest.approx(float(cal.per_order(p["raw"]["p_ba"])))
         assert p["p_a"] == pytest.approx((p["p_ab"] + 1 - p["p_ba"]) / 2)
+    # The headline figures are those of the calibrated P(A) (recomputed here from the
+    # predictions), `uncalibrated` those of the raw one, and the two differ in this setup.
+    winners = [p["winner"] for p in preds]
+    cal_p = [p["p_a"] for p in preds]
+    raw_p = [p["raw"]["p_a"] for p in preds]
+    want, want_raw = _headline(cal_p, winners), _headline(raw_p, winners)
+    for key in ("log_loss", "brier", "ece"):
+        assert want[key] != pytest.approx(want_raw[key], rel=1e-6), key
+    for key, value in want.items():
+        assert m[key] == pytest.approx(value, rel=1e-9), key
+        assert m["uncalibrated"][key] == pytest.approx(want_raw[key], rel=1e-9), key
+    assert m["swap_consistency"] == pytest.approx(
+        _swap_consistency([p["p_ab"] for p in preds], [p["p_ba"] for p in preds])
+    )
+    assert m["uncalibrated"]["swap_consistency"] == pytest.approx(
+        _swap_consistency([p["raw"]["p_ab"] for p in preds], [p["raw"]["p_ba"] for p in preds])
+    )
+
+
+def _headline(p_a: list[float], winners: list[str], bins: int = 10) -> dict[str, float]:
+    """Accuracy (0.5 for p = 0.5), log-loss, Brier and ECE (equal-width bins) recomputed."""
+    p, y = np.array(p_a), np.array([w == "A" for w in winners], dtype=float)
+    credit = np.where(p == 0.5, 0.5, ((p > 0.5) == (y == 1)).astype(float))
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    ece = sum(np.mean(which == b) * abs(p[which == b].mean() - y[which == b].mean())
+              for b in range(bins) if np.any(which == b))  # fmt: skip
+    return {
+        "accuracy": float(credit.mean()),
+        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        "brier": float(np.mean((p - y) ** 2)),
+        "ece": float(ece),
+    }
+
+
+def test_ranking_ic_is_that_of_the_pairs_verdicts(run_dir, tmp_path, monkeypatch):
+    """metrics.json's ranking: Bradley-Terry scores of the split's filings from the model's
+    verdicts on its pairs, oriented as the pairs are (P(A) is P(filing a beats filing b)), and
+    their Spearman IC with the abnormal returns. The verdicts here are controlled: each pair's
+    winner gets 0.8, so the scores follow the returns and the IC must be positive."""
+    from scipy.stats import spearmanr
+
+    import filingcontrast.evaluate as evaluate_mod
+    from filingcontrast.predict import bradley_terry
+
+    rows = [json.loads(x) for x in (ASSETS / "test.jsonl").read_text().splitlines()]
+
+    def controlled(scorer, rows, batch_size, zero_shot=False):
+        p_ab = np.array([0.8 if r["meta"]["winner"] == "A" else 0.2 for r in rows])
+        return 0.5 + (p_ab - (1 - p_ab)) / 2, p_ab, 1 - p_ab
+
+    monkeypatch.setattr(evaluate_mod, "score_rows", controlled)
+    run = tmp_path / "ic"
+    shutil.copytree(run_dir / "adapter", run / "adapter")
+    cfg = RunConfig(name="ic", base="tiny-llama")
+    cfg.evaluate.bootstrap = 20
+    cfg.evaluate.baselines = []
+    cfg.evaluate.rank_k = 1  # every filing is in a pair: no top-up comparisons by the model
+    m = evaluate_mod.evaluate_run(run, ASSETS, cfg)
+    assert m["ranking"]["extra_comparisons"] == 0
+    # Independently: the filings, each pair's verdict from predictions.jsonl, the fit, the IC.
+    ids: dict[str, int] = {}
+    rets: dict[str, float] = {}
+    comps = []
+    for row, pred in zip(rows, _predictions(run), strict=True):
+        assert pred["pair_id"] == row["meta"]["pair_id"]
+        a, b = (row["meta"][side] for side in ("a", "b"))
+        for f in (a, b):
+            ids.setdefault(f["accession"], len(ids))
+            rets[f["accession"]] = f["abnormal_ret"]
+        comps.append((ids[a["accession"]], ids[b["accession"]], pred["p_a"]))
+    scores = bradley_terry(len(ids), comps, n_boot=0).scores
+    points = {pt["id"]: pt["score"] for pt in m["ranking"]["points"]}
+    assert points == pytest.approx({acc: scores[n] for acc, n in ids.items()}, abs=1e-6)
+    want = spearmanr(scores, [rets[acc] for acc in ids]).statistic
+    assert want > 0.3
+    assert m["ranking"]["spearman_ic"] == pytest.approx(want)
 
 
 def test_zero_shot_on_a_subset_reports_the_model_on_the_same_pairs(run_dir, tmp_path):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -436,7 +438,13 @@ def test_load_pairs_errors(tmp_path: Path, built: tuple[Path, dict]) -> None:
     for field, value, message in (
         ("digest", None, r"field meta\.a\.digest: must be a string"),
         ("items", "2.02", r"field meta\.a\.items: must be a list"),
-        ("abnormal_ret", "high", r"field meta\.a\.abnormal_ret: must be a number"),
+        ("abnormal_ret", "high", r"field meta\.a\.abnormal_ret: must be a finite number"),
+        # regressions: NaN / Infinity / 1e400 as an int nulled the IC or overflowed in evaluate
+        ("abnormal_ret", math.nan, r"field meta\.a\.abnormal_ret: must be a finite number"),
+        ("abnormal_ret", 10**400, r"field meta\.a\.abnormal_ret: must be a finite number"),
+        ("truth", {"expected": "x", "scale": 0.02}, r"field meta\.a\.truth\.expected: must be"),
+        ("truth", {"expected": 0.01, "scale": 0}, r"field meta\.a\.truth\.scale: must be .* > 0"),
+        ("truth", [0.01], r"field meta\.a\.truth: must be an object or null"),
     ):
         row = json.loads(good[0])
         row["meta"]["a"][field] = value
@@ -448,8 +456,19 @@ def test_load_pairs_errors(tmp_path: Path, built: tuple[Path, dict]) -> None:
         row = json.loads(good[0])
         row["meta"]["gap"] = value
         (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
-        with pytest.raises(UserError, match=r"test\.jsonl:1: field meta\.gap: must be a number"):
+        with pytest.raises(UserError, match=r"test\.jsonl:1: field meta\.gap: must be a finite"):
             load_pairs(tmp_path, "test")
+    # regression: a list pair_id passed evaluate and broke the report (unhashable type)
+    for field, value in (("pair_id", ["p1"]), ("window", 5)):
+        row = json.loads(good[0])
+        row["meta"][field] = value
+        (tmp_path / "test.jsonl").write_text(json.dumps(row) + "\n")
+        with pytest.raises(UserError, match=rf"test\.jsonl:1: field meta\.{field}: must be a str"):
+            load_pairs(tmp_path, "test")
+    # regression: every row twice doubled n and narrowed the interval without a word
+    (tmp_path / "test.jsonl").write_text(good[0] + "\n" + good[1] + "\n" + good[0] + "\n")
+    with pytest.raises(UserError, match=r"test\.jsonl:3: field meta\.pair_id: .* repeats line 1"):
+        load_pairs(tmp_path, "test")
 
 
 def test_bad_inputs(tmp_path: Path, store: Path, tokenizer) -> None:
@@ -642,7 +661,7 @@ def test_cli_with_real_signals(store: Path, tmp_path: Path, capsys) -> None:
     assert "A-share" in capsys.readouterr().out
 
 
-def test_filing_doc_from_store(store: Path) -> None:
+def test_filing_doc_from_store(store: Path, tmp_path: Path) -> None:
     with Store(store, read_only=True) as st:
         acc = st.query("SELECT accession FROM filings ORDER BY accession LIMIT 1")[0]["accession"]
         doc = filing_doc_from_store(st, acc)
@@ -651,6 +670,14 @@ def test_filing_doc_from_store(store: Path) -> None:
         assert doc.accepted_at is not None and doc.items[-1] == "9.01"
         with pytest.raises(UserError, match="no such filing"):
             filing_doc_from_store(st, "nope")
+    # Regression: compare --store scored a filing whose documents were gone (a header-only
+    # digest) where `pairs` refuses it.
+    gone = tmp_path / "gone.duckdb"
+    shutil.copy(store, gone)
+    with Store(gone) as st:
+        st.query("DELETE FROM documents WHERE accession = ?", [acc])
+        with pytest.raises(UserError, match=f"filing {acc} has no main document text"):
+            filing_doc_from_store(st, acc)
 
 
 def test_pairs_from_provided_returns(store: Path, tmp_path: Path, tokenizer) -> None:
@@ -733,3 +760,116 @@ def test_digest_reads_a_release_pasted_after_the_signature(tokenizer) -> None:
     assert doc.exhibits == []  # one <DOCUMENT>: the release sits in the main text, as stored
     (digest,) = filing_digests([doc], 400, tokenizer)
     assert "EX-99.1:" in digest and "$1.42 per diluted share" in digest
+
+
+# -- confidence: z = gap / (sqrt(2) * sigma), sigma from truth or the train split's MAD ---------
+
+
+def hand_confidence(gap: float, sigma: float) -> str:
+    """docs/pairs.md: high for z >= 1.0, medium for 0.5 <= z < 1.0, low below."""
+    z = gap / (np.sqrt(2.0) * sigma)
+    return "high" if z >= 1.0 else "medium" if z >= 0.5 else "low"
+
+
+def stated_confidence(row: dict) -> str:
+    m = re.search(r" Confidence: (high|medium|low)\. Analysis: ", row["output"])
+    assert m, row["output"]
+    assert m.group(1) == row["meta"]["confidence"]
+    return m.group(1)
+
+
+def hand_mad_sigma(returns: list[float]) -> float:
+    r = np.asarray(returns, dtype=float)
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))
+
+
+def test_confidence_label_divides_by_sqrt2_sigma() -> None:
+    from filingcontrast.pairs import confidence_label
+
+    # gap / sigma is >= the threshold, gap / (sqrt(2) sigma) is not: the sqrt(2) decides.
+    assert confidence_label(0.025, 0.02) == "medium"  # z = 0.884 (0.025 / 0.02 = 1.25)
+    assert confidence_label(0.012, 0.02) == "low"  # z = 0.424 (0.012 / 0.02 = 0.6)
+    assert confidence_label(0.0283, 0.02) == "high"  # z = 1.0006
+    assert confidence_label(0.0282, 0.02) == "medium"  # z = 0.997
+    assert confidence_label(0.0142, 0.02) == "medium"  # z = 0.502
+    assert confidence_label(0.0141, 0.02) == "low"  # z = 0.4985
+    assert confidence_label(0.05, 0.0) == "low"  # no noise scale: never confident
+
+
+def test_answer_confidence_from_truth_scale(built: tuple[Path, dict]) -> None:
+    """The simulated store's truth gives every filing noise_scale 0.02, so sigma = 0.02 and
+    the answer's confidence is the documented z = gap / (sqrt(2) * 0.02) bucket."""
+    out, summary = built
+    assert summary["sigma"]["truth_filings"] > 0
+    rows = [r for split in all_rows(out).values() for r in split]
+    decisive = 0  # rows whose word would differ with z = gap / sigma
+    for r in rows:
+        assert r["meta"]["a"]["truth"]["scale"] == r["meta"]["b"]["truth"]["scale"] == 0.02
+        gap = r["meta"]["gap"]
+        z = gap / (np.sqrt(2.0) * 0.02)
+        if min(abs(z - 1.0), abs(z - 0.5)) < 1e-4:
+            continue  # meta.gap is rounded; too close to a threshold to judge
+        assert stated_confidence(r) == hand_confidence(gap, 0.02), (gap, r["output"])
+        decisive += hand_confidence(gap, 0.02) != hand_confidence(gap * np.sqrt(2.0), 0.02)
+    assert decisive >= 5  # the fixture has pairs on both sides of a threshold only with sqrt(2)
+
+
+@pytest.fixture(scope="module")
+def real_like_store(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test store as real filings would fill it: no simulated truth, so sigma falls back
+    to the MAD of abnormal returns."""
+    import shutil
+
+    path = tmp_path_factory.mktemp("real") / "real.duckdb"
+    shutil.copy(store, path)
+    with Store(path) as s:
+        s.query("DELETE FROM truth")
+        s.query("UPDATE filings SET source = 'edgar'")
+    return path
+
+
+def eligible_returns(path: Path) -> list[tuple[dt.date, float]]:
+    with Store(path, read_only=True) as s:
+        rows = s.query(
+            "SELECT day0, abnormal_ret FROM events WHERE \"window\" = '0_1' AND "
+            "method = 'market_adjusted' AND skip_reason IS NULL AND abnormal_ret IS NOT NULL"
+        )
+    return [(r["day0"], r["abnormal_ret"]) for r in rows]
+
+
+def test_mad_sigma_comes_from_train_split_only(
+    real_like_store: Path, tmp_path: Path, tokenizer
+) -> None:
+    """Without truth, sigma = 1.4826 * MAD of the train split's abnormal returns: changing
+    validation / test returns must not change it (leakage), and answers grade with it."""
+    import shutil
+
+    summary = build_pairs(config(real_like_store), tmp_path / "p", tokenizer=tokenizer,
+                          signal_fn=fake_signals)  # fmt: skip
+    assert summary["sigma"]["truth_filings"] == 0
+    train_last = dt.date.fromisoformat(summary["split_boundaries"]["train"][1])
+    events = eligible_returns(real_like_store)
+    train = [ar for d0, ar in events if d0 <= train_last]
+    assert 0 < len(train) < len(events)
+    sigma = hand_mad_sigma(train)
+    assert summary["sigma"]["mad_train"] == pytest.approx(sigma, rel=1e-9)
+
+    # Scale every later return by 10: the MAD over all splits moves a lot, train's must not.
+    later = tmp_path / "later.duckdb"
+    shutil.copy(real_like_store, later)
+    with Store(later) as s:
+        s.query("UPDATE events SET abnormal_ret = abnormal_ret * 10 WHERE day0 > ?", [train_last])
+    assert hand_mad_sigma([ar for _, ar in eligible_returns(later)]) > 1.5 * sigma
+    other = build_pairs(config(later), tmp_path / "q", tokenizer=tokenizer, signal_fn=fake_signals)
+    assert other["split_boundaries"] == summary["split_boundaries"]
+    assert other["sigma"]["mad_train"] == pytest.approx(sigma, rel=1e-9)
+
+    # Every answer, valid and test included, is graded with the train split's sigma.
+    for out in (tmp_path / "p", tmp_path / "q"):
+        rows = [r for split in all_rows(out).values() for r in split]
+        assert all(r["meta"][x]["truth"] is None for r in rows for x in "ab")
+        for r in rows:
+            z = r["meta"]["gap"] / (np.sqrt(2.0) * sigma)
+            if min(abs(z - 1.0), abs(z - 0.5)) < 1e-4:
+                continue
+            assert stated_confidence(r) == hand_confidence(r["meta"]["gap"], sigma), r["output"]

@@ -347,3 +347,124 @@ def test_printed_probabilities_keep_the_side_they_lie_on():
         "0.500",
     ]
     assert [_decimal(-2e-5, 3, sign=True), _decimal(0.0, 3, sign=True)] == ["-0.00002", "+0.000"]
+
+
+# ---------------------------------------------------------------------------------------------
+# compare / rank: the verdict from both orders, the calibration, the aggregation into a ranking.
+
+
+@pytest.fixture(scope="module")
+def tiny_scorer(tiny_run):
+    return load_scorer(str(tiny_run))
+
+
+def _two_docs():
+    from filingcontrast.predict import _load_doc
+
+    return [
+        _load_doc(str(PARSE / n), None) for n in ("simulated.txt", "modern_full_submission.txt")
+    ]
+
+
+def _raw_both_orders(scorer, doc_a, doc_b):
+    """P(first shown is better) for (A, B) and (B, A), scored here from the real prompts."""
+    from filingcontrast import pairs
+    from filingcontrast.dataset import score_decisions
+    from filingcontrast.predict import DEFAULT_DIGEST_TOKENS
+
+    dig_a, dig_b = pairs.filing_digests([doc_a, doc_b], DEFAULT_DIGEST_TOKENS, scorer.tokenizer)
+    prompts = [pairs.render_instruction(dig_a, dig_b), pairs.render_instruction(dig_b, dig_a)]
+    p_ab, p_ba = score_decisions(scorer.model, scorer.formatter, prompts, batch_size=2)
+    return float(p_ab), float(p_ba)
+
+
+def test_compare_averages_the_two_orders(tiny_scorer):
+    """p_a = 0.5 + (p_ab - p_ba) / 2 with p_ba scored with B shown first (a p_ba scored on the
+    unswapped prompt again would give p_a = 0.5 for every pair, which the mirror check in
+    test_compare_and_rank_cli_end_to_end cannot see)."""
+    from filingcontrast.predict import compare
+
+    doc_a, doc_b = _two_docs()
+    p_ab, p_ba = _raw_both_orders(tiny_scorer, doc_a, doc_b)
+    assert p_ab != p_ba  # the two orders differ, so P(A) is not 0.5
+    res = compare(tiny_scorer.model, tiny_scorer.formatter, doc_a, doc_b)
+    assert res["p_ab"] == pytest.approx(p_ab, abs=1e-4)
+    assert res["p_ba"] == pytest.approx(p_ba, abs=1e-4)
+    assert res["p_a"] == pytest.approx(0.5 + (p_ab - p_ba) / 2, abs=1e-4)
+    # round_keeping_side keeps the digits that tell P(A) from 0.5
+    assert res["p_a"] != 0.5 and res["choice"] == ("A" if p_ab > p_ba else "B")
+    assert res["calibrated"] is False
+
+
+def test_compare_and_rank_apply_the_calibration(tiny_scorer):
+    """A fitted calibration maps each order's raw probability before the two are averaged."""
+    from filingcontrast.calibration import Calibration
+    from filingcontrast.dataset import score_decisions
+    from filingcontrast.pairs import render_instruction
+    from filingcontrast.predict import compare, rank_digests
+
+    cal = Calibration(temperature=0.25, bias=-0.25, n_pairs=10)
+    doc_a, doc_b = _two_docs()
+    raw_ab, raw_ba = _raw_both_orders(tiny_scorer, doc_a, doc_b)
+    ab, ba = float(cal.per_order(raw_ab)), float(cal.per_order(raw_ba))
+    assert abs(ab - raw_ab) > 0.01 and abs(ba - raw_ba) > 0.01  # it changes things
+    res = compare(tiny_scorer.model, tiny_scorer.formatter, doc_a, doc_b, calibration=cal)
+    assert res["p_ab"] == pytest.approx(ab, abs=1e-4)
+    assert res["p_ba"] == pytest.approx(ba, abs=1e-4)
+    assert res["p_a"] == pytest.approx(0.5 + (ab - ba) / 2, abs=1e-4)
+    assert res["calibrated"] is True
+    # rank's comparisons: P(i beats j) from the calibrated orders too.
+    digests = [f"Form: 8-K\nItems: 2.02\nRevenue grew {g}% to ${m} million." for g, m in
+               ((5, 165), (-3, 120), (12, 240))]  # fmt: skip
+    sched = [(0, 1), (0, 2), (1, 2)]
+    prompts = [render_instruction(digests[i], digests[j]) for i, j in sched]
+    prompts += [render_instruction(digests[j], digests[i]) for i, j in sched]
+    raw = score_decisions(tiny_scorer.model, tiny_scorer.formatter, prompts, batch_size=8)
+    want = 0.5 + (cal.per_order(raw[:3]) - cal.per_order(raw[3:])) / 2
+    _, comps = rank_digests(tiny_scorer.model, tiny_scorer.formatter, digests, n_boot=0,
+                            calibration=cal, schedule=sched)  # fmt: skip
+    assert [c[:2] for c in comps] == sched
+    assert np.allclose([c[2] for c in comps], want, atol=1e-5)
+    assert not np.allclose(want, 0.5 + (raw[:3] - raw[3:]) / 2, atol=1e-4)
+
+
+def test_rank_orders_filings_by_their_pairwise_verdicts(monkeypatch):
+    """rank's aggregation, with the model replaced by known verdicts: filing 2 beats 0 beats 1
+    (Bradley-Terry log-strengths 1.5, 0, -1), so the ranking is 2, 0, 1 with the scores a
+    Bradley-Terry fit of exactly those comparisons gives."""
+    import re
+    from types import SimpleNamespace
+
+    import filingcontrast.pairs as pairs_mod
+    import filingcontrast.predict as predict_mod
+    from filingcontrast.predict import Scorer, rank_cli
+
+    strength = {"D0": 0.0, "D1": -1.0, "D2": 1.5}
+
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    def p_first(instruction):
+        a, b = re.search(r"Filing A:\nD(\d)\n\nFiling B:\nD(\d)$", instruction).groups()
+        return sigmoid(strength[f"D{a}"] - strength[f"D{b}"])
+
+    def fake_both_orders(model, formatter, ab, ba, batch_size=8, calibration=None, progress=None):
+        p_ab, p_ba = np.array([p_first(s) for s in ab]), np.array([p_first(s) for s in ba])
+        return 0.5 + (p_ab - p_ba) / 2, p_ab, p_ba
+
+    scorer = Scorer(model=None, tokenizer=None, formatter=SimpleNamespace(tokenizer=None))
+    monkeypatch.setattr(predict_mod, "load_scorer", lambda adapter, base: scorer)
+    monkeypatch.setattr(pairs_mod, "filing_digests",
+                        lambda docs, *a, **kw: [f"D{n}" for n in range(len(docs))])  # fmt: skip
+    monkeypatch.setattr(predict_mod, "both_orders", fake_both_orders)
+    files = [str(PARSE / n) for n in ("simulated.txt", "modern_full_submission.txt",
+                                      "old_style.txt")]  # fmt: skip
+    res = rank_cli(files, adapter="unused", k=2)
+    assert res["comparisons"] == 3
+    assert [r["id"] for r in res["ranking"]] == [files[2], files[0], files[1]]
+    assert [r["rank"] for r in res["ranking"]] == [1, 2, 3]
+    s = [strength[f"D{n}"] for n in range(3)]
+    comps = [(i, j, sigmoid(s[i] - s[j])) for i, j in [(0, 1), (0, 2), (1, 2)]]
+    want = bradley_terry(3, comps, n_boot=0).scores
+    assert [r["score"] for r in res["ranking"]] == pytest.approx(want[[2, 0, 1]], abs=1e-4)
+    assert want[2] > want[0] > want[1]

@@ -56,6 +56,20 @@ def test_iter_jsonl_non_utf8_is_one_line_error_but_torn_character_is_a_torn_tail
         list(iter_jsonl(path))
 
 
+def test_iter_jsonl_splits_at_newlines_only(tmp_path):
+    """Regression: str.splitlines broke lines at U+2028 / U+0085 / \\x1e inside JSON strings,
+    so `pairs` wrote files (ensure_ascii=False) that its own reader rejected."""
+    import json
+
+    from filingcontrast.runtime import iter_jsonl
+
+    rows = [{"sector": "Energy\u2028Utilities"}, {"t": "a\x85b\x1ec\u2029"}, {"crlf": 1}]
+    path = tmp_path / "p.jsonl"
+    text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:2])
+    path.write_bytes((text + "\n" + json.dumps(rows[2]) + "\r\n").encode())
+    assert [(n, obj) for n, obj in iter_jsonl(path)] == list(enumerate(rows, start=1))
+
+
 # ---------------------------------------------------------------------------------------------
 # The allocator the model commands run with (runtime.allocator_env / reexec_with_allocator).
 

@@ -15,9 +15,7 @@ import pytest
 from filingcontrast.config import load_config
 from filingcontrast.errors import CheckpointError, UserError
 from filingcontrast.train import latest_checkpoint, load_trained, train, with_min_gap
-from tests.train_rows import toy_rows, write_pairs
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.train_rows import make_row, toy_rows, write_pairs
 
 
 def _cfg(runs: Path, name: str, *extra: str):
@@ -49,6 +47,139 @@ def full_run(pairs_dir, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     cfg = _cfg(runs, "full")
     return cfg, train(cfg, pairs_dir)
+
+
+def _validation_rows() -> list[dict]:
+    """10 validation pairs (calibration.MIN_PAIRS is 8), the last one far over 256 tokens."""
+    long = make_row(9, "B", "guidance cut" + " filed report" * 200,
+                    "record revenue" + " filed report" * 200)  # fmt: skip
+    return toy_rows(9, 3) + [long]
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory):
+    """Two epochs with validation (>= 8 pairs: the calibration is fitted), max_seq_len 256,
+    decision_weight 3; with what the validation scorer was given and gave back each epoch."""
+    import filingcontrast.train as T
+
+    pairs = write_pairs(tmp_path_factory.mktemp("pairs8"), toy_rows(8, 2), _validation_rows())
+    cfg = _cfg(tmp_path_factory.mktemp("runs"), "scored", "train.max_valid_pairs=0",
+               "train.max_seq_len=256", "train.decision_weight=3", "train.save_every=0")  # fmt: skip
+    real, calls = T.pair_probabilities, []
+
+    def scorer(model, formatter, rows, *args, **kwargs):
+        out = real(model, formatter, rows, *args, **kwargs)
+        calls.append(([r["instruction"] for r in rows], out))
+        return out
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(T, "pair_probabilities", scorer)
+        summary = train(cfg, pairs)
+    return cfg, pairs, summary, calls
+
+
+def _formatter(cfg):
+    from filingcontrast.dataset import PromptFormatter
+    from filingcontrast.model import load_tokenizer
+
+    return PromptFormatter(load_tokenizer(cfg.base), cfg.train.template, cfg.train.system_prompt)
+
+
+def test_validation_scores_the_fitted_prompts(scored_run):
+    """Regression: validation scored the untrimmed instruction of a row over max_seq_len (the
+    score that picks the epoch and fits the calibration), not the prompt training saw."""
+    cfg, _, summary, calls = scored_run
+    fmt, rows = _formatter(cfg), _validation_rows()
+    fitted = [fmt.fit_row(r, 256)["instruction"] for r in rows]
+    assert fitted[:-1] == [r["instruction"] for r in rows[:-1]]
+    untrimmed = len(fmt.prompt_ids(rows[-1]["instruction"]))
+    assert len(fmt.decision_prompt_ids(fitted[-1])) < 256 < untrimmed
+    assert len(calls) == len(summary["evals"]) == 2
+    assert all(given == fitted for given, _ in calls)
+
+
+def test_validation_accuracy_and_kept_epoch_follow_the_winners(scored_run):
+    """Each epoch's valid_accuracy is the credit of the scored P(A) against the rows' winners, and
+    the adapter kept is the epoch with the best (accuracy, -loss)."""
+    from filingcontrast.metrics import correctness
+
+    cfg, _, summary, calls = scored_run
+    a_won = [float(r["meta"]["winner"] == "A") for r in _validation_rows()]
+    accuracies = [float(correctness(p_a, a_won).mean()) for _, (p_a, _, _) in calls]
+    assert any(acc != 0.5 for acc in accuracies)  # labels read backwards would show
+    assert [e["valid_accuracy"] for e in summary["evals"]] == pytest.approx(accuracies, abs=1e-12)
+    scores = [(e["valid_accuracy"], -e["valid_loss"]) for e in summary["evals"]]
+    best = max(range(len(scores)), key=lambda k: scores[k])
+    meta = json.loads((cfg.run_dir / "adapter" / "filingcontrast.json").read_text())
+    assert meta["epoch"] == summary["evals"][best]["epoch"]
+    assert meta["valid_accuracy"] == accuracies[best]
+
+
+def test_calibration_is_fitted_on_the_kept_epochs_validation_scores(scored_run):
+    """With >= 8 validation pairs the adapter stores a fitted calibration: the one fitted on its
+    epoch's scores, p_ab as P(A first) and p_ba as P(B first), against the winners."""
+    from filingcontrast.calibration import fit_calibration
+
+    cfg, _, summary, calls = scored_run
+    winners = [r["meta"]["winner"] for r in _validation_rows()]
+    meta = json.loads((cfg.run_dir / "adapter" / "filingcontrast.json").read_text())
+    kept = [e["epoch"] for e in summary["evals"]].index(meta["epoch"])
+    _, p_ab, p_ba = calls[kept][1]
+    expected = fit_calibration(p_ab, p_ba, winners).to_dict()
+    assert expected["n_pairs"] == 10
+    assert expected != fit_calibration(p_ba, p_ab, winners).to_dict()  # orientation shows
+    assert meta["calibration"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_decision_weight_counts_in_the_loss_normaliser(scored_run):
+    """train.decision_weight=3: a step's loss is the decision-weighted mean (loss_step), the
+    decision tokens counted 3 times in the denominator too. The LoRA B matrices start at zero,
+    so step 1's loss is the base model's on the first step's rows."""
+    import torch
+
+    from filingcontrast.dataset import collate, encode_rows, loss_step
+    from filingcontrast.model import load_base
+    from filingcontrast.train import read_pairs, step_plan
+
+    cfg, pairs, summary, _ = scored_run
+    base, tok = load_base(cfg.base, device="cpu", seed=cfg.seed)
+    examples, _ = encode_rows(_formatter(cfg), read_pairs(pairs, "train"), 256)
+    first = step_plan([len(e) for e in examples], cfg.train, 1, cfg.seed, 0)[0]
+    batch = collate([examples[i] for mb in first for i in mb], tok.pad_token_id)
+    with torch.no_grad():
+        expected, stats = loss_step(base, batch, decision_weight=3.0)
+    assert stats["decision_tokens"] == 4
+    assert summary["losses"][0] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_cap_samples_whole_pairs_in_file_order():
+    """train.max_train_pairs / max_valid_pairs: a seeded subset of whole pairs (both orders of a
+    swap-augmented pair together), in file order, stopping at the first pair that reaches the
+    cap; rows without a pair_id are sampled one by one."""
+    import copy
+
+    from filingcontrast.train import _cap
+
+    rows = []
+    for row in toy_rows(10, 0):
+        second = copy.deepcopy(row)  # the other order: same pair_id
+        second["meta"]["swapped"] = True
+        rows += [row, second]
+    subsets = set()
+    for seed in range(4):
+        for cap, size in ((6, 6), (5, 6), (1, 2)):
+            kept = _cap(rows, cap, seed)
+            assert len(kept) == size, (seed, cap)
+            ids = [r["meta"]["pair_id"] for r in kept]
+            assert all(ids.count(i) == 2 for i in ids), (seed, cap)
+            where = [next(k for k, r in enumerate(rows) if r is x) for x in kept]
+            assert where == sorted(where)
+        subsets.add(tuple(r["meta"]["pair_id"] for r in _cap(rows, 6, seed)))
+        assert _cap(rows, 6, seed) == _cap(rows, 6, seed)
+    assert len(subsets) > 1  # the seed picks the pairs
+    assert _cap(rows, 0, 0) is rows and _cap(rows, 20, 0) is rows
+    loose = [{"instruction": str(i)} for i in range(10)]
+    assert len(_cap(loose, 4, 0)) == 4
 
 
 def test_train_writes_run_dir_and_metrics(full_run):
@@ -228,15 +359,18 @@ def test_console_script_restarts_with_the_allocator_as_it_was_started(
         assert f"allocator {expected});" in log, name
 
 
-@pytest.mark.slow
 def test_two_cpu_processes_match_one_with_double_batch(pairs_dir, tmp_path, cli_allocator):
-    """DDP over gloo: 2 processes x batch 2 train like 1 process x batch 4 (no dropout)."""
+    """DDP over gloo: 2 processes x batch 2 train like 1 process x batch 4 (no dropout); each
+    process trains on its own slice of every global micro-batch (~25 s)."""
+    import filingcontrast
+
     common = [
         'base="tiny-llama"', "train.epochs=1", "train.lr=1e-3", "train.lora_dropout=0.0",
         "train.grad_accum=1", "train.max_steps=3", "train.eval_every_epoch=false",
         "train.threads=1",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TOKENIZERS_PARALLELISM": "false",
+    src = Path(filingcontrast.__file__).resolve().parents[1]  # the package this suite tests
+    env = {**os.environ, "PYTHONPATH": str(src), "TOKENIZERS_PARALLELISM": "false",
            "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
     one = subprocess.run(
         [sys.executable, "-m", "filingcontrast", "train", "--pairs", str(pairs_dir),
@@ -495,9 +629,19 @@ def test_interrupts_mid_step_during_update_and_during_eval_resume_exactly(
 
 def test_non_finite_loss_stops_with_one_line_and_no_summary(pairs_dir, tmp_path, monkeypatch):
     """Regression: a diverged run (NaN loss) finished as `done` with a NaN adapter."""
+    import torch
+
     import filingcontrast.train as T
 
-    monkeypatch.setattr(T, "_weight_total", lambda examples, w: float("nan"))
+    real_build = T.build_model
+
+    def diverged(cfg, device):  # one adapter weight is NaN, as after a diverged update
+        model, tokenizer = real_build(cfg, device)
+        with torch.no_grad():
+            next(p for n, p in model.named_parameters() if "lora_B" in n).fill_(float("nan"))
+        return model, tokenizer
+
+    monkeypatch.setattr(T, "build_model", diverged)
     cfg = _cfg(tmp_path, "nan")
     with pytest.raises(UserError, match=r"training loss is nan at step 1; lower train\.lr"):
         train(cfg, pairs_dir)
@@ -604,3 +748,25 @@ def test_rows_seen_counts_what_the_steps_went_through():
     tc = TrainConfig(batch_size=1, grad_accum=4)
     lengths = [100 + i for i in range(10)]  # 3 steps an epoch: 4, 4 and 2 rows
     assert [rows_seen(lengths, tc, 1, 0, s, 3) for s in (0, 2, 3, 5)] == [0, 8, 10, 18]
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("key_facts", "no", "bool"),  # regression: "no" was read as true and changed the prompt
+        ("digest_tokens", "abc", "int or null"),
+        ("base", 5, "str"),
+        ("system_prompt", 5, "str"),
+    ],
+)
+def test_hand_edited_adapter_meta_is_checked(tmp_path, field, value, expected):
+    from filingcontrast.train import META_FILE, adapter_meta, pairs_digest_meta
+
+    meta = {"base": "tiny-llama", "template": "chat", "key_facts": False, field: value}
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=rf"{META_FILE}: field {field}: expected {expected}, got"):
+        adapter_meta(tmp_path)
+    if field in ("key_facts", "digest_tokens"):  # the pairs summary train copies them from
+        (tmp_path / "summary.json").write_text(json.dumps({field: value}))
+        with pytest.raises(UserError, match=rf"summary\.json: field {field}: expected {expected}"):
+            pairs_digest_meta(tmp_path)

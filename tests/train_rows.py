@@ -26,11 +26,6 @@ def digest(item: str, text: str) -> str:
     return f"Items: {item}\n{text}"
 
 
-def swapped(row: dict) -> str:
-    """Stand-in for pairs.swapped_instruction: B shown first."""
-    return instruction(row["meta"]["b"]["digest"], row["meta"]["a"]["digest"])
-
-
 def make_row(i: int, winner: str, text_a: str, text_b: str, items=("2.02", "8.01")) -> dict:
     digest_a, digest_b = digest(items[0], text_a), digest(items[1], text_b)
     analysis = "Filing A shows stronger signals." if winner == "A" else "Filing B is stronger."

@@ -32,6 +32,10 @@ def _check(cond: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+MAX_SIM_COMPANIES = 5_000
+"""More simulated companies than this make ticker generation slow (and 475,000 impossible)."""
+
+
 @dataclass
 class SimulateConfig:
     """The simulated market (`filingcontrast simulate`)."""
@@ -61,9 +65,23 @@ class SimulateConfig:
             "noise_df",
             f"must be 0 (preset default) or > 2, got {self.noise_df}",
         )
-        _check(self.companies > 1, "companies", f"must be > 1, got {self.companies}")
-        _check(self.noise_scale >= 0, "noise_scale", f"must be >= 0, got {self.noise_scale}")
-        _check(self.effect_scale > 0, "effect_scale", f"must be > 0, got {self.effect_scale}")
+        # Upper bounds keep the market meaningful: beyond them returns overflow to inf prices
+        # (1e300) or the ticker generator runs for minutes (and forever past 26^3 + 26^4).
+        _check(
+            1 < self.companies <= MAX_SIM_COMPANIES,
+            "companies",
+            f"must be in 2..{MAX_SIM_COMPANIES}, got {self.companies}",
+        )
+        _check(
+            0 <= self.noise_scale <= 0.5,
+            "noise_scale",
+            f"must be in [0, 0.5] (a return's standard deviation), got {self.noise_scale}",
+        )
+        _check(
+            0 < self.effect_scale <= 10,
+            "effect_scale",
+            f"must be in (0, 10] (a multiplier on the presets' effects), got {self.effect_scale}",
+        )
         _check(_is_iso_date(self.start), "start", f"must be an ISO date, got {self.start!r}")
 
 
@@ -416,6 +434,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             else ""
         )
         _check(isinstance(value, str), key, f"expected a string, got {value!r}{hint}")
+        _check("\x00" not in value, key, f"must not contain a NUL character, got {value!r}")
         return value
     raise TypeError(f"unsupported config annotation {tp!r} for {key}")
 

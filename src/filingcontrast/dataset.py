@@ -251,7 +251,7 @@ class PromptFormatter:
                 ka = min(len(ta), max(budget // 2, budget - len(tb)))
                 kb = min(len(tb), budget - ka)
                 if ka < 8 or kb < 8:
-                    render = None  # digests too short to carry the cut: trim the middle instead
+                    da = db = None  # digests too short to carry the cut: trim the middle instead
                     continue
                 da = self._decode(ta[:ka]) + (" …" if ka < len(ta) else "")
                 db = self._decode(tb[:kb]) + (" …" if kb < len(tb) else "")

@@ -233,6 +233,8 @@ def filing_doc_from_store(store: Any, accession: str) -> FilingDoc:
     docs = filing_docs_from_store(store, [accession])
     if accession not in docs:
         raise UserError(f"{store.path}: accession {accession}: no such filing in the store")
+    if not docs[accession].main_text:  # as `pairs` refuses it: a digest of the header only
+        raise UserError(f"{store.path}: filing {accession} has no main document text")
     return docs[accession]
 
 

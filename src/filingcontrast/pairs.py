@@ -60,7 +60,7 @@ from filingcontrast.digest import (  # noqa: F401  (re-exported: the contract na
     swapped_instruction,
 )
 from filingcontrast.errors import ConfigError, UserError
-from filingcontrast.runtime import iter_jsonl, read_json
+from filingcontrast.runtime import check_field_types, iter_jsonl, read_json
 
 SPLITS = ("train", "valid", "test")
 TEMPLATE_OVERHEAD = 40  # chat template + system prompt tokens around instruction and answer
@@ -73,6 +73,12 @@ MAD_TO_SIGMA = 1.4826  # MAD of a normal sample times this estimates its standar
 DECISION = "Filing {w} resulted in better performance."
 AGAINST = "the market reaction went against these signals."
 ROW_FIELDS = ("instruction", "input", "output", "meta")
+# summary.json fields later stages read (a hand edit to the wrong type is an error)
+SUMMARY_TYPES: dict[str, tuple[type, ...]] = {
+    "tokenizer": (str,),
+    "digest_tokens": (int, type(None)),
+    "key_facts": (bool,),
+}
 META_FIELDS = ("pair_id", "split", "winner", "gap", "window", "confidence", "a", "b")
 SIDE_FIELDS = ("accession", "day0", "items", "abnormal_ret", "digest")
 
@@ -778,12 +784,47 @@ def load_pairs(pairs_dir: str | Path, split: str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UserError(f"{path}: not found (build it with `filingcontrast pairs --out DIR`)")
     rows = []
+    seen: dict[tuple[str, bool], int] = {}  # (pair_id, swapped) -> line
     for n, row in iter_jsonl(path):
         problem = _row_problem(row)
         if problem:
             raise UserError(f"{path}:{n}: {problem}")
+        key = (row["meta"]["pair_id"], bool(row["meta"].get("swapped")))
+        if key in seen:  # counted twice, it would inflate n and narrow every interval
+            raise UserError(
+                f"{path}:{n}: field meta.pair_id: {key[0]!r} repeats line {seen[key]} "
+                "(a second order of a pair needs meta.swapped = true)"
+            )
+        seen[key] = n
         rows.append(row)
     return rows
+
+
+def _finite(x: Any) -> bool:
+    """A JSON number that is a usable float (not a bool, NaN, ±Infinity or a 400-digit int)."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
+def _truth_problem(truth: Any) -> str | None:
+    """What is wrong with a side's simulated truth (None: absent or fine), as `.field: ...`."""
+    if truth is None:
+        return None
+    if not isinstance(truth, dict):
+        return ": must be an object or null"
+    if not _finite(truth.get("expected")):
+        return f".expected: must be a finite number, got {truth.get('expected')!r}"
+    scale = truth.get("scale")
+    if not _finite(scale) or not scale > 0:
+        return f".scale: must be a finite number > 0, got {scale!r}"
+    df = truth.get("df", math.inf)  # Infinity: normal noise
+    if isinstance(df, bool) or not isinstance(df, int | float) or not df > 2:
+        return f".df: must be a number > 2 (or Infinity), got {df!r}"
+    return None
 
 
 def _row_problem(row: Any) -> str | None:
@@ -804,6 +845,9 @@ def _row_problem(row: Any) -> str | None:
             return f"missing field meta.{f}"
     if meta["winner"] not in ("A", "B"):
         return f"field meta.winner: must be 'A' or 'B', got {meta['winner']!r}"
+    for f in ("pair_id", "window"):
+        if not isinstance(meta[f], str):
+            return f"field meta.{f}: must be a string, got {meta[f]!r}"
     for s in ("a", "b"):
         if not isinstance(meta[s], dict):
             return f"field meta.{s}: must be an object"
@@ -817,11 +861,14 @@ def _row_problem(row: Any) -> str | None:
         if not (isinstance(side["items"], list) and all(isinstance(i, str) for i in side["items"])):
             return f"field meta.{s}.items: must be a list of item codes (strings)"
         ret = side["abnormal_ret"]
-        if ret is not None and (isinstance(ret, bool) or not isinstance(ret, int | float)):
-            return f"field meta.{s}.abnormal_ret: must be a number or null"
+        if ret is not None and not _finite(ret):
+            return f"field meta.{s}.abnormal_ret: must be a finite number or null, got {ret!r}"
+        problem = _truth_problem(side.get("truth"))
+        if problem:
+            return f"field meta.{s}.truth{problem}"
     gap = meta["gap"]
-    if isinstance(gap, bool) or not isinstance(gap, int | float) or not gap >= 0:
-        return f"field meta.gap: must be a number >= 0 (abs. return difference), got {gap!r}"
+    if not _finite(gap) or not gap >= 0:
+        return f"field meta.gap: must be a finite number >= 0 (abs. return difference), got {gap!r}"
     if not isinstance(meta["confidence"], str):
         return "field meta.confidence: must be a string"
     if not row["output"].startswith(DECISION.format(w=meta["winner"])):
@@ -849,6 +896,7 @@ def pairs_stats(pairs_dir: str | Path) -> str:
     summary = read_json(summary_path)
     from filingcontrast.model import load_tokenizer
 
+    check_field_types(summary_path, summary, SUMMARY_TYPES)
     spec = summary.get("tokenizer", "smollm2-135m-instruct")
     tokenizer = load_tokenizer(spec)
     lines = [f"{pairs_dir}: window {summary.get('window')} method {summary.get('method')}"]

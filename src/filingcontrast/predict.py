@@ -292,7 +292,8 @@ def _load_doc(ref: str, store: str | None) -> Any:
 
         if not Path(store).exists():
             raise UserError(f"{store}: store not found")
-        return pairs.filing_doc_from_store(Store(store, read_only=True), ref)
+        with Store(store, read_only=True) as opened:
+            return pairs.filing_doc_from_store(opened, ref)
     raise UserError(f"{ref}: no such file (pass --store to look up an accession id)")
 
 

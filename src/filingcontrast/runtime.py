@@ -237,6 +237,19 @@ def read_json(path: str | Path, missing_ok: bool = False) -> dict | None:
     return obj
 
 
+def check_field_types(path: Path, obj: dict, types: dict[str, tuple[type, ...]]) -> None:
+    """UserError naming the first field of `obj` (read from `path`) whose value is not of its
+    type in `types`; fields it lacks are left to their readers' defaults."""
+    for field, allowed in types.items():
+        if field not in obj:
+            continue
+        value = obj[field]
+        wrong_bool = isinstance(value, bool) and bool not in allowed  # bool is an int subclass
+        if wrong_bool or not isinstance(value, allowed):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise UserError(f"{path}: field {field}: expected {names}, got {value!r}")
+
+
 def read_utf8(path: Path, advice: str) -> str:
     """A text file's content (a UTF-8 BOM dropped); not UTF-8 is a one-line `UserError`
     naming the byte, followed by `advice`."""
@@ -264,7 +277,12 @@ def iter_jsonl(path: str | Path, torn_tail_ok: bool = False) -> Iterator[tuple[i
                 f"{path}: not UTF-8 text (byte {exc.start}); expected JSON lines"
             ) from None
         text = data[: exc.start].decode("utf-8-sig")
-    lines = text.splitlines()
+    # "\n" only: str.splitlines also breaks at U+2028, U+0085 and \x1c-\x1e, which JSON allows
+    # raw inside strings (and our writers leave raw: ensure_ascii=False); a "\r" left by CRLF
+    # is JSON whitespace.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue

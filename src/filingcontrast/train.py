@@ -45,13 +45,14 @@ from filingcontrast.dataset import (
     pair_probabilities,
 )
 from filingcontrast.errors import CheckpointError, UserError, first_line
-from filingcontrast.pairs import a_won, check_pairs_dir, pair_items
+from filingcontrast.pairs import SUMMARY_TYPES, a_won, check_pairs_dir, pair_items
 from filingcontrast.runtime import (
     ALLOCATOR_ENV,
     RunDir,
     active_allocator,
     atomic_write_json,
     atomic_write_text,
+    check_field_types,
     iter_jsonl,
     lean_allocator,
     read_json,
@@ -136,6 +137,7 @@ def pairs_digest_meta(pairs_dir: Path) -> dict[str, Any]:
     summary = read_json(pairs_dir / "summary.json", missing_ok=True)
     if summary is None:
         return {}
+    check_field_types(pairs_dir / "summary.json", summary, SUMMARY_TYPES)
     out: dict[str, Any] = {"key_facts": bool(summary.get("key_facts", False))}
     if isinstance(summary.get("digest_tokens"), int):
         out["digest_tokens"] = summary["digest_tokens"]
@@ -990,11 +992,23 @@ def resolve_adapter_dir(path: str | Path) -> Path:
     return adapter
 
 
+# The fields of filingcontrast.json that shape a prompt: a hand edit to the wrong type must be
+# an error, not read as something else ("no" is truthy).
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "base": (str,),
+    "template": (str,),
+    "system_prompt": (str,),
+    "digest_tokens": (int, type(None)),
+    "key_facts": (bool,),
+}
+
+
 def adapter_meta(adapter_dir: Path) -> dict:
     """The adapter's `filingcontrast.json` (base model spec, template, system prompt)."""
     meta = read_json(adapter_dir / META_FILE)
     if not meta.get("base"):
         raise UserError(f"{adapter_dir / META_FILE}: field base: missing")
+    check_field_types(adapter_dir / META_FILE, meta, META_TYPES)
     return meta
 
 

@@ -79,6 +79,8 @@ def test_identity_required(monkeypatch, tmp_path) -> None:
         validate_identity("Jane Doe")
     with pytest.raises(UserError, match="name"):
         validate_identity("jane@example.com")
+    with pytest.raises(UserError, match="one line of printable text"):  # was retried 5 times
+        validate_identity("Jane Doe\njane@example.com")
     assert transport.calls == []
     monkeypatch.setenv("SEC_IDENTITY", "Jane Doe jane@example.com")
     assert validate_identity(None) == "Jane Doe jane@example.com"

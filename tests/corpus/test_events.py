@@ -301,3 +301,52 @@ def test_compute_events_is_fast() -> None:
     assert time.perf_counter() - t0 < 10
     assert len(out) == n * 6
     assert out["abnormal_ret"].notna().mean() > 0.5
+
+
+def test_market_model_estimates_only_on_the_window_before_the_event() -> None:
+    """alpha, beta come from the EST_LEN sessions ending EST_GAP sessions before day 0 (positions
+    day0-279 .. day0-30), never from the gap before the event, day 0 or the window itself.
+
+    Inside that estimation window the stock follows r = alpha + beta * m exactly; every other
+    day (and hugely so on day 0 and day 0+1) it follows another model, so any shift of the
+    window changes the fit.
+    """
+    rng = np.random.default_rng(11)
+    days = sessions("2019-01-02", "2021-06-30")
+    n, p0 = len(days), 400
+    alpha, beta = 0.0004, 1.7
+    m = rng.normal(0.0003, 0.01, n)
+    r = 0.003 - 0.8 * m + rng.normal(0, 0.01, n)  # outside the estimation window
+    est = np.arange(p0 - (ev.EST_GAP + ev.EST_LEN - 1), p0 - ev.EST_GAP + 1)
+    assert len(est) == ev.EST_LEN and est[-1] == p0 - 30
+    r[est] = alpha + beta * m[est]
+    r[p0], r[p0 + 1] = 0.40, 0.35  # a huge reaction: it would pull alpha/beta if included
+    m[0] = r[0] = 0.0
+    stock = 100 * np.cumprod(1 + r)
+    index = 1000 * np.cumprod(1 + m)
+    prices = pd.concat(
+        [_series("ABC", days, list(stock)), _series(INDEX_TICKER, days, list(index))]
+    )
+    at = dt.datetime.combine(days[p0], dt.time(11, 0), NY)  # before the close: day 0 = days[p0]
+    filings = pd.DataFrame([{"accession": "x", "ticker": "ABC", "accepted_at": at}])
+
+    stock_ret = ev._daily_returns(ev._price_vector(prices[prices.ticker == "ABC"]))
+    index_ret = ev._daily_returns(ev._price_vector(prices[prices.ticker == INDEX_TICKER]))
+    a_hat, b_hat, count = ev._market_model(
+        stock_ret, index_ret, ev.day0_positions(filings["accepted_at"])
+    )
+    assert count[0] == ev.EST_LEN
+    assert a_hat[0] == pytest.approx(alpha, abs=1e-9)
+    assert b_hat[0] == pytest.approx(beta, abs=1e-7)
+
+    out = ev.compute_events(filings, prices, windows=[(0, 1), (0, 3)], methods=["market_model"])
+    out = out.set_index("window")
+    assert out.loc["0_1", "day0"] == days[p0]
+    assert out["skip_reason"].isna().all()
+    for name, e in (("0_1", 1), ("0_3", 3)):
+        ret = stock[p0 + e] / stock[p0 - 1] - 1
+        iret = index[p0 + e] / index[p0 - 1] - 1
+        assert out.loc[name, "ret"] == pytest.approx(ret, rel=1e-12)
+        assert out.loc[name, "index_ret"] == pytest.approx(iret, rel=1e-12)
+        expected = ret - ((e + 1) * alpha + beta * iret)  # by hand, from the true alpha, beta
+        assert out.loc[name, "abnormal_ret"] == pytest.approx(expected, abs=1e-7)

@@ -220,6 +220,10 @@ def test_manifest_with_provided_returns(tmp_path) -> None:
             r"m\.jsonl:3: field exhibits\[0\]\.type: invalid Unicode",
         ),
         ({"exhibits": [{"type": 99, "text": "x"}]}, r"field exhibits\[0\]\.type: must be a str"),
+        # regressions: ValueError "embedded null byte" / OverflowError tracebacks
+        ({"text": None, "path": "a\x00b.htm"}, r"m\.jsonl:3: field path: .* NUL character"),
+        ({"exhibits": [{"type": "EX-99.1", "path": "x\x00"}]}, r"field exhibits\[0\]: .* NUL"),
+        ({"returns": {"0_1": 10**400}}, r"m\.jsonl:3: field returns\.0_1: 1000.* not a finite"),
     ],
 )
 def test_manifest_errors_name_line_and_store_nothing(tmp_path, bad, message) -> None:
@@ -556,6 +560,11 @@ def test_manifest_company_needs_a_cik(tmp_path) -> None:
         UserError, match=r"m\.jsonl:1: field company: needs cik \(companies are keyed by CIK\)"
     ):
         files.ingest_files(tmp_path / "s.duckdb", manifest)
+    # Regression: the check ran while writing, so line 1 stayed stored (without its returns).
+    manifest = _jsonl(tmp_path / "m.jsonl", [_row(1), _row(2, company="Acme Widgets Inc")])
+    with pytest.raises(UserError, match=r"m\.jsonl:2: field company: needs cik"):
+        files.ingest_files(tmp_path / "s.duckdb", manifest)
+    assert not (tmp_path / "s.duckdb").exists()  # nothing stored: the new store is removed
     # With a cik in the record, or in the document's file name (CIK_8K_YEAR_ACCESSION), it is kept.
     acc = "0000000002-21-000002"
     (tmp_path / f"777_8K_2021_{acc}.htm").write_text(_row(2)["text"])

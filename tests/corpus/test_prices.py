@@ -198,3 +198,5 @@ def test_ingest_prices_yfinance_stores_index(tmp_path) -> None:
         prices.ingest_prices(tmp_path / "s.duckdb", source="yfinance", tickers="A", since="x")
     with pytest.raises(UserError, match="--csv"):
         prices.ingest_prices(tmp_path / "s.duckdb", source="csv")
+    with pytest.raises(UserError, match="--tickers: applies to --source yfinance only"):
+        prices.ingest_prices(tmp_path / "s.duckdb", csv_path="p.csv", tickers="AAPL")

@@ -109,6 +109,35 @@ def test_foreign_duckdb_file_is_refused_and_left_alone(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("read_only", [True, False])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            "DROP TABLE meta; CREATE TABLE meta (name VARCHAR)",
+            "table meta lacks column.s. key, value",
+        ),
+        ("DROP TABLE filings", "damaged store: table filings is missing"),
+        (
+            "ALTER TABLE events DROP COLUMN abnormal_ret",
+            "table events lacks column.s. abnormal_ret",
+        ),
+        ("UPDATE meta SET value = 'abc'", "damaged store: schema_version 'abc' is not a number"),
+    ],
+)
+def test_a_damaged_store_is_one_line_not_a_query_error(tmp_path, damage, message, read_only):
+    """Regression: a dropped table or another program's `meta` failed later in a query
+    (CatalogException / BinderException / ValueError tracebacks)."""
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    for stmt in damage.split("; "):
+        con.execute(stmt)
+    con.close()
+    with pytest.raises(UserError, match=message):
+        Store(path, read_only=read_only)
+
+
+@pytest.mark.parametrize("read_only", [True, False])
 def test_a_file_that_is_not_duckdb_is_named_as_such(tmp_path, read_only) -> None:
     """Regression: `pairs --store prices.csv` said "Catalog Error: Cannot launch in-memory
     database in read-only mode!"; a CSV must not be opened (or rewritten) as a store either."""

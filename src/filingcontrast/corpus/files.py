@@ -151,10 +151,11 @@ def parse_returns(value: Any, where: str) -> dict[str, float | None]:
             continue
         try:
             number = float(ret) if not isinstance(ret, bool) else math.nan
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
             number = math.nan
         if not math.isfinite(number):
-            raise UserError(f"{where}: field returns.{window}: {ret!r} is not a finite number")
+            shown = repr(ret) if len(repr(ret)) <= 40 else repr(ret)[:37] + "..."
+            raise UserError(f"{where}: field returns.{window}: {shown} is not a finite number")
         out[str(window)] = number
     return out
 
@@ -227,14 +228,16 @@ def _manifest_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield line_no, rec
 
 
-def _manifest_path(base: Path, rel: str) -> Path:
+def _manifest_path(base: Path, rel: str, where: str, field: str) -> Path:
     """A path a manifest gives: relative to the manifest's folder unless absolute."""
+    if "\x00" in rel:  # the OS cannot name such a file ("embedded null byte")
+        raise UserError(f"{where}: field {field}: {rel!r} contains a NUL character")
     return Path(rel) if Path(rel).is_absolute() else base / rel
 
 
 def _read_bytes(base: Path, rel: str, where: str, field: str) -> bytes:
     """The bytes of a file named in a manifest (relative to the manifest); UserError if unreadable."""
-    path = _manifest_path(base, rel)
+    path = _manifest_path(base, rel, where, field)
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -321,7 +324,7 @@ def _record(rec: dict[str, Any], where: str, base: Path) -> _Record:
 
 def _readable(base: Path, rel: str, where: str, field: str) -> None:
     """UserError unless the file a manifest names can be opened for reading."""
-    path = _manifest_path(base, rel)
+    path = _manifest_path(base, rel, where, field)
     try:
         with path.open("rb"):
             pass
@@ -652,6 +655,10 @@ def _ingest_manifest(store: Store, path: Path, tally: _Tally, sleep: float) -> N
                 f"{where}: field id: duplicate accession {acc} (first on line {seen[acc]})"
             )
         seen[acc] = line_no
+        if (record.company or record.sector) and not record.cik:
+            # Whether the document supplies the CIK a company needs is known only from parsing
+            # it: parse it here too (rare), so that this check also runs before any write.
+            _manifest_filing(record, where, path.parent, {})
         records.append((line_no, record))
     if not records:
         raise UserError(f"{path}: no filings (the manifest has no records)")

@@ -77,6 +77,11 @@ def validate_identity(identity: str | None) -> str:
             "--identity: SEC EDGAR requires a declared identity; pass --identity "
             '"Your Name you@example.com" or set $SEC_IDENTITY'
         )
+    if any(not c.isprintable() for c in identity):  # a newline cannot go in an HTTP header
+        raise UserError(
+            f"--identity {identity!r}: must be one line of printable text (it is sent as the "
+            "User-Agent header)"
+        )
     if not _EMAIL.search(identity):
         raise UserError(
             f"--identity {identity!r}: must contain a contact email address "

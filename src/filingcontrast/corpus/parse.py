@@ -884,7 +884,11 @@ def measure_reference(data_dir: Path | str) -> dict[str, Any]:
     import time
 
     data_dir = Path(data_dir)
-    rows = [json.loads(line) for line in (data_dir / "index.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (data_dir / "index.jsonl").read_text().split("\n")
+        if line.strip()
+    ]
     misses: list[dict[str, Any]] = []
     jaccards: list[float] = []
     t0 = time.perf_counter()

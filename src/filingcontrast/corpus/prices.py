@@ -252,6 +252,11 @@ def ingest_prices(
     if source == "csv":
         if not csv_path:
             raise UserError("--csv: a prices CSV is required with --source csv")
+        for flag, value in (("--tickers", tickers), ("--since", since)):
+            if value:  # silently storing every ticker of the CSV is not what was asked
+                raise UserError(
+                    f"{flag}: applies to --source yfinance only (a CSV is stored whole)"
+                )
         frame, report = read_prices_csv(csv_path)
         frame = with_index(frame, index_symbol)
     elif source == "yfinance":

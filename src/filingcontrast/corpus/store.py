@@ -268,8 +268,8 @@ class Store:
     def _ensure_schema(self) -> None:
         with self.transaction() as con:
             con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
+            self._check_tables(["meta"])
+            version = self._stored_version()
             if version == 0:
                 self._refuse_foreign_tables(con)
                 for table in TABLES:
@@ -285,6 +285,7 @@ class Store:
                     f"filingcontrast ({SCHEMA_VERSION}); upgrade filingcontrast"
                 )
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
+            self._check_tables(list(TABLES))
 
     def _refuse_foreign_tables(self, con: duckdb.DuckDBPyConnection) -> None:
         """A DuckDB file with other tables is someone else's database: never add ours to it."""
@@ -296,18 +297,47 @@ class Store:
             )
 
     def _check_version(self) -> None:
-        row = (
-            self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if self._has_table("meta")
-            else None
-        )
-        if row is None:
+        version = 0
+        if self._has_table("meta"):
+            self._check_tables(["meta"])
+            version = self._stored_version()
+        if version == 0:
             raise UserError(f"{self.path}: not a filingcontrast store (no schema version)")
-        if int(row[0]) != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION:
             raise UserError(
-                f"{self.path}: store schema version {row[0]}, expected {SCHEMA_VERSION}; "
+                f"{self.path}: store schema version {version}, expected {SCHEMA_VERSION}; "
                 "open it once without read_only to migrate"
             )
+        self._check_tables(list(TABLES))
+
+    def _stored_version(self) -> int:
+        """meta's schema_version; 0 when there is none (a new or foreign database)."""
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            return 0
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise UserError(
+                f"{self.path}: damaged store: schema_version {row[0]!r} is not a number"
+            ) from None
+
+    def _check_tables(self, tables: list[str]) -> None:
+        """Each of `tables` exists with at least its documented columns: a store someone
+        edited by hand (a dropped table, another program's `meta`) fails here in one line,
+        not in the middle of a query."""
+        have = table_names(self.con)
+        for table in tables:
+            cols = ["key", "value"] if table == "meta" else [c.split()[0] for c in TABLES[table][1]]
+            if table not in have:
+                raise UserError(f"{self.path}: damaged store: table {table} is missing")
+            info = self.con.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
+            missing = [c for c in cols if c not in {r[1] for r in info}]
+            if missing:
+                raise UserError(
+                    f"{self.path}: not a filingcontrast store, or a damaged one: table {table} "
+                    f"lacks column(s) {', '.join(missing)}"
+                )
 
     def _has_table(self, name: str) -> bool:
         return name in table_names(self.con)
