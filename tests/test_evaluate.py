@@ -359,3 +359,31 @@ def test_train_split_is_not_an_evaluation_split():
 
     with pytest.raises(ConfigError, match="evaluate.split"):
         load_config(None, ["evaluate.split=train"])
+
+
+def test_rows_longer_than_training_are_scored_fitted_as_validation_was(monkeypatch):
+    """A test prompt longer than the adapter's training max_seq_len is shortened in its digests
+    as training and validation shortened theirs (fit_row), not scored at an unseen length."""
+    import filingcontrast.dataset as dataset_mod
+    from filingcontrast.dataset import PromptFormatter
+    from filingcontrast.evaluate import score_rows
+    from filingcontrast.model import load_tokenizer
+    from filingcontrast.predict import Scorer
+    from tests.train_rows import toy_rows
+
+    fmt = PromptFormatter(load_tokenizer("tiny-llama"), "chat", "sys")
+    long_row, short_row = toy_rows(1, filler=400)[0], toy_rows(1)[0]
+    seen = []
+
+    def fake_pair_probabilities(model, formatter, rows, batch_size, progress=None):
+        seen.extend(rows)
+        return np.full(len(rows), 0.5), np.full(len(rows), 0.5), np.full(len(rows), 0.5)
+
+    monkeypatch.setattr(dataset_mod, "pair_probabilities", fake_pair_probabilities)
+    scorer = Scorer(model=None, tokenizer=None, formatter=fmt, meta={"max_seq_len": 256})
+    score_rows(scorer, [long_row, short_row], batch_size=2)
+    assert seen[0] == fmt.fit_row(long_row, 256) and seen[0] != long_row
+    assert seen[1] is short_row
+    seen.clear()
+    score_rows(Scorer(None, None, fmt, meta={}), [long_row], batch_size=2)  # older adapters
+    assert seen == [long_row]

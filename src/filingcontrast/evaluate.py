@@ -233,9 +233,15 @@ def _finite(obj: Any) -> Any:
 
 
 def score_rows(scorer: Any, rows: Sequence[dict], batch_size: int, zero_shot: bool = False):
-    """(p_a, p_ab, p_ba) for pairs rows; `zero_shot` disables the adapter for the call."""
+    """(p_a, p_ab, p_ba) for pairs rows; `zero_shot` disables the adapter for the call.
+
+    A row longer than the adapter's training `max_seq_len` is scored with its digests shortened
+    as training and validation shortened them (`fit_row`), not at a length training never saw."""
     from filingcontrast.dataset import pair_probabilities
 
+    limit = scorer.meta.get("max_seq_len")
+    if limit:
+        rows = [scorer.formatter.fit_row(r, limit) for r in rows]
     bar = "zero-shot (both orders)" if zero_shot else "evaluate (both orders)"
     with scorer.model.disable_adapter() if zero_shot else nullcontext():
         return pair_probabilities(scorer.model, scorer.formatter, rows, batch_size, progress=bar)

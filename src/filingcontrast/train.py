@@ -422,6 +422,8 @@ def save_adapter(model: Any, tokenizer: Any, formatter: PromptFormatter, cfg: Ru
         "system_prompt": formatter.system_prompt,
         "decision_ids": list(formatter.decision_token_ids),
         "end_id": formatter.end_id,
+        # training's longest row: evaluate fits longer test prompts to it as validation did
+        "max_seq_len": cfg.train.max_seq_len,
         **(extra or {}),
     }
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
@@ -1000,6 +1002,7 @@ META_TYPES: dict[str, tuple[type, ...]] = {
     "system_prompt": (str,),
     "digest_tokens": (int, type(None)),
     "key_facts": (bool,),
+    "max_seq_len": (int, type(None)),
 }
 
 
