@@ -51,3 +51,19 @@ def test_signal_rule_prefers_higher_signal_and_ties_are_coin_flips():
         pytest.skip("signals.py does not score these phrases")
     p = B.signal_rule([_row(beat, miss, "A"), _row(miss, beat, "B"), _row("x", "x", "A")])
     assert list(p) == [1.0, 0.0, 0.5]
+
+
+def test_tfidf_is_fitted_on_training_digests_only():
+    """No leakage: the test rows neither add terms nor change the IDF weights, so a word only
+    the test digests contain changes nothing, and a row's prediction does not depend on which
+    other rows are scored with it."""
+    train, test = _toy(60, 0), _toy(40, 1)
+    p = B.tfidf_logreg(train, test)
+    tagged = [
+        _row(
+            r["meta"]["a"]["digest"] + " unseenword", r["meta"]["b"]["digest"], r["meta"]["winner"]
+        )
+        for r in test
+    ]
+    np.testing.assert_allclose(B.tfidf_logreg(train, tagged), p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(B.tfidf_logreg(train, test[:3]), p[:3], rtol=0, atol=1e-12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -196,3 +197,106 @@ def test_prior_period_eps_is_not_the_actual_and_trailing_previously_marks_old_gu
     s = extract_signals("The Company now expects fiscal 2024 revenue of $1.0 billion to $1.1 "
                         "billion, compared to $1.2 billion to $1.3 billion previously.")  # fmt: skip
     assert s.guidance == "lowered"
+
+
+# Regressions from a mutation audit: each test pins one documented rule (docs/signals.md).
+
+
+def test_revenue_beat_and_miss_direction_and_surprise():
+    s = extract_signals(
+        "Revenue of $1.10 billion exceeded the consensus estimate of $1.00 billion."
+    )
+    assert (s.revenue, s.revenue_reference, s.revenue_surprise_pct) == (1100.0, 1000.0, 10.0)
+    assert "revenue $1,100.0M beat consensus $1,000.0M by 10.0%" in s.facts()
+    assert signal_score(s) == pytest.approx(0.01 * math.tanh(10.0 / 3.0))
+    s = extract_signals("Net sales were $900 million, below the analysts' consensus estimate of "
+                        "$1.0 billion.")  # fmt: skip
+    assert (s.revenue, s.revenue_reference, s.revenue_surprise_pct) == (900.0, 1000.0, -10.0)
+    assert "revenue $900.0M missed consensus $1,000.0M by 10.0%" in s.facts()
+    assert signal_score(s) < 0
+
+
+def test_parenthesized_eps_is_a_loss():
+    s = extract_signals("Diluted EPS was $(0.12), versus the consensus estimate of $0.05.")
+    assert (s.eps_actual, s.eps_reference, s.eps_surprise_pct) == (-0.12, 0.05, -170.0)
+    assert "eps:miss" in s.labels() and signal_score(s) < 0
+    s = extract_signals("Diluted EPS was $(0.12), versus the consensus estimate of $(0.20).")
+    assert (s.eps_actual, s.eps_reference, s.eps_surprise_pct) == (-0.12, -0.20, 40.0)
+    assert "EPS -$0.12 beat consensus -$0.20 by 40.0%" in s.facts()
+
+
+@pytest.mark.parametrize(
+    "actual_text, consensus, actual",
+    [("$0.05", "$0.02", 0.05), ("$0.03", "$0.00", 0.03), ("$(0.01)", "$(0.04)", -0.01)],
+)
+def test_eps_surprise_denominator_is_at_least_ten_cents(actual_text, consensus, actual):
+    """surprise % = (actual - ref) / max(|ref|, 0.10): a near-zero consensus neither explodes
+    the surprise (+3 cents is 30 %, not 150 %) nor divides by zero."""
+    s = extract_signals(
+        f"Adjusted EPS of {actual_text} compared with the consensus estimate of {consensus}."
+    )
+    assert s.eps_actual == actual and s.eps_surprise_pct == 30.0
+    assert "eps:beat" in s.labels()
+
+
+def test_eps_actual_is_the_amount_nearest_the_reference():
+    # GAAP first, then the adjusted figure the consensus is compared with.
+    s = extract_signals("GAAP EPS of $1.05 and adjusted EPS of $1.32 compared with the consensus "
+                        "estimate of $1.20.")  # fmt: skip
+    assert (s.eps_actual, s.eps_reference, s.eps_surprise_pct) == (1.32, 1.20, 10.0)
+
+
+def test_preannounced_results_discount_the_eps_surprise():
+    text = "Adjusted EPS of $1.32 beat the consensus of $1.20."
+    fresh = extract_signals(text)
+    pre = extract_signals(text + " These results are in line with the preliminary results "
+                          "announced on January 10.")  # fmt: skip
+    assert not fresh.preannounced and pre.preannounced
+    assert signal_score(fresh) == pytest.approx(0.04 * math.tanh(1.0))
+    assert signal_score(pre) == pytest.approx(0.3 * 0.04 * math.tanh(1.0))
+
+
+def test_contract_share_of_revenue():
+    s = extract_signals("The Company was awarded a contract valued at $50 million. The Company "
+                        "reported total revenue of $200 million for its most recent fiscal year.")  # fmt: skip
+    assert (s.contract_value, s.company_revenue) == (50.0, 200.0)
+    assert s.contract_rel_revenue == pytest.approx(0.25)
+    assert "contract $50.0M (25% of revenue)" in s.facts()
+    assert signal_score(s) == pytest.approx(0.04 * math.tanh(0.25 / 0.2))
+
+
+def test_guidance_verb_on_the_outlook_wins_over_the_reason():
+    # The verb acting on "its ... outlook" decides; the reason's verb does not.
+    s = extract_signals("The Company lowered its full-year 2024 revenue outlook, citing "
+                        "increased competition.")  # fmt: skip
+    assert s.guidance == "lowered"
+    # Regression: "lower" was looked for first anywhere, so these raises read as cuts.
+    for reason in ("citing lower costs", "reflecting reduced tariffs"):
+        s = extract_signals(f"The Company raised its full-year 2024 revenue outlook, {reason}.")
+        assert s.guidance == "raised", reason
+    s = extract_signals("The Company reaffirmed its fiscal 2024 earnings guidance despite "
+                        "reduced demand.")  # fmt: skip
+    assert s.guidance == "reaffirmed"
+    # Without a verb on "its outlook", lower is still read first.
+    s = extract_signals("Fiscal 2024 revenue guidance was lowered as increased costs weigh.")
+    assert s.guidance == "lowered"
+
+
+def test_guidance_compares_with_the_first_range_after_previous():
+    s = extract_signals("The Company now expects fiscal 2024 revenue of $1.30 billion to $1.40 "
+                        "billion, up from its prior outlook of $1.10 billion to $1.20 billion, and "
+                        "reaffirmed its 2026 target of $2.0 billion to $2.2 billion.")  # fmt: skip
+    assert s.guidance == "raised"  # not "lowered" against the later, long-term target
+
+
+def test_poor_results_bonus_is_for_a_ceo_let_go_only():
+    ceo = extract_signals("The Board terminated John Doe as Chief Executive Officer following the "
+                          "Company's disappointing results.")  # fmt: skip
+    cfo = extract_signals("The Board terminated Jane Roe as Chief Financial Officer following the "
+                          "Company's disappointing results.")  # fmt: skip
+    assert [(d.role, d.kind, d.after_poor_results) for d in ceo.departures + cfo.departures] == [
+        ("CEO", "termination", True),
+        ("CFO", "termination", True),
+    ]
+    assert signal_score(ceo) == pytest.approx(0.012)
+    assert signal_score(cfo) == pytest.approx(-0.008)

@@ -173,8 +173,6 @@ _TICKER_STOP = frozenset(
 )
 # Tokens reserved per unit for the joiner (space or newline) when summing unit token counts.
 _JOIN_TOKENS = 1
-# Digests whose estimated count is within this many tokens of the budget get an exact count.
-VERIFY_MARGIN = 16
 MAX_UNIT_CHARS = 600  # longer paragraphs (flattened tables) are split at "; " / " | " first
 
 
@@ -732,8 +730,7 @@ def digests_with_counts(
     anonymize: bool = True,
     facts: Sequence[Sequence[str]] | None = None,
 ) -> tuple[list[str], list[int]]:
-    """`filing_digests` plus each digest's token count (exact near the budget, else the
-    per-sentence estimate, which is within a token or two of exact)."""
+    """`filing_digests` plus each digest's exact token count."""
     if budget_tokens < 16:
         raise UserError(f"digest budget {budget_tokens} tokens is too small (need >= 16)")
     if facts is not None and len(facts) != len(docs):
@@ -751,16 +748,16 @@ def digests_with_counts(
         pos += len(units)
         chosen.append(_select(units, counts, budget_tokens))
     digests = [_join(c) for c in chosen]
-    # Summed unit counts (+1 per join) approximate the joined text's count closely; check the
-    # digests near the budget exactly and trim the rare overrun.
-    estimates = [sum(counts_of[id(u)] + _JOIN_TOKENS for u in c) for c in chosen]
-    near = [i for i, e in enumerate(estimates) if e > budget_tokens - VERIFY_MARGIN]
-    for i, n in zip(near, _count(tokenizer, [digests[i] for i in near]), strict=True):
+    # Selection sums unit counts (+1 per join), which is within a token or two of the joined
+    # text's count on real filings but can undercount by more (sentences opening with a word
+    # that tokenizes differently after a space): every digest is counted exactly, and the rare
+    # overrun trimmed.
+    counts = _count(tokenizer, digests)
+    for i, n in enumerate(counts):
         if n > budget_tokens:
             digests[i] = _trim(chosen[i], budget_tokens, tokenizer)
-            n = _count(tokenizer, [digests[i]])[0]
-        estimates[i] = n
-    return digests, estimates
+            counts[i] = _count(tokenizer, [digests[i]])[0]
+    return digests, counts
 
 
 def _trim(chosen: list[_Unit], budget: int, tokenizer: Any) -> str:

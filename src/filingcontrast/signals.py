@@ -422,7 +422,17 @@ def _guidance(s: Signals, sents: list[str]) -> None:
         if re.search(r"\b(?:did|does|will) not (?:change|revise|update)\b", sent, re.I):
             s.guidance = "reaffirmed"
             return
-        for rx, label in ((_DOWN, "lowered"), (_UP, "raised"), (_SAME, "reaffirmed")):
+        verbs = ((_DOWN, "lowered"), (_UP, "raised"), (_SAME, "reaffirmed"))
+        own = _OWN_GUIDE.search(sent)
+        if own and not _negated(sent, own.start()):
+            # The verb acting on "its ... outlook" decides ("raised its outlook, citing lower
+            # costs" is a raise), before any other verb the sentence holds.
+            verb = own.group(0).split()[0]
+            label = next((lab for rx, lab in verbs if rx.fullmatch(verb)), None)
+            if label:
+                s.guidance = label
+                return
+        for rx, label in verbs:
             m = rx.search(sent)
             if m and not _negated(sent, m.start()):
                 s.guidance = label

@@ -378,3 +378,49 @@ def test_sgml_header_parse() -> None:
     assert sub.cik == "320193" and sub.company == "Apple Inc."
     assert sub.accepted_at.isoformat() == "2021-01-27T16:30:12-05:00"
     assert [d.type for d in sub.documents] == ["8-K", "EX-99.1", "GRAPHIC", "EX-101.INS"]
+
+
+def _submission(*docs: tuple[str | None, str | None, str]) -> edgar.SgmlSubmission:
+    """parse_sgml of <DOCUMENT>s given as (type or None, filename or None, body)."""
+    blocks = "".join(
+        "<DOCUMENT>\n"
+        + (f"<TYPE>{typ}\n" if typ is not None else "")
+        + f"<SEQUENCE>{i + 1}\n"
+        + (f"<FILENAME>{name}\n" if name is not None else "")
+        + f"<TEXT>\n{body}\n</TEXT>\n</DOCUMENT>\n"
+        for i, (typ, name, body) in enumerate(docs)
+    )
+    return edgar.parse_sgml(
+        f"<SEC-HEADER>\nCONFORMED SUBMISSION TYPE:\t8-K\n</SEC-HEADER>\n{blocks}"
+    )
+
+
+MAIN = "<html><body><p>FORM 8-K</p><p>Item 8.01 Other Events</p><p>We moved.</p></body></html>"
+EX99 = "<html><body><p>Press release: we moved.</p></body></html>"
+
+
+def test_first_document_without_an_8k_type_is_the_main_one() -> None:
+    # Old submissions may leave the 8-K's <TYPE> out: the first document is then the main one.
+    sub = _submission((None, "d8k.txt", MAIN), ("EX-99.1", "ex991.htm", EX99))
+    docs = edgar.submission_documents(sub, "0000000001-21-000001")
+    assert [(d["name"], d["kind"], d["exhibit_type"]) for d in docs] == [
+        ("d8k.txt", "main", None),
+        ("ex991.htm", "exhibit", "EX-99.1"),
+    ]
+    assert "We moved." in docs[0]["text"]
+
+
+def test_xbrl_exhibits_are_not_stored_even_with_a_text_file_name() -> None:
+    # EX-101.* is XBRL data whatever its file name (none, .txt): never a text exhibit.
+    xbrl = "<xbrl><us-gaap:Revenues contextRef='c1'>1000</us-gaap:Revenues></xbrl>"
+    sub = _submission(
+        ("8-K", "d8k.htm", MAIN),
+        ("EX-101.INS", None, xbrl),
+        ("EX-101.SCH", "acme-20210301.txt", xbrl),
+        ("EX-99.1", "ex991.htm", EX99),
+    )
+    docs = edgar.submission_documents(sub, "0000000001-21-000001")
+    assert [(d["kind"], d["exhibit_type"]) for d in docs] == [
+        ("main", None),
+        ("exhibit", "EX-99.1"),
+    ]

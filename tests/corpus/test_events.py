@@ -350,3 +350,80 @@ def test_market_model_estimates_only_on_the_window_before_the_event() -> None:
         assert out.loc[name, "index_ret"] == pytest.approx(iret, rel=1e-12)
         expected = ret - ((e + 1) * alpha + beta * iret)  # by hand, from the true alpha, beta
         assert out.loc[name, "abnormal_ret"] == pytest.approx(expected, abs=1e-7)
+
+
+def test_window_may_end_on_the_last_price_day() -> None:
+    """A window whose last session is the ticker's last price is complete; one session later is
+    missing_after."""
+    days = sessions("2021-06-01", "2021-06-30")  # Jun 30 (Wed) is the last price of both
+    prices = pd.concat(
+        [
+            _series("ABC", days, [50.0 + i for i in range(len(days))]),
+            _series(INDEX_TICKER, days, [100.0] * len(days)),
+        ]
+    )
+    filings = pd.DataFrame(
+        [
+            _filing("end01", "ABC", "2021-06-29T12:00:00Z"),  # day 0 Jun 29, day0+1 = Jun 30
+            _filing("end03", "ABC", "2021-06-25T12:00:00Z"),  # day 0 Fri Jun 25, day0+3 = Jun 30
+            _filing("past", "ABC", "2021-06-30T12:00:00Z"),  # day0+1 = Jul 1: no price
+        ]
+    )
+    out = ev.compute_events(filings, prices, windows=[(0, 1), (0, 3)], methods=["market_adjusted"])
+    got = {(r.accession, r.window): r for r in out.itertuples()}
+    at = {d: 50.0 + days.index(d) for d in days}
+    jun = lambda d: at[dt.date(2021, 6, d)]  # noqa: E731
+    assert got["end01", "0_1"].skip_reason is None
+    assert got["end01", "0_1"].abnormal_ret == pytest.approx(jun(30) / jun(28) - 1)
+    assert got["end03", "0_3"].skip_reason is None
+    assert got["end03", "0_3"].abnormal_ret == pytest.approx(jun(30) / jun(24) - 1)
+    assert got["end03", "0_1"].skip_reason is None
+    assert got["past", "0_1"].skip_reason == "missing_after"
+    assert got["end01", "0_3"].skip_reason == "missing_after"
+
+
+def test_insufficient_estimation_keeps_no_abnormal_return() -> None:
+    """A market-model row skipped for too few estimation days has no abnormal return, though
+    its raw and index returns are known (and the market-adjusted row has one)."""
+    days = sessions("2021-01-01", "2021-12-31")
+    rng = np.random.default_rng(3)
+    prices = pd.concat(
+        [
+            _series("ABC", days, list(50 * np.cumprod(1 + rng.normal(0, 0.01, len(days))))),
+            _series(INDEX_TICKER, days, list(100 * np.cumprod(1 + rng.normal(0, 0.01, len(days))))),
+        ]
+    )
+    at = dt.datetime.combine(days[100], dt.time(11, 0), NY)  # ~70 estimation days < EST_MIN
+    filings = pd.DataFrame([{"accession": "x", "ticker": "ABC", "accepted_at": at}])
+    out = ev.compute_events(filings, prices, windows=[(0, 1)]).set_index("method")
+    mm = out.loc["market_model"]
+    assert mm["skip_reason"] == "insufficient_estimation"
+    assert np.isfinite(mm["ret"]) and np.isfinite(mm["index_ret"])
+    assert np.isnan(mm["abnormal_ret"])
+    adjusted = out.loc["market_adjusted"]
+    assert adjusted["skip_reason"] is None and np.isfinite(adjusted["abnormal_ret"])
+
+
+def test_price_on_a_non_trading_day_never_stands_in_for_a_session() -> None:
+    """Rows dated on a weekend or holiday are ignored: they neither fill the next session's gap
+    nor overwrite its price (whatever the row order)."""
+    days = sessions("2021-06-01", "2021-07-30")
+    jul6 = days.index(dt.date(2021, 7, 6))  # Mon Jul 5 is Independence Day observed
+    values = [100.0] * len(days)
+    gap = _series("GAP", days[:jul6] + days[jul6 + 1 :], values[:jul6] + values[jul6 + 1 :])
+    holiday = _series("GAP", [dt.date(2021, 7, 5)], [80.0])  # Jul 6 itself has no price
+    late = _series("LATE", days, values)
+    saturday = _series("LATE", [dt.date(2021, 7, 3)], [80.0])  # listed after Jul 6's row
+    prices = pd.concat([gap, holiday, late, saturday, _series(INDEX_TICKER, days, values)])
+    filings = pd.DataFrame(
+        [
+            _filing("gap", "GAP", "2021-07-07T12:00:00-04:00"),  # day 0 Jul 7: base = Jul 6
+            _filing("late", "LATE", "2021-07-07T12:00:00-04:00"),
+        ]
+    )
+    out = ev.compute_events(filings, prices, windows=[(0, 1)], methods=["market_adjusted"])
+    out = out.set_index("accession")
+    assert out.loc["gap", "skip_reason"] == "missing_day"
+    assert np.isnan(out.loc["gap", "ret"])
+    assert out.loc["late", "skip_reason"] is None
+    assert out.loc["late", "ret"] == pytest.approx(0.0)  # 100 -> 100, not 80 -> 100

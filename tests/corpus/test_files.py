@@ -695,3 +695,35 @@ def test_manifest_file_names_give_no_ticker_and_only_crawler_ciks(tmp_path) -> N
         {"cik": None, "ticker": "DEF"},
         {"cik": "777", "ticker": "GHI"},
     ]
+
+
+def test_manifest_accepted_at_beats_the_sgml_header_time(tmp_path) -> None:
+    # The record's accepted_at replaces what the document gave, the SGML header's
+    # <ACCEPTANCE-DATETIME> included: 08:00 ET in the header (day 0 = that day), 17:00 ET in
+    # the manifest (after the close: day 0 = the next session).
+    acc = "0000000006-21-000001"
+    d = tmp_path / "subs"
+    d.mkdir()
+    (d / f"{acc}.txt").write_text(sgml_8k(acc, 66, "20210301080000"))
+    manifest = _jsonl(
+        tmp_path / "m.jsonl",
+        [
+            _row(
+                1,
+                id=acc,
+                text=None,
+                path=f"subs/{acc}.txt",
+                accepted_at="2021-03-01T17:00:00-05:00",
+                returns={"0_1": 0.01},
+            )
+        ],
+    )
+    prices = write_prices(tmp_path / "prices.csv", ["ABC"])
+    files.ingest_files(tmp_path / "s.duckdb", manifest, prices_csv=prices)
+    t = tables(tmp_path / "s.duckdb")
+    (filing,) = t["filings"].to_dict("records")
+    assert pd.Timestamp(filing["accepted_at"]) == pd.Timestamp("2021-03-01T22:00:00Z")
+    assert pd.Timestamp(filing["filing_date"]).date() == dt.date(2021, 3, 1)  # header's date
+    day0s = {m: set(pd.to_datetime(g["day0"]).dt.date) for m, g in t["events"].groupby("method")}
+    assert day0s.pop("provided") == {dt.date(2021, 3, 2)}
+    assert day0s and all(days == {dt.date(2021, 3, 2)} for days in day0s.values())

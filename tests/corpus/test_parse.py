@@ -176,6 +176,23 @@ def test_toc_without_page_numbers_picks_the_body_heading() -> None:
     assert "99.1 Press release" in p.sections["9.01"]
 
 
+def test_paged_toc_line_naming_every_item_of_the_filing_is_skipped() -> None:
+    # A one-item filing: its paged TOC line names exactly the items the body headings name (not
+    # a strict subset of them), with prose (an explanatory note) before the body heading. The
+    # TOC line must still go, or its longer "section" (the note) beats the body heading's.
+    note = (
+        "EXPLANATORY NOTE\n\nThis amended report is filed to correct the date of the lease "
+        "described below, which was misstated as March 1 in the report filed on February 20, "
+        "2021; no other change is made.\n\n"
+    )
+    body = "Item 8.01 Other Events 2\nSignature Page 3\n\n" + note
+    p = _parse_body(body + "Item 8.01 Other Events\n\nWe leased a new office.\n")
+    assert p.items == ["8.01"]
+    assert p.sections["8.01"] == "Item 8.01 Other Events\n\nWe leased a new office."
+    (cover,) = [s for s in p.boilerplate if s.kind == "cover"]
+    assert "EXPLANATORY NOTE" in p.text[cover.start : cover.end]
+
+
 def test_exhibit_list_mentions_do_not_create_items() -> None:
     p = parse_8k_file(ASSETS / "modern_full_submission.txt")
     assert "furnished under Item 2.02" in p.sections["9.01"]
@@ -256,6 +273,61 @@ def test_wrapped_form_name_is_not_an_exhibit_row() -> None:
     assert [e.type for e in _listed_exhibits(block)] == ["EX-99.1"]
 
 
+MAIN_8K = (
+    "<html><body><p>FORM 8-K</p><p>Item 8.01 Other Events</p><p>We opened a plant.</p>"
+    "<p>Item 9.01 Financial Statements and Exhibits</p><p>99.1 Press release</p></body></html>"
+)
+RELEASE_99 = "<html><body><p>Acme opens its Ohio plant</p></body></html>"
+UUENCODED = 'begin 644 logo.jpg\nM_]C_X``02D9)1@`!`0$`2`!(``#_VP!#``,"`@,"`@,#`P,$`P,$!0@%\nend'
+
+
+def _sgml(*docs: tuple[str, str, str], header_form: str | None = "8-K") -> str:
+    """A full submission: optional SGML header, then one <DOCUMENT> per (type, filename, body)."""
+    header = (
+        f"<SEC-HEADER>\nCONFORMED SUBMISSION TYPE:\t{header_form}\n"
+        "COMPANY CONFORMED NAME:\t\tACME CORP\n</SEC-HEADER>\n"
+        if header_form
+        else ""
+    )
+    blocks = "".join(
+        f"<DOCUMENT>\n<TYPE>{typ}\n<SEQUENCE>{i + 1}\n<FILENAME>{name}\n<TEXT>\n{body}\n"
+        "</TEXT>\n</DOCUMENT>\n"
+        for i, (typ, name, body) in enumerate(docs)
+    )
+    return f"<SEC-DOCUMENT>\n{header}{blocks}</SEC-DOCUMENT>\n"
+
+
+def test_sgml_graphic_xml_and_zip_documents_are_not_exhibits() -> None:
+    raw = _sgml(
+        ("8-K", "acme-8k.htm", MAIN_8K),
+        ("EX-99.1", "ex991.htm", RELEASE_99),
+        ("GRAPHIC", "logo.jpg", UUENCODED),
+        ("XML", "FilingSummary.xml", "<FilingSummary><ReportType>XBRL</ReportType>"),
+        ("ZIP", "0000000001-21-000001-xbrl.zip", UUENCODED.replace("logo.jpg", "x.zip")),
+    )
+    p = parse_8k(raw, "acme.txt")
+    assert p.items == ["8.01", "9.01"]
+    assert [(e.type, e.text) for e in p.exhibits] == [("EX-99.1", "Acme opens its Ohio plant")]
+    assert p.text.endswith("[EX-99.1] Acme opens its Ohio plant\n\nAcme opens its Ohio plant")
+    assert "begin 644" not in p.text and "FilingSummary" not in p.text and "XBRL" not in p.text
+
+
+@pytest.mark.parametrize("header_form", ["8-K", None])
+def test_sgml_main_document_is_the_8k_wherever_it_sits(header_form: str | None) -> None:
+    # The 8-K <DOCUMENT> is the main one even when another document comes first.
+    raw = _sgml(
+        ("GRAPHIC", "logo.jpg", UUENCODED),
+        ("EX-99.1", "ex991.htm", RELEASE_99),
+        ("8-K", "acme-8k.htm", MAIN_8K),
+        header_form=header_form,
+    )
+    p = parse_8k(raw, "acme.txt")
+    assert p.form == "8-K" and p.items == ["8.01", "9.01"]
+    assert "We opened a plant." in p.sections["8.01"]
+    assert [(e.type, bool(e.text)) for e in p.exhibits] == [("EX-99.1", True)]
+    assert not p.warnings
+
+
 def test_boilerplate_spans() -> None:
     p = parse_8k_file(ASSETS / "modern_full_submission.txt")
     kinds = {s.kind: s for s in p.boilerplate}
@@ -276,6 +348,22 @@ def test_informative_sections_drop_boilerplate() -> None:
     assert "forward-looking" not in info["9.01"]
     assert "99.1 Press release" in info["9.01"]
     assert info["2.02"] == p.sections["2.02"]
+
+
+def test_informative_paragraph_between_two_forward_looking_paragraphs_is_kept() -> None:
+    # Two forward-looking paragraphs a short paragraph apart are two spans: only paragraphs
+    # that touch (a blank line apart) merge, the news between them is no boilerplate.
+    fls1 = "This report contains forward-looking statements within the meaning of the safe harbor."
+    news = "The company opened a new plant in Ohio with 300 employees."
+    fls2 = (
+        "Forward-looking statements speak only as of today; we undertake no obligation to update."
+    )
+    p = _parse_body(f"Item 8.01 Other Events\n\n{fls1}\n\n{news}\n\n{fls2}\n\nShipping starts.\n")
+    fls = [p.text[s.start : s.end] for s in p.boilerplate if s.kind == "forward_looking"]
+    assert fls == [fls1, fls2]
+    info = p.informative_sections()["8.01"]
+    assert news in info and "Shipping starts." in info
+    assert "forward-looking" not in info.lower()
 
 
 def test_plain_text_simulated_filing() -> None:
@@ -505,3 +593,13 @@ def test_deeply_nested_broken_html_keeps_its_text() -> None:
     text = html_to_text("<html><body>" + "<font>w " * 1200 + "end")
     assert text.split() == ["w"] * 1200 + ["end"]
     assert "end" in html_to_text("<table><tr><td>" * 1500 + "end")
+
+
+def test_xbrl_documents_of_a_submission_are_not_exhibits():
+    """Regression: parse kept EX-101.* (XBRL data) as exhibits and appended its XML to the
+    text, while `ingest edgar` leaves it out of the store."""
+    path = (ASSETS.parent / "edgar" / "www.sec.gov" / "Archives" / "edgar" / "data" / "320193"
+            / "000032019321000010" / "0000320193-21-000010.txt")  # fmt: skip
+    p = parse_8k_file(path)
+    assert [e.type for e in p.exhibits] == ["EX-99.1"]
+    assert "<xbrli" not in p.text and "xbrl" not in p.text.lower()

@@ -154,3 +154,34 @@ def test_lower_numbered_heading_inside_a_pasted_release_continues_it() -> None:
     )
     assert [e.type for e in p.exhibits if e.text] == ["EX-99.1"]
     assert "Condensed Statements of Income" in p.exhibits[0].text
+
+
+def test_item_heading_after_the_pasted_release_leaves_the_layout_alone() -> None:
+    # "8-K, signature, exhibits" only: an item heading after the would-be exhibit means the
+    # document is laid out otherwise, so nothing is split off (documented as conservative).
+    later = "\nItem 7.01 Regulation FD Disclosure\n\nSlides are posted on our website.\n"
+    p = parse_8k(HEAD + SIGNATURE + "\nExhibit 99.1\n\n" + RELEASE + later, "inline.txt")
+    assert p.items == ["7.01", "8.01", "9.01"]
+    assert [(e.type, e.text) for e in p.exhibits] == [("EX-99.1", "")]
+    assert "[EX-99.1]" not in p.text
+    assert p.text.index("Exhibit 99.1") < p.text.index("twelfth consecutive")
+
+
+def test_one_long_line_after_an_exhibit_heading_is_not_a_pasted_exhibit() -> None:
+    # At least 400 chars on 3+ lines: a single long line (a description, a cover sheet) is not.
+    line = "Acme Corp today announced " + "a quarterly cash dividend of $0.10 per share; " * 10
+    assert len(line) > 400
+    p = parse_8k(HEAD + SIGNATURE + "\nExhibit 99.1\n\n" + line + "\n", "inline.txt")
+    assert [(e.type, e.text) for e in p.exhibits] == [("EX-99.1", "")]
+    assert p.text.rstrip().endswith(line.strip())
+    assert line.strip() in _signature(p)
+
+
+def test_pasted_exhibit_description_comes_from_the_first_listing() -> None:
+    # Item 9.01 lists 99.1 before the exhibit index does: the first listing names the exhibit.
+    index = "\nEXHIBIT INDEX\n\n99.1 | Earnings release of Acme Corp.\n"
+    p = parse_8k(HEAD + SIGNATURE + "\nExhibit 99.1\n\n" + RELEASE + index, "inline.txt")
+    assert [(e.type, e.description) for e in p.exhibits] == [
+        ("EX-99.1", "Press release dated May 1, 2008.")
+    ]
+    assert p.exhibits[0].text.startswith("Acme Corp Declares Quarterly Dividend")

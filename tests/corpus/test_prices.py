@@ -200,3 +200,21 @@ def test_ingest_prices_yfinance_stores_index(tmp_path) -> None:
         prices.ingest_prices(tmp_path / "s.duckdb", source="csv")
     with pytest.raises(UserError, match="--tickers: applies to --source yfinance only"):
         prices.ingest_prices(tmp_path / "s.duckdb", csv_path="p.csv", tickers="AAPL")
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "A,2021-01-04,10,9.5\nA,2021-01-04,10,9.0\n",  # same close, different adj_close
+        "A,2021-01-04,10,\nA,2021-01-04,10,9.5\n",  # empty adj_close is the close: 10 != 9.5
+    ],
+)
+def test_csv_repeat_with_a_different_adj_close_is_an_error(tmp_path, rows) -> None:
+    """A repeated (ticker, date) must repeat both prices; the event study reads adj_close, so a
+    different adjusted close under the same close is a conflict, not a harmless duplicate."""
+    path = _csv(tmp_path, "ticker,date,close,adj_close\n" + rows)
+    with pytest.raises(
+        UserError,
+        match=r"p\.csv:3: A 2021-01-04 appears again with different prices \(first on line 2\)",
+    ):
+        prices.read_prices_csv(path)

@@ -300,3 +300,54 @@ def test_oracle_accuracy_counts_ties_half():
     ties_b = [meta(0.0, 0.0, "B")] * 2
     assert sim.oracle_accuracy(decided + ties_a) == sim.oracle_accuracy(decided + ties_b) == 0.5
     assert sim.oracle_accuracy(decided[:1] + ties_b) == pytest.approx(2 / 3)
+
+
+def _truth_pair(ea: float, sa: float, da: float, eb: float, sb: float, db: float, **meta) -> dict:
+    return {
+        "a": {"truth": {"expected": ea, "scale": sa, "df": da}},
+        "b": {"truth": {"expected": eb, "scale": sb, "df": db}},
+        **meta,
+    }
+
+
+def _hand_win_probability(ea, sa, da, eb, sb, db, g: float) -> float:
+    """docs/simulated-market.md: P(|dE| + N >= g) / (P(|dE| + N >= g) + P(|dE| + N <= -g)),
+    N = sa*Ta - sb*Tb, integrated over Tb's density with scipy's adaptive quadrature (the code
+    uses 2,000 quantiles of Tb instead)."""
+    from scipy import integrate, stats
+
+    mu = abs(ea - eb)
+
+    def p_at_least(x: float) -> float:  # P(sa*Ta - sb*Tb >= x)
+        f = lambda y: stats.t.pdf(y, db) * stats.t.sf((x + sb * y) / sa, da)  # noqa: E731
+        return integrate.quad(f, -np.inf, np.inf, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
+
+    hit, miss = p_at_least(g - mu), p_at_least(g + mu)  # miss: |dE| + N <= -g, by symmetry
+    return hit / (hit + miss)
+
+
+def test_win_probability_uses_each_filings_own_noise_scale():
+    """Exact per-pair values where A's and B's noise scales differ (the Monte Carlo test's one
+    point of tolerance cannot tell B's scale from A's)."""
+    from scipy import stats
+
+    # Near-normal noise (df 1e8): closed form Phi((|dE| -+ g) / sqrt(sa^2 + sb^2)).
+    normal = [(0.02, 0.01, -0.005, 0.04), (-0.005, 0.04, 0.02, 0.01), (0.0, 0.03, 0.015, 0.005)]
+    pairs = [_truth_pair(ea, sa, 1e8, eb, sb, 1e8) for ea, sa, eb, sb in normal]
+    got = sim.pair_win_probabilities(pairs, min_gap=0.01)
+    for p, (ea, sa, eb, sb) in zip(got, normal, strict=True):
+        s = np.hypot(sa, sb)
+        hit = stats.norm.cdf((abs(ea - eb) - 0.01) / s)
+        miss = stats.norm.cdf((-abs(ea - eb) - 0.01) / s)
+        assert p == pytest.approx(hit / (hit + miss), abs=1e-5)  # quadrature: within 4e-6
+    # Student-t noise with different scales and dfs, B the noisier filing.
+    heavy = [(0.02, 0.01, 4.0, -0.005, 0.04, 3.0), (0.01, 0.005, 3.0, 0.0, 0.03, 5.0)]
+    pairs = [_truth_pair(*c) for c in heavy]
+    for g in (0.0, 0.01, 0.03):
+        got = sim.pair_win_probabilities(pairs, min_gap=g)
+        want = [_hand_win_probability(*c, g) for c in heavy]
+        assert got == pytest.approx(want, abs=1e-6)
+    # The ceiling is their mean; min_gap=None reads each pair's meta, else PairsConfig's 0.01.
+    tagged = [_truth_pair(*heavy[0], min_gap=0.03), _truth_pair(*heavy[1])]
+    want = np.mean([_hand_win_probability(*heavy[0], 0.03), _hand_win_probability(*heavy[1], 0.01)])
+    assert sim.bayes_ceiling(tagged) == pytest.approx(want, abs=1e-6)

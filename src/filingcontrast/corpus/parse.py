@@ -732,7 +732,12 @@ def parse_8k(raw: str | bytes, filename: str = "") -> Parsed8K:
     if docs:
         main_doc = next((d for d in docs if _is_8k(d.type)), docs[0])
         form = (header_form.group(1) if header_form else main_doc.type).upper()
-        exhibit_docs = [d for d in docs if d is not main_doc and d.type.startswith("EX-")]
+        # XBRL (EX-101.*) is data, not text: `ingest edgar` leaves it out of the store too.
+        exhibit_docs = [
+            d
+            for d in docs
+            if d is not main_doc and d.type.startswith("EX-") and not d.type.startswith("EX-101")
+        ]
     else:
         main_doc, form, exhibit_docs = SgmlDocument("", "", raw), "", []
     main_text = document_text(main_doc.body)
