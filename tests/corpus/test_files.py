@@ -521,25 +521,20 @@ def _documents(store: Path) -> list[dict]:
         return s.query("SELECT * FROM documents ORDER BY accession, name")
 
 
+def _submission_manifest(tmp_path, acc: str, sgml: str, **fields) -> Path:
+    """A one-record manifest whose document is the full submission `sgml` under subs/."""
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / f"{acc}.txt").write_text(sgml)
+    row = _row(1, id=acc, text=None, path=f"subs/{acc}.txt", **fields)
+    return _jsonl(tmp_path / "m.jsonl", [row])
+
+
 def test_manifest_path_to_full_submission_is_split_like_a_folder_file(tmp_path) -> None:
     acc = "0000000005-21-000001"
-    d = tmp_path / "subs"
-    d.mkdir()
-    (d / f"{acc}.txt").write_text(sgml_8k(acc, 55, "20210301080000", exhibit="Record quarter."))
-    manifest = _jsonl(
-        tmp_path / "m.jsonl",
-        [
-            _row(
-                1,
-                id=acc,
-                text=None,
-                path=f"subs/{acc}.txt",
-                accepted_at="2021-03-01T08:00:00-05:00",
-            )
-        ],
-    )
+    sgml = sgml_8k(acc, 55, "20210301080000", exhibit="Record quarter.")
+    manifest = _submission_manifest(tmp_path, acc, sgml, accepted_at="2021-03-01T08:00:00-05:00")
     files.ingest_files(tmp_path / "m.duckdb", manifest)
-    files.ingest_files(tmp_path / "d.duckdb", d)
+    files.ingest_files(tmp_path / "d.duckdb", tmp_path / "subs")
     from_manifest, from_folder = (
         _documents(tmp_path / "m.duckdb"),
         _documents(tmp_path / "d.duckdb"),
@@ -702,22 +697,9 @@ def test_manifest_accepted_at_beats_the_sgml_header_time(tmp_path) -> None:
     # <ACCEPTANCE-DATETIME> included: 08:00 ET in the header (day 0 = that day), 17:00 ET in
     # the manifest (after the close: day 0 = the next session).
     acc = "0000000006-21-000001"
-    d = tmp_path / "subs"
-    d.mkdir()
-    (d / f"{acc}.txt").write_text(sgml_8k(acc, 66, "20210301080000"))
-    manifest = _jsonl(
-        tmp_path / "m.jsonl",
-        [
-            _row(
-                1,
-                id=acc,
-                text=None,
-                path=f"subs/{acc}.txt",
-                accepted_at="2021-03-01T17:00:00-05:00",
-                returns={"0_1": 0.01},
-            )
-        ],
-    )
+    manifest = _submission_manifest(tmp_path, acc, sgml_8k(acc, 66, "20210301080000"),
+                                    accepted_at="2021-03-01T17:00:00-05:00",
+                                    returns={"0_1": 0.01})  # fmt: skip
     prices = write_prices(tmp_path / "prices.csv", ["ABC"])
     files.ingest_files(tmp_path / "s.duckdb", manifest, prices_csv=prices)
     t = tables(tmp_path / "s.duckdb")
