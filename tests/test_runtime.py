@@ -68,6 +68,8 @@ def test_iter_jsonl_splits_at_newlines_only(tmp_path):
     text = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:2])
     path.write_bytes((text + "\n" + json.dumps(rows[2]) + "\r\n").encode())
     assert [(n, obj) for n, obj in iter_jsonl(path)] == list(enumerate(rows, start=1))
+    path.write_bytes(b'{"a": 1}\r{"b": 2}\r')  # old Mac line ends: a raw CR is never in a string
+    assert [obj for _, obj in iter_jsonl(path)] == [{"a": 1}, {"b": 2}]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -185,6 +185,12 @@ def test_departures_said_other_ways_and_earlier_events():
     s = extract_signals("In connection with Mr. Janeway's retirement, Paul Ricci, CEO, Nuance, "
                         'commented, "We are deeply appreciative of his service as a director."')  # fmt: skip
     assert s.departures == []  # the CEO title is the speaker's; a director retires
+    # Only a quoted speaker's title is set aside: the officer may speak of their own departure.
+    for sentence, role in (
+        ("On March 1, 2022, John Smith, CEO, said he will retire at the end of the year.", "CEO"),
+        ("The Board accepted the resignation of Jane Roe, CFO, said the Chairman.", "CFO"),
+    ):
+        assert [d.role for d in extract_signals(sentence).departures] == [role], sentence
     s = extract_signals('The CEO Employment Agreement also provides that if Mr. Banks resigns for '
                         '"good reason", the Company will pay him two years of base salary.')  # fmt: skip
     assert s.departures == []  # severance terms of a new hire's contract
@@ -277,6 +283,17 @@ def test_guidance_verb_on_the_outlook_wins_over_the_reason():
     s = extract_signals("The Company reaffirmed its fiscal 2024 earnings guidance despite "
                         "reduced demand.")  # fmt: skip
     assert s.guidance == "reaffirmed"
+    # Several verbs on the company's own outlooks: lowered > raised > reaffirmed among them
+    # (regression: the first one decided, so a cut beside a reaffirmation read as reaffirmed).
+    for sentence, label in (
+        ("The Company reaffirms its full-year 2022 sales outlook and lowers its adjusted EPS "
+         "guidance to $1.10 to $1.20.", "lowered"),
+        ("XYZ Corp. maintains its 2022 revenue guidance but cuts its operating margin outlook.",
+         "lowered"),
+        ("The Company reaffirmed its fiscal 2022 revenue outlook and raised its earnings per "
+         "share guidance.", "raised"),
+    ):  # fmt: skip
+        assert extract_signals(sentence).guidance == label, sentence
     # Without a verb on "its outlook", lower is still read first.
     s = extract_signals("Fiscal 2024 revenue guidance was lowered as increased costs weigh.")
     assert s.guidance == "lowered"

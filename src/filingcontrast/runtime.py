@@ -277,10 +277,10 @@ def iter_jsonl(path: str | Path, torn_tail_ok: bool = False) -> Iterator[tuple[i
                 f"{path}: not UTF-8 text (byte {exc.start}); expected JSON lines"
             ) from None
         text = data[: exc.start].decode("utf-8-sig")
-    # "\n" only: str.splitlines also breaks at U+2028, U+0085 and \x1c-\x1e, which JSON allows
-    # raw inside strings (and our writers leave raw: ensure_ascii=False); a "\r" left by CRLF
-    # is JSON whitespace.
-    lines = text.split("\n")
+    # Line breaks are "\n", "\r\n" or "\r" (which JSON never holds raw inside a string), not
+    # what str.splitlines also breaks at: U+2028 and U+0085, legal raw inside JSON strings (and
+    # our writers leave them raw: ensure_ascii=False).
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     for n, line in enumerate(lines, start=1):

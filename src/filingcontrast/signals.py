@@ -423,15 +423,20 @@ def _guidance(s: Signals, sents: list[str]) -> None:
             s.guidance = "reaffirmed"
             return
         verbs = ((_DOWN, "lowered"), (_UP, "raised"), (_SAME, "reaffirmed"))
-        own = _OWN_GUIDE.search(sent)
-        if own and not _negated(sent, own.start()):
-            # The verb acting on "its ... outlook" decides ("raised its outlook, citing lower
-            # costs" is a raise), before any other verb the sentence holds.
-            verb = own.group(0).split()[0]
-            label = next((lab for rx, lab in verbs if rx.fullmatch(verb)), None)
-            if label:
-                s.guidance = label
-                return
+        # The verbs acting on "its ... outlook" decide ("raised its outlook, citing lower costs"
+        # is a raise), before any other verb the sentence holds; among several ("reaffirms its
+        # sales outlook and lowers its EPS guidance") lowered > raised > reaffirmed.
+        own = {
+            lab
+            for m in _OWN_GUIDE.finditer(sent)
+            if not _negated(sent, m.start())
+            for rx, lab in verbs
+            if rx.fullmatch(m.group(0).split()[0])
+        }
+        label = next((lab for _, lab in verbs if lab in own), None)
+        if label:
+            s.guidance = label
+            return
         for rx, label in verbs:
             m = rx.search(sent)
             if m and not _negated(sent, m.start()):
@@ -494,8 +499,8 @@ def _role_of(text: str) -> str | None:
 # A speaker's title in apposition ("..., Paul Ricci, CEO, Nuance, commented"): not the role of the
 # officer the sentence is about.
 _SPEAKER_ROLE = re.compile(
-    r"(?<=, )(?:" + _ROLE_RE.pattern + r")(?:, [A-Z][\w.&]*){0,3},? "
-    r"(?:commented|said|says|stated|added|remarked)\b",
+    r"(?<=, )(?:" + _ROLE_RE.pattern + r")(?:, (?-i:[A-Z])[\w.&]*){0,3},? "
+    r"(?:commented|said|says|stated|added|remarked)[,:]? *[\"\u201c]",
     re.IGNORECASE,
 )
 
@@ -504,7 +509,7 @@ def _departures(s: Signals, sents: list[str]) -> None:
     seen: dict[str, Departure] = {}
     poor = any(_POOR.search(x) for x in sents)
     for i, sent in enumerate(sents):
-        sent = _SPEAKER_ROLE.sub("said", sent)
+        sent = _SPEAKER_ROLE.sub('said "', sent)
         if (
             "|" in sent
             or _EARLIER.search(sent)
