@@ -741,12 +741,9 @@ def digests_with_counts(
     flat = [u.text for units in all_units for u in units]
     flat_counts = _count(tokenizer, flat)
     chosen, pos = [], 0
-    counts_of: dict[int, int] = {}
     for units in all_units:
-        counts = flat_counts[pos : pos + len(units)]
-        counts_of.update((id(u), n) for u, n in zip(units, counts, strict=True))
+        chosen.append(_select(units, flat_counts[pos : pos + len(units)], budget_tokens))
         pos += len(units)
-        chosen.append(_select(units, counts, budget_tokens))
     digests = [_join(c) for c in chosen]
     # Selection sums unit counts (+1 per join), which is within a token or two of the joined
     # text's count on real filings but can undercount by more (sentences opening with a word

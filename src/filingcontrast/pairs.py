@@ -800,7 +800,7 @@ def load_pairs(pairs_dir: str | Path, split: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _finite(x: Any) -> bool:
+def _finite_number(x: Any) -> bool:
     """A JSON number that is a usable float (not a bool, NaN, ±Infinity or a 400-digit int)."""
     if isinstance(x, bool) or not isinstance(x, int | float):
         return False
@@ -816,10 +816,10 @@ def _truth_problem(truth: Any) -> str | None:
         return None
     if not isinstance(truth, dict):
         return ": must be an object or null"
-    if not _finite(truth.get("expected")):
+    if not _finite_number(truth.get("expected")):
         return f".expected: must be a finite number, got {truth.get('expected')!r}"
     scale = truth.get("scale")
-    if not _finite(scale) or not scale > 0:
+    if not _finite_number(scale) or not scale > 0:
         return f".scale: must be a finite number > 0, got {scale!r}"
     df = truth.get("df", math.inf)  # Infinity: normal noise
     if isinstance(df, bool) or not isinstance(df, int | float) or not df > 2:
@@ -861,13 +861,13 @@ def _row_problem(row: Any) -> str | None:
         if not (isinstance(side["items"], list) and all(isinstance(i, str) for i in side["items"])):
             return f"field meta.{s}.items: must be a list of item codes (strings)"
         ret = side["abnormal_ret"]
-        if ret is not None and not _finite(ret):
+        if ret is not None and not _finite_number(ret):
             return f"field meta.{s}.abnormal_ret: must be a finite number or null, got {ret!r}"
         problem = _truth_problem(side.get("truth"))
         if problem:
             return f"field meta.{s}.truth{problem}"
     gap = meta["gap"]
-    if not _finite(gap) or not gap >= 0:
+    if not _finite_number(gap) or not gap >= 0:
         return f"field meta.gap: must be a finite number >= 0 (abs. return difference), got {gap!r}"
     if not isinstance(meta["confidence"], str):
         return "field meta.confidence: must be a string"

@@ -513,7 +513,6 @@ def _departures(s: Signals, sents: list[str]) -> None:
         if (
             "|" in sent
             or _EARLIER.search(sent)
-            or _EARLIER_8K.search(sent)
             or _LEGAL.search(sent)
             or re.search(r"\binterim\b|succeed|successor", sent, re.I)
             and not any(rx.search(sent) for _, rx in _DEPART_RE)
@@ -631,12 +630,13 @@ _NON_CASH = re.compile(
     r"stock dividend|pro rata dividend|spin-?off|dividend of [^.;]{0,40}\b(?:common stock|shares)\b",
     re.I,
 )
-# "As previously disclosed, ... stepped down": an earlier event the filing recalls.
-_EARLIER = re.compile(r"\bas (?:previously|earlier) (?:reported|disclosed|announced)\b", re.I)
-# "... announced in a current report on Form 8-K that was filed with the SEC on August 22, 2011":
-# an earlier filing's news (this one calls itself "this Current Report on Form 8-K").
-_EARLIER_8K = re.compile(
-    r"\b(?:a|the|its) (?:current report on )?Form 8-K,? (?:that was |which was )?filed\b", re.I
+# An earlier event the filing recalls: "As previously disclosed, ... stepped down", or news
+# "announced in a current report on Form 8-K that was filed with the SEC on August 22, 2011"
+# (this filing calls itself "this Current Report on Form 8-K").
+_EARLIER = re.compile(
+    r"\bas (?:previously|earlier) (?:reported|disclosed|announced)\b|"
+    r"\b(?:a|the|its) (?:current report on )?Form 8-K,? (?:that was |which was )?filed\b",
+    re.I,
 )
 
 

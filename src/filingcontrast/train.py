@@ -138,8 +138,8 @@ def pairs_digest_meta(pairs_dir: Path) -> dict[str, Any]:
     if summary is None:
         return {}
     check_field_types(pairs_dir / "summary.json", summary, SUMMARY_TYPES)
-    out: dict[str, Any] = {"key_facts": bool(summary.get("key_facts", False))}
-    if isinstance(summary.get("digest_tokens"), int):
+    out: dict[str, Any] = {"key_facts": summary.get("key_facts", False)}
+    if summary.get("digest_tokens") is not None:
         out["digest_tokens"] = summary["digest_tokens"]
     return out
 
@@ -1000,9 +1000,10 @@ META_TYPES: dict[str, tuple[type, ...]] = {
     "base": (str,),
     "template": (str,),
     "system_prompt": (str,),
-    "digest_tokens": (int, type(None)),
-    "key_facts": (bool,),
     "max_seq_len": (int, type(None)),
+    # copied from the pairs' summary.json by pairs_digest_meta
+    "digest_tokens": SUMMARY_TYPES["digest_tokens"],
+    "key_facts": SUMMARY_TYPES["key_facts"],
 }
 
 

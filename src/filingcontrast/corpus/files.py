@@ -645,7 +645,9 @@ def _ingest_manifest(store: Store, path: Path, tally: _Tally, sleep: float) -> N
     """Every record is checked before the first filing is stored, so a mistake on line N
     leaves the store as it was instead of holding lines 1 to N-1 without their returns."""
     seen: dict[str, int] = {}
-    records: list[tuple[int, _Record]] = []
+    # (line, record, its rows when parsed early: see below)
+    records: list[tuple[int, _Record, FilingRows | str | None]] = []
+    cik_tickers = _cik_tickers(store)
     for line_no, rec in _manifest_records(path):
         where = f"{path}:{line_no}"
         record = _record(rec, where, path.parent)
@@ -655,17 +657,18 @@ def _ingest_manifest(store: Store, path: Path, tally: _Tally, sleep: float) -> N
                 f"{where}: field id: duplicate accession {acc} (first on line {seen[acc]})"
             )
         seen[acc] = line_no
+        rows = None
         if (record.company or record.sector) and not record.cik:
             # Whether the document supplies the CIK a company needs is known only from parsing
-            # it: parse it here too (rare), so that this check also runs before any write.
-            _manifest_filing(record, where, path.parent, {})
-        records.append((line_no, record))
+            # it (rare): parse it now, so that this check too runs before any write.
+            rows = _manifest_filing(record, where, path.parent, cik_tickers)
+        records.append((line_no, record, rows))
     if not records:
         raise UserError(f"{path}: no filings (the manifest has no records)")
-    cik_tickers = _cik_tickers(store)
-    for line_no, record in records:
-        result = _manifest_filing(record, f"{path}:{line_no}", path.parent, cik_tickers)
-        tally.add(store, f"{path.name}:{line_no}", result, sleep)
+    for line_no, record, rows in records:
+        if rows is None:
+            rows = _manifest_filing(record, f"{path}:{line_no}", path.parent, cik_tickers)
+        tally.add(store, f"{path.name}:{line_no}", rows, sleep)
 
 
 def _test_pause(seconds: float, written: int) -> None:

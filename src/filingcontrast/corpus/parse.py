@@ -885,15 +885,12 @@ def measure_reference(data_dir: Path | str) -> dict[str, Any]:
     Returns item-set exact-match accuracy, mean token-set Jaccard of section texts (over items
     both sides have), parse time, and the list of misses.
     """
-    import json
     import time
 
+    from filingcontrast.runtime import iter_jsonl
+
     data_dir = Path(data_dir)
-    rows = [
-        json.loads(line)
-        for line in (data_dir / "index.jsonl").read_text().split("\n")
-        if line.strip()
-    ]
+    rows = [row for _, row in iter_jsonl(data_dir / "index.jsonl")]
     misses: list[dict[str, Any]] = []
     jaccards: list[float] = []
     t0 = time.perf_counter()

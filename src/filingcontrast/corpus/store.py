@@ -328,11 +328,12 @@ class Store:
         not in the middle of a query."""
         have = table_names(self.con)
         for table in tables:
-            cols = ["key", "value"] if table == "meta" else [c.split()[0] for c in TABLES[table][1]]
             if table not in have:
                 raise UserError(f"{self.path}: damaged store: table {table} is missing")
+            cols = ["key", "value"] if table == "meta" else [c.split()[0] for c in TABLES[table][1]]
             info = self.con.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
-            missing = [c for c in cols if c not in {r[1] for r in info}]
+            present = {r[1] for r in info}
+            missing = [c for c in cols if c not in present]
             if missing:
                 raise UserError(
                     f"{self.path}: not a filingcontrast store, or a damaged one: table {table} "
