@@ -230,6 +230,20 @@ def test_report_opens_with_the_verdict_and_paired_tests(tmp_path):
     assert 'alt="items by epoch"' not in text and "cannot be assessed" in text
 
 
+def test_report_holds_no_bare_less_than_sign(tmp_path):
+    """Regression: "McNemar p < 0.001" went into the page unescaped (an HTML parse error that
+    browsers happened to forgive)."""
+    run = _fake_run(tmp_path)
+    m = json.loads((run / "metrics.json").read_text())
+    m["baselines"]["signal_rule"] = {"n": 100, "accuracy": 0.86, "vs_fine_tuned": {
+        "only_fine_tuned_right": 8, "only_baseline_right": 42, "mcnemar_p": 1.2e-06}}  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(m))
+    text = write_report(run).read_text()
+    text = re.sub(r"<(script|style)\b.*?</\1>", "", text, flags=re.S)
+    assert "8 / 42, p &lt; 0.001" in text
+    assert not re.findall(r"<(?![A-Za-z/!])", text)
+
+
 @pytest.mark.parametrize(
     "acc, ci, vs_p, expected",
     [

@@ -451,7 +451,8 @@ def _fmt(x: Any, nd: int = 3) -> str:
 
 
 def _p(p: float) -> str:
-    return f"{p:.2g}" if p >= 0.001 else "< 0.001"
+    """A p-value as HTML text (its "<" escaped: a bare one is a parse error)."""
+    return f"{p:.2g}" if p >= 0.001 else "&lt; 0.001"
 
 
 def _img(b64: str | None, alt: str, missing: str) -> str:
