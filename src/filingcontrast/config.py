@@ -134,7 +134,9 @@ class PairsConfig:
         _check(self.seed >= -1, "seed", f"must be >= 0, or -1 for the run's seed, got {self.seed}")
         parts = self.window.split("_")
         _check(
-            len(parts) == 2 and all(p.isdigit() for p in parts) and int(parts[0]) <= int(parts[1]),
+            len(parts) == 2
+            and all(p.isascii() and p.isdigit() for p in parts)
+            and int(parts[0]) <= int(parts[1]),
             "window",
             f"must look like 0_1 (start_end trading days), got {self.window!r}",
         )
