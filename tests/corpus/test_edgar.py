@@ -424,3 +424,348 @@ def test_xbrl_exhibits_are_not_stored_even_with_a_text_file_name() -> None:
         ("main", None),
         ("exhibit", "EX-99.1"),
     ]
+
+
+# -- retry policy, identity, cache ages (mutation audit) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status, retried", [(429, True), (500, True), (502, True), (503, True), (504, True),
+                        (400, False), (403, False), (404, False), (410, False)],
+)  # fmt: skip
+def test_which_statuses_are_retried(tmp_path, status, retried) -> None:
+    url = edgar.TICKERS_URL
+    transport = FakeTransport({url: [Resp(status)]})
+    clock = FakeClock()
+    client = _client(transport, tmp_path, clock)
+    if retried:
+        assert b"AAPL" in client.get(url)
+        assert len(transport.calls) == 2 and client.retries == 1 and clock.sleeps == [1.0]
+    else:  # a 404 (or 403 ...) is an answer: asking again only burns the SEC's rate budget
+        with pytest.raises(HttpError, match=f"HTTP {status}") as err:
+            client.get(url)
+        assert err.value.status == status
+        assert len(transport.calls) == 1 and client.retries == 0 and clock.sleeps == []
+
+
+def test_backoff_doubles_up_to_the_cap(tmp_path) -> None:
+    url = edgar.TICKERS_URL
+    transport = FakeTransport({url: [Resp(503)] * 20})
+    clock = FakeClock()
+    client = _client(transport, tmp_path, clock)
+    client.max_retries = 8
+    with pytest.raises(HttpError, match="HTTP 503"):
+        client.get(url)
+    assert len(transport.calls) == 9
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_a_short_retry_after_does_not_shorten_the_backoff(tmp_path) -> None:
+    url = edgar.TICKERS_URL
+    transport = FakeTransport({url: [Resp(503), Resp(503, headers={"Retry-After": "0"})]})
+    clock = FakeClock()
+    client = _client(transport, tmp_path, clock)
+    assert b"AAPL" in client.get(url)
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_retry_after_as_an_http_date(tmp_path) -> None:
+    import email.utils
+    import time
+
+    url = edgar.TICKERS_URL
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    transport = FakeTransport({url: [Resp(503, headers={"Retry-After": when})]})
+    clock = FakeClock()
+    client = _client(transport, tmp_path, clock)
+    assert b"AAPL" in client.get(url)
+    assert len(clock.sleeps) == 1 and 25.0 <= clock.sleeps[0] <= 31.0
+
+
+def test_403_names_the_sec_fair_access_rule(tmp_path) -> None:
+    url = edgar.TICKERS_URL
+    client = _client(FakeTransport({url: [Resp(403)]}), tmp_path)
+    with pytest.raises(HttpError, match=r"HTTP 403 \(SEC refuses undeclared or too fast clients\)"):
+        client.get(url)
+
+
+class FlakyTransport(FakeTransport):
+    """Raises `error` for the first `times` requests of `url`, then serves like FakeTransport."""
+
+    def __init__(self, url: str, error: BaseException, times: int = 1) -> None:
+        super().__init__()
+        self.url, self.error, self.times = url, error, times
+
+    def get(self, url: str, headers: dict[str, str], timeout: float) -> Resp:
+        if url == self.url and self.times:
+            self.times -= 1
+            self.calls.append((url, dict(headers)))
+            raise self.error
+        return super().get(url, headers, timeout)
+
+
+def test_a_read_timeout_is_retried(tmp_path) -> None:
+    import requests
+
+    url = edgar.TICKERS_URL
+    for error in (TimeoutError("timed out"), requests.ReadTimeout("read timed out")):
+        transport = FlakyTransport(url, error)
+        client = _client(transport, tmp_path / type(error).__name__)
+        assert b"AAPL" in client.get(url)
+        assert len(transport.calls) == 2 and client.retries == 1
+
+
+def test_identity_argument_wins_over_environment_and_needs_a_name(monkeypatch) -> None:
+    monkeypatch.setenv("SEC_IDENTITY", "Env Person env@example.com")
+    assert validate_identity("Jane Doe jane@example.com") == "Jane Doe jane@example.com"
+    assert validate_identity("  Jane Doe <jane@example.com> ") == "Jane Doe <jane@example.com>"
+    for bare in ("<jane@example.com>", "jane@example.com;", "(jane@example.com)"):
+        with pytest.raises(UserError, match="must contain a name"):
+            validate_identity(bare)
+
+
+def test_user_agent_is_the_identity_on_every_request(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    transport = FakeTransport()
+    _ingest(tmp_path, transport, tickers=["AAPL"])
+    assert transport.calls and all(h.get("User-Agent") == IDENTITY for _, h in transport.calls)
+
+
+_TXT_10 = (
+    "https://www.sec.gov/Archives/edgar/data/320193/000032019321000010/0000320193-21-000010.txt"
+)
+_PRIMARY_10 = "https://www.sec.gov/Archives/edgar/data/320193/000032019321000010/d8k.htm"
+_PRIMARY_HTML = b"<html><body><p>FORM 8-K</p><p>Item 2.02 Results</p></body></html>"
+
+
+def test_connection_failure_is_not_a_missing_submission(tmp_path, monkeypatch) -> None:
+    """A .txt that could not be fetched (network) must fail the filing, not fall back to the
+    primary document with the JSON's unreliable time, and must not be remembered as a 404: the
+    rerun stores it from the full submission. Failures with a success between them do not add
+    up to MAX_FAILED_IN_A_ROW."""
+    _fast(monkeypatch)
+    monkeypatch.setattr(Client, "_sleep_before_retry", lambda self, *args: None)
+    monkeypatch.setattr(edgar, "MAX_FAILED_IN_A_ROW", 2)
+    flaky = FlakyTransport(_TXT_10, ConnectionError("Network is unreachable"), times=100)
+    flaky.script[_PRIMARY_10] = [Resp(200, _PRIMARY_HTML)] * 10
+    # AAPL 21-000010 fails, 21-000020 and MSFT 21-000001 succeed, MSFT 21-000002 fails.
+    first = _ingest(tmp_path, flaky)
+    assert set(first["failed"]) == {"0000320193-21-000010", "0000789019-21-000002"}
+    assert first["filings"] == 2
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        assert not store.query("SELECT * FROM filings WHERE accession = '0000320193-21-000010'")
+    again = FakeTransport({_PRIMARY_10: [Resp(200, _PRIMARY_HTML)] * 10})
+    second = _ingest(tmp_path, again)
+    assert list(second["failed"]) == ["0000789019-21-000002"]
+    assert _TXT_10 in [u for u, _ in again.calls]
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        (row,) = store.query(
+            "SELECT accepted_at FROM filings WHERE accession = '0000320193-21-000010'"
+        )
+        ndocs = store.count("documents")
+        exhibits = store.query(
+            "SELECT name FROM documents WHERE accession = '0000320193-21-000010' "
+            "AND kind = 'exhibit'"
+        )
+    assert row["accepted_at"] == dt.datetime(2021, 1, 27, 21, 30, 12, tzinfo=dt.UTC)
+    assert exhibits == [{"name": "dex991.htm"}] and ndocs >= 4
+
+
+def test_since_and_until_are_inclusive(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    summary = _ingest(tmp_path, FakeTransport(), tickers=["AAPL"], since="2021-01-27",
+                      until="2021-01-27")  # fmt: skip
+    assert summary["filings"] == 1 and summary["failed"] == {}
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        accs = [r["accession"] for r in store.query("SELECT accession FROM filings")]
+    assert accs == ["0000320193-21-000010"]
+    with pytest.raises(UserError, match="--until 2021-01-26: before --since 2021-01-27"):
+        _ingest(tmp_path, FakeTransport(), since="2021-01-27", until="2021-01-26")
+
+
+def _aapl_submissions() -> dict:
+    import json
+
+    return json.loads((ASSETS / "data.sec.gov/submissions/CIK0000320193.json").read_text())
+
+
+def test_older_page_ending_on_since_is_read(tmp_path, monkeypatch) -> None:
+    import json
+
+    _fast(monkeypatch)
+    sub = _aapl_submissions()
+    sub["filings"]["files"][0]["filingTo"] = "2018-02-01"  # the page's last day is --since
+    url = edgar.SUBMISSIONS_URL.format(cik10="0000320193")
+    transport = FakeTransport({url: [Resp(200, json.dumps(sub).encode())]})
+    _ingest(tmp_path, transport, tickers=["AAPL"], since="2018-02-01")
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        accs = {r["accession"] for r in store.query("SELECT accession FROM filings")}
+    assert "0000320193-18-000005" in accs  # filed 2018-02-01
+
+
+def test_a_filing_listed_twice_is_fetched_and_counted_once(tmp_path, monkeypatch) -> None:
+    import json
+
+    _fast(monkeypatch)
+    page_url = edgar.SUBMISSIONS_PAGE_URL.format(name="CIK0000320193-submissions-001.json")
+    page = json.loads((ASSETS / "data.sec.gov/submissions/CIK0000320193-submissions-001.json")
+                      .read_text())  # fmt: skip
+    for key, value in [("accessionNumber", "0000320193-21-000010"), ("filingDate", "2021-01-27"),
+                       ("reportDate", "2021-01-27"),
+                       ("acceptanceDateTime", "2021-01-27T16:30:12.000Z"), ("form", "8-K"),
+                       ("items", "2.02,9.01"), ("primaryDocument", "d8k.htm")]:  # fmt: skip
+        page[key].append(value)  # also in `recent`: a page overlapping the recent list
+    transport = FakeTransport({page_url: [Resp(200, json.dumps(page).encode())]})
+    summary = _ingest(tmp_path, transport, tickers=["AAPL"], since="2018-01-01")
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        n = store.count("filings")
+    assert summary["filings"] == n == 3
+    assert [u for u, _ in transport.calls].count(_TXT_10) == 1
+
+
+def test_index_json_is_refetched_after_a_day_archives_never(tmp_path, monkeypatch) -> None:
+    import os
+    import time
+
+    _fast(monkeypatch)
+    _ingest(tmp_path, FakeTransport(), tickers=["AAPL"])
+    cache = HttpCache(tmp_path / "cache")
+    index_urls = [edgar.TICKERS_URL, edgar.SUBMISSIONS_URL.format(cik10="0000320193")]
+    archive = cache.path(_TXT_10)
+
+    def age(hours: float) -> None:
+        then = time.time() - hours * 3600
+        for path in [cache.path(u) for u in index_urls] + [archive]:
+            os.utime(path, (then, then))
+
+    age(23)  # same day: nothing asked again
+    transport = FakeTransport()
+    _ingest(tmp_path, transport, tickers=["AAPL"])
+    assert transport.calls == []
+    age(25)  # a day later: new filings may be listed; archived documents do not change
+    transport = FakeTransport()
+    _ingest(tmp_path, transport, tickers=["AAPL"])
+    assert sorted(u for u, _ in transport.calls) == sorted(index_urls)
+
+
+def test_prices_cover_the_estimation_window_and_the_days_after_until(tmp_path, monkeypatch):
+    """yfinance is asked from early enough for the market model (sessions day0-279 .. day0-30)
+    and late enough for every window of a filing on --until; a download honouring start/end
+    (end exclusive, as yfinance's) then gives every filing both abnormal returns."""
+    _fast(monkeypatch)
+    asked = []
+
+    def download(tickers, start, end=None, auto_adjust=True, **kw):
+        asked.append((start, end))
+        days = pd.DatetimeIndex(sessions("2018-01-01", "2021-12-31"), name="Date")
+        days = days[(days >= start) & ((days < end) if end else True)]
+        rng = np.random.default_rng(0)
+        cols = pd.MultiIndex.from_product([["Adj Close", "Close"], tickers])
+        data = np.exp(np.cumsum(rng.normal(0, 0.01, (len(days), len(cols))), axis=0)) * 100
+        return pd.DataFrame(data, index=days, columns=cols)
+
+    _ingest(tmp_path, FakeTransport(), tickers=["AAPL"], since="2021-01-01", until="2021-03-01",
+            with_prices=True, download=download)  # fmt: skip
+    assert len(asked) == 1
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        rows = store.query(
+            "SELECT accession, method, skip_reason FROM events WHERE \"window\" = '0_5' "
+            "ORDER BY 1, 2"
+        )
+    assert rows == [
+        {"accession": acc, "method": m, "skip_reason": None}
+        for acc in ("0000320193-21-000010", "0000320193-21-000020")
+        for m in ("market_adjusted", "market_model")
+    ]
+
+
+def test_rate_limiter_back_to_back_requests_are_spaced_exactly() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=10, clock=clock.clock, sleep=clock.sleep)
+    stamps = []
+    for _ in range(21):  # no work between requests: the limiter alone sets the pace
+        limiter.wait()
+        stamps.append(clock.now)
+    assert np.allclose(np.diff(stamps), 0.1)
+    assert stamps[-1] - stamps[0] == pytest.approx(2.0)  # 21 requests take 2 s at 10/s
+    clock.now += 5.0  # an idle pause earns no burst afterwards
+    t = clock.now
+    limiter.wait()
+    limiter.wait()
+    assert clock.now == pytest.approx(t + 0.1)
+
+
+def test_edgar_ingest_keeps_a_known_companys_sector(tmp_path, monkeypatch) -> None:
+    _fast(monkeypatch)
+    with Store(tmp_path / "s.duckdb") as store:
+        store.upsert("companies", [{"cik": "320193", "ticker": "AAPL", "name": "Apple",
+                                    "sector": "Technology", "source": "files"}])  # fmt: skip
+    _ingest(tmp_path, FakeTransport(), tickers=["AAPL"])
+    with Store(tmp_path / "s.duckdb", read_only=True) as store:
+        assert store.query("SELECT name, sector FROM companies") == [
+            {"name": "Apple", "sector": "Technology"}
+        ]
+
+
+def test_a_response_that_is_not_json_is_not_replayed_from_the_cache(tmp_path, monkeypatch):
+    _fast(monkeypatch)
+    garbled = FakeTransport({edgar.TICKERS_URL: [Resp(200, b"<html>Maintenance</html>")]})
+    with pytest.raises(HttpError, match="not JSON"):
+        _ingest(tmp_path, garbled, tickers=["AAPL"])
+    summary = _ingest(tmp_path, FakeTransport(), tickers=["AAPL"])
+    assert summary["filings"] == 2
+
+
+def test_a_cache_write_killed_midway_leaves_no_truncated_entry(tmp_path, monkeypatch) -> None:
+    from pathlib import Path as P
+
+    cache = HttpCache(tmp_path / "cache")
+    url = edgar.TICKERS_URL
+    cache.put(url, b'{"old": 1}')
+    real = P.write_bytes
+
+    def killed(self, data):
+        real(self, data[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(P, "write_bytes", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put(url, b'{"new": 2, "padding": "' + b"x" * 100 + b'"}')
+    monkeypatch.undo()
+    assert cache.get(url) == b'{"old": 1}'
+
+
+def test_documents_without_a_file_name_are_kept_under_a_numbered_name() -> None:
+    # Old submissions often have no <FILENAME>: the 8-K and its press release are still text.
+    sub = _submission(("8-K", None, MAIN), ("EX-99.1", None, EX99), ("GRAPHIC", "logo.jpg", "x"))
+    docs = edgar.submission_documents(sub, "0000000001-21-000001")
+    assert [(d["name"], d["kind"], d["exhibit_type"]) for d in docs] == [
+        ("document-1.txt", "main", None),
+        ("document-2.txt", "exhibit", "EX-99.1"),
+    ]
+
+
+def test_json_item_codes_are_split_and_trimmed(tmp_path) -> None:
+    client = _client(FakeTransport(), tmp_path)
+    row = {"accessionNumber": "0000320193-21-000010", "filingDate": "2021-01-27", "form": "8-K",
+           "items": " 2.02 , 9.01,", "primaryDocument": "d8k.htm",
+           "acceptanceDateTime": "2021-01-27T16:30:12.000Z"}  # fmt: skip
+    filing, docs = edgar.fetch_filing(client, "0000320193", "AAPL", row)
+    assert filing["items"] == ["2.02", "9.01"]
+    assert filing["cik"] == "320193" and filing["filing_date"] == dt.date(2021, 1, 27)
+    # The header's US/Eastern time, not the JSON's "Z" (here the New York clock).
+    assert filing["accepted_at"] == dt.datetime(2021, 1, 27, 21, 30, 12, tzinfo=dt.UTC)
+    assert [d["kind"] for d in docs] == ["main", "exhibit"]
+
+
+@pytest.mark.parametrize(
+    "stamp, utc",
+    [
+        ("20210702170000", dt.datetime(2021, 7, 2, 21, 0, tzinfo=dt.UTC)),  # EDT, UTC-4
+        ("20211231093000", dt.datetime(2021, 12, 31, 14, 30, tzinfo=dt.UTC)),  # EST, UTC-5
+        ("20210314120000", dt.datetime(2021, 3, 14, 16, 0, tzinfo=dt.UTC)),  # DST starts that day
+    ],
+)
+def test_header_acceptance_time_is_new_york_time_in_summer_too(stamp, utc) -> None:
+    sub = edgar.parse_sgml(f"<SEC-HEADER>\n<ACCEPTANCE-DATETIME>{stamp}\n</SEC-HEADER>\n")
+    assert sub.accepted_at == utc

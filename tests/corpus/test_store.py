@@ -42,6 +42,13 @@ def test_write_filing_replaces_documents_atomically(tmp_path) -> None:
         assert s.count("filings") == 2
 
 
+# A fake next schema version's migration: adds a column and fills it.
+LANGUAGE_MIGRATION = [
+    "ALTER TABLE filings ADD COLUMN language VARCHAR",
+    "UPDATE filings SET language = 'en'",
+]
+
+
 def test_migration_path(tmp_path, monkeypatch) -> None:
     path = tmp_path / "s.duckdb"
     with Store(path) as s:
@@ -52,12 +59,7 @@ def test_migration_path(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(
         store_mod,
         "MIGRATIONS",
-        {
-            1: [
-                "ALTER TABLE filings ADD COLUMN language VARCHAR",
-                "UPDATE filings SET language = 'en'",
-            ]
-        },
+        {1: LANGUAGE_MIGRATION},
     )
     with pytest.raises(UserError, match="schema version 1, expected 2"):
         Store(path, read_only=True)
@@ -199,3 +201,115 @@ def test_content_digest_sees_rows_not_file_bytes(tmp_path) -> None:
     with Store(b) as st:
         st.upsert("filings", [{"accession": "0000000001-21-000001", "source": "simulated"}])
     assert store_mod.content_digest(a) != store_mod.content_digest(b)
+
+
+# -- transactions, versions, removal (mutation audit) ------------------------------------------
+
+
+def test_every_failed_transaction_rolls_back_not_only_the_first(tmp_path) -> None:
+    with Store(tmp_path / "s.duckdb") as s:
+        for acc in ("b", "c"):
+            with pytest.raises(RuntimeError):
+                with s.transaction():
+                    s.write_filing({"accession": acc, "form": "8-K"},
+                                   [store_mod.document_row(acc, "m.htm", "main", None, "x")])  # fmt: skip
+                    raise RuntimeError("killed mid-filing")
+            assert s.count("filings") == 0 and s.count("documents") == 0
+        s.write_filing({"accession": "d", "form": "8-K"})
+        assert s.count("filings") == 1
+
+
+def test_failed_write_filing_keeps_the_previous_version_whole(tmp_path) -> None:
+    path = tmp_path / "s.duckdb"
+    old = [store_mod.document_row("a", "main.htm", "main", None, "old")]
+    with Store(path) as s:
+        s.write_filing({"accession": "a", "form": "8-K", "ticker": "ABC"}, old)
+        bad_doc = {**store_mod.document_row("a", "new.htm", "main", None, "new"), "name": None}
+        with pytest.raises(duckdb.Error):  # a NULL key: the insert fails after the delete
+            s.write_filing({"accession": "a", "form": "8-K/A", "ticker": "ABC"}, [bad_doc])
+    with Store(path, read_only=True) as s:
+        assert s.query("SELECT form FROM filings") == [{"form": "8-K"}]
+        assert s.query("SELECT name, text FROM documents") == [{"name": "main.htm", "text": "old"}]
+
+
+def test_provided_returns_are_replaced_per_method(tmp_path) -> None:
+    def ev(window, method, value):
+        return {"accession": "a", "window": window, "method": method, "abnormal_ret": value}
+
+    filing = {"accession": "a", "form": "8-K"}
+    with Store(tmp_path / "s.duckdb") as s:
+        s.write_filing(filing, events=[ev("0_1", "provided", 0.1), ev("0_3", "provided", 0.3)])
+        s.upsert("events", [ev("0_1", "market_adjusted", 0.5)])
+        # A corrected manifest lists only 0_1: the old 0_3 must not linger.
+        s.write_filing(filing, events=[ev("0_1", "provided", 0.2)])
+        got = s.query('SELECT "window", method, abnormal_ret FROM events ORDER BY 2, 1')
+        assert got == [
+            {"window": "0_1", "method": "market_adjusted", "abnormal_ret": 0.5},
+            {"window": "0_1", "method": "provided", "abnormal_ret": 0.2},
+        ]
+        s.write_filing(filing)  # a source without returns keeps them
+        assert s.count("events") == 2
+
+
+def test_read_only_open_of_a_newer_store_is_refused(tmp_path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    with pytest.raises(UserError, match="schema version 2, expected 1"):
+        Store(path, read_only=True)
+
+
+def test_migrations_run_in_sequence_over_several_versions(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path) as s:
+        s.upsert("filings", [{"accession": "a"}])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(
+        store_mod,
+        "MIGRATIONS",
+        {
+            1: LANGUAGE_MIGRATION,
+            2: ["ALTER TABLE filings ADD COLUMN pages INT", "UPDATE filings SET pages = 3"],
+        },
+    )
+    with Store(path) as s:
+        assert s.schema_version == 3
+        assert s.query("SELECT language, pages FROM filings") == [{"language": "en", "pages": 3}]
+
+
+def test_a_new_store_starts_at_the_current_version_without_migrating(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", {1: ["SELECT nope"]})  # only for old stores
+    with Store(tmp_path / "s.duckdb") as s:
+        assert s.schema_version == 2
+
+
+def test_create_false_never_creates_a_store(tmp_path) -> None:
+    path = tmp_path / "sub" / "none.duckdb"
+    with pytest.raises(UserError, match="store not found"):
+        Store(path, create=False)
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_remove_if_empty_only_removes_an_empty_store_of_ours(tmp_path) -> None:
+    empty = tmp_path / "empty.duckdb"
+    Store(empty).close()
+    assert store_mod.remove_if_empty(empty) is True
+    assert not empty.exists() and not (tmp_path / "empty.duckdb.wal").exists()
+    # An EDGAR store has filings but no `truth` rows: it is not empty.
+    used = tmp_path / "used.duckdb"
+    with Store(used) as s:
+        s.upsert("filings", [{"accession": "a"}])
+    assert store_mod.remove_if_empty(used) is False
+    with Store(used, read_only=True) as s:
+        assert s.count("filings") == 1
+    foreign = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(foreign))
+    con.execute("CREATE TABLE trades (x INT)")
+    con.close()
+    assert store_mod.remove_if_empty(foreign) is False and foreign.exists()
+    csv = tmp_path / "prices.csv"
+    csv.write_text("ticker,date,close\n")
+    assert store_mod.remove_if_empty(csv) is False and csv.exists()

@@ -322,7 +322,7 @@ def ingest_edgar(
     failed: dict[str, str] = {}
     written = 0
     with Store(store_path) as store:
-        store.upsert("companies", companies)
+        store.merge_companies(companies)
         bar = tqdm(work, desc="8-K filings", unit="filing", disable=not progress)
         in_a_row = 0
         for ticker, cik, row in bar:

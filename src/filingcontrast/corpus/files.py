@@ -553,15 +553,9 @@ def _write(store: Store, rows: FilingRows) -> dict[str, Any]:
     with store.transaction():
         filing = store.write_filing(rows.filing, rows.documents, rows.events)
         cik, ticker = filing.get("cik"), filing.get("ticker")
-        if cik and not store.query("SELECT 1 FROM companies WHERE cik = ?", [cik]):
+        if cik:
             company = {"cik": cik, "ticker": ticker, "name": rows.company, "sector": rows.sector}
-            store.upsert("companies", [{**company, "source": "files"}])
-        elif cik and (ticker or rows.company or rows.sector):
-            store.con.execute(
-                "UPDATE companies SET ticker = coalesce(ticker, ?), name = coalesce(name, ?), "
-                "sector = coalesce(sector, ?) WHERE cik = ?",
-                [ticker, rows.company, rows.sector, cik],
-            )
+            store.merge_companies([{**company, "source": "files"}])
     return filing
 
 

@@ -140,6 +140,10 @@ class HttpCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(url + "\n")
 
+    def drop(self, url: str) -> None:
+        """Forget a cached body (one that turned out unusable)."""
+        self.path(url).unlink(missing_ok=True)
+
     def put(self, url: str, body: bytes) -> None:
         path = self.path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +219,9 @@ class Client:
         try:
             return json.loads(body)
         except ValueError as exc:
+            # A maintenance page served with 200: not kept, so running again asks again.
+            if self.cache is not None:
+                self.cache.drop(url)
             raise HttpError(url, 200, f"response is not JSON ({exc})") from None
 
     def _fetch(self, url: str) -> bytes:

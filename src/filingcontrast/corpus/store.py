@@ -368,6 +368,22 @@ class Store:
             )
         return len(rows)
 
+    def merge_companies(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Add new companies; a known one only gets the ticker, name, sector or size it lacked,
+        never a different one (a user's sector from `ingest files` outlives EDGAR's SIC text,
+        and a rerun never renames a company). One transaction."""
+        with self.transaction() as con:
+            for row in rows:
+                known = con.execute("SELECT 1 FROM companies WHERE cik = ?", [row["cik"]])
+                if not known.fetchall():
+                    self.upsert("companies", [row])
+                    continue
+                con.execute(
+                    "UPDATE companies SET ticker = coalesce(ticker, ?), name = coalesce(name, ?), "
+                    "sector = coalesce(sector, ?), size = coalesce(size, ?) WHERE cik = ?",
+                    [*(row.get(c) for c in ("ticker", "name", "sector", "size")), row["cik"]],
+                )
+
     def upsert_frame(self, table: str, frame: Any) -> int:
         """Bulk upsert from a pandas DataFrame whose columns are a subset of the table's."""
         if table not in TABLES:
