@@ -98,6 +98,8 @@ class FakeStages:
         self.calls: list[str] = []
         self.resumed: list[bool] = []
         self.interrupt: str | None = None
+        self.extra: dict[str, str] = {}  # split -> a line more (the pairs came out different)
+        self.bad_checkpoint = False  # a resume fails with CheckpointError (damaged checkpoint)
         self.complete = train.COMPLETE
         monkeypatch.setattr(sim, "simulate_to_store", self.simulate)
         monkeypatch.setattr(pairs, "build_pairs", self.pairs)
@@ -121,13 +123,18 @@ class FakeStages:
         self._call("pairs")
         out.mkdir(parents=True, exist_ok=True)
         for split in ("train", "valid", "test"):
-            (out / f"{split}.jsonl").write_text(json.dumps({"pairs": str(cfg.pairs)}) + "\n")
+            line = json.dumps({"pairs": str(cfg.pairs)}) + "\n"
+            (out / f"{split}.jsonl").write_text(line + self.extra.get(split, ""))
         (out / "summary.json").write_text(json.dumps({"seconds": time.time()}))
 
     def train(self, cfg, pairs_dir, resume=False, resume_hint=""):
+        from filingcontrast.errors import CheckpointError
         from filingcontrast.train import check_out_dir
 
         run = cfg.run_dir
+        if resume and self.bad_checkpoint:
+            self.resumed.append(resume)
+            raise CheckpointError(f"{run}: checkpoint damaged")
         check_out_dir(run, resume)  # what the real one refuses: leftovers of an earlier run
         self.resumed.append(resume)
         (run / "metrics.jsonl").write_text('{"type": "train", "step": 1}\n')
@@ -305,3 +312,311 @@ def test_headline_names_each_baseline_with_its_paired_test(tmp_path):
     assert "majority           accuracy 0.500\n" in text  # a coin on every pair: no paired test
     below = headline({**m, "accuracy": 0.375}, tmp_path)
     assert "closed: none (at or below chance)" in below  # not "-98%"
+
+
+ALL_STAGES = ["simulate", "pairs", "train", "evaluate", "report"]
+
+
+@pytest.mark.parametrize(
+    "split, rerun",
+    [
+        ("train", ["pairs", "train", "evaluate", "report"]),
+        ("valid", ["pairs", "train"]),  # same adapter: its evaluation is reused
+        ("test", ["pairs", "evaluate"]),  # same metrics: the report is reused
+    ],
+)
+def test_rebuilt_pairs_that_came_out_different_rerun_the_stages_reading_them(
+    tmp_path, monkeypatch, split, rerun
+):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    run = tmp_path / "runs" / "t"
+    (run / "pairs" / "summary.json").unlink()  # pairs reruns ...
+    fake.extra, fake.calls = {split: '{"more": 1}\n'}, []  # ... and this split comes out changed
+    fake_demo(tmp_path)
+    assert fake.calls == rerun
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["train.threads=1", "train.save_every=7", "train.lean_memory=true",
+     'train.grad_checkpointing="off"', "train.checkpointing_threshold=64"],
+)  # fmt: skip
+def test_each_speed_only_train_setting_keeps_the_adapter(tmp_path, monkeypatch, override):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    fake.calls = []
+    messages = fake_demo(tmp_path, override)
+    assert fake.calls == [] and sum("up to date" in m for m in messages) == 5
+
+
+def test_a_new_filingcontrast_version_reruns_every_stage(tmp_path, monkeypatch):
+    import filingcontrast.demo as demo
+
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    fake.calls = []
+    monkeypatch.setattr(demo, "__version__", "999.0.0")
+    fake_demo(tmp_path)
+    assert fake.calls == ALL_STAGES
+
+
+def test_tree_digest_sees_names_and_bytes_but_not_hidden_temp_files(tmp_path):
+    from filingcontrast.demo import tree_digest
+
+    d = tmp_path / "adapter"
+    (d / "sub").mkdir(parents=True)
+    (d / "weights").write_text("abc")
+    (d / "sub" / "cfg.json").write_text("{}")
+    first = tree_digest(d)
+    assert first is not None and tree_digest(d) == first
+    (d / ".weights.tmp-123").write_text("half written")  # an atomic write in progress
+    (d / ".cache").mkdir()
+    (d / ".cache" / "x").write_text("y")
+    assert tree_digest(d) == first
+    (d / "weights").rename(d / "weights2")  # same bytes under another name
+    assert tree_digest(d) != first
+    (d / "weights2").rename(d / "weights")
+    assert tree_digest(d) == first
+    (d / "weights").write_text("abd")
+    assert tree_digest(d) != first
+    assert tree_digest(tmp_path / "nothing") is None
+    assert tree_digest(d / "weights") is not None
+
+
+def test_demos_sharing_a_store_reuse_each_others_identical_simulation(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path, 'name="a"')
+    fake_demo(tmp_path, 'name="b"')  # rewrites the store: same rows, other file bytes
+    fake.calls = []
+    fake_demo(tmp_path, 'name="a"')
+    assert fake.calls == []
+
+
+def test_a_stage_that_writes_nothing_is_an_error_not_a_result(tmp_path, monkeypatch):
+    import filingcontrast.report as report
+    from filingcontrast.errors import UserError
+
+    fake = FakeStages(monkeypatch)
+    monkeypatch.setattr(report, "write_report", lambda run_dir: fake._call("report"))
+    with pytest.raises(UserError, match=r"report\.html: the report stage finished without writing"):
+        fake_demo(tmp_path)
+    stages = json.loads((tmp_path / "runs" / "t" / "stages.json").read_text())
+    assert stages["report"].get("running")  # never recorded as done
+
+
+def test_a_record_cut_short_under_other_settings_is_not_taken_as_this_runs(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    run = tmp_path / "runs" / "t"
+    # Training finished (adapter, checkpoint) but the demo died before recording it.
+    stages = json.loads((run / "stages.json").read_text())
+    stages["train"] = {**stages["train"], "running": True}
+    (run / "stages.json").write_text(json.dumps(stages))
+    fake.calls, fake.resumed = [], []
+    fake_demo(tmp_path, "train.lr=2e-3")  # other settings: that adapter is not this run's
+    assert fake.calls == ["train", "evaluate", "report"] and fake.resumed == [False]
+    weights = (run / "adapter" / "weights").read_text()
+    assert weights.startswith("0.002 ")
+
+
+def test_a_resume_from_a_damaged_checkpoint_trains_from_the_start(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    fake.interrupt = "train"
+    with pytest.raises(KeyboardInterrupt):
+        fake_demo(tmp_path)
+    fake.interrupt, fake.bad_checkpoint, fake.calls, fake.resumed = None, True, [], []
+    messages = fake_demo(tmp_path)
+    assert fake.resumed == [True, False] and fake.calls == ["train", "evaluate", "report"]
+    assert any("cannot resume" in m and "training from the start" in m for m in messages)
+    assert (tmp_path / "runs" / "t" / "adapter" / "weights").is_file()
+
+
+def test_a_simulate_rerun_with_other_settings_removes_every_later_result(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    run = tmp_path / "runs" / "t"
+    fake.interrupt, fake.calls = "pairs", []
+    with pytest.raises(KeyboardInterrupt):
+        fake_demo(tmp_path, "simulate.filings=300")
+    assert fake.calls == ["simulate", "pairs"]
+    for name in ("pairs", "adapter", "metrics.json", "predictions.jsonl", "report.html"):
+        assert not (run / name).exists(), name
+    stages = json.loads((run / "stages.json").read_text())
+    assert set(stages) == {"simulate", "pairs"} and stages["pairs"]["running"]
+    fake.interrupt, fake.calls = None, []
+    fake_demo(tmp_path, "simulate.filings=300")
+    assert fake.calls == ["pairs", "train", "evaluate", "report"]
+
+
+def test_an_empty_store_file_is_replaced(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    store = tmp_path / "data" / "s.duckdb"
+    store.parent.mkdir()
+    store.write_bytes(b"")
+    fake_demo(tmp_path)
+    assert fake.calls == ALL_STAGES and store.stat().st_size > 0
+
+
+def test_a_duckdb_file_with_other_tables_is_left_alone(tmp_path, monkeypatch):
+    import duckdb
+
+    from filingcontrast.errors import UserError
+
+    fake = FakeStages(monkeypatch)
+    store = tmp_path / "data" / "s.duckdb"
+    store.parent.mkdir()
+    con = duckdb.connect(str(store))
+    con.execute("CREATE TABLE invoices (id INTEGER)")
+    con.execute("INSERT INTO invoices VALUES (7)")
+    con.close()
+    with pytest.raises(UserError, match="not a filingcontrast store .*invoices"):
+        fake_demo(tmp_path)
+    assert fake.calls == []
+    con = duckdb.connect(str(store), read_only=True)
+    assert con.execute("SELECT id FROM invoices").fetchall() == [(7,)]
+    con.close()
+
+
+def _damage(store):
+    store.write_bytes(b"\0" * 8 + b"DUCK" + b"garbage" * 1000)
+
+
+def test_a_damaged_store_is_replaced_only_if_this_run_made_it(tmp_path, monkeypatch):
+    from filingcontrast.errors import UserError
+
+    fake = FakeStages(monkeypatch)
+    store = tmp_path / "data" / "s.duckdb"
+    store.parent.mkdir()
+    _damage(store)
+    before = store.read_bytes()
+    with pytest.raises(UserError, match="cannot open it"):
+        fake_demo(tmp_path)  # someone's damaged database: not ours to throw away
+    assert store.read_bytes() == before and fake.calls == []
+    store.unlink()
+    fake_demo(tmp_path)
+    _damage(store)  # the demo's own store, damaged; rerun with other simulate settings
+    fake.calls = []
+    fake_demo(tmp_path, "simulate.filings=300")
+    assert fake.calls == ALL_STAGES and store.read_bytes() != before
+
+
+def test_a_damaged_store_of_this_run_is_simulated_again_on_the_same_command(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    _damage(tmp_path / "data" / "s.duckdb")
+    fake.calls = []
+    fake_demo(tmp_path)
+    assert fake.calls[0] == "simulate"
+
+
+def test_an_old_write_ahead_log_is_not_replayed_onto_the_new_store(tmp_path, monkeypatch):
+    import duckdb
+
+    fake = FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    store = tmp_path / "data" / "s.duckdb"
+    # A process killed while writing the old store left its write-ahead log beside it.
+    con = duckdb.connect(str(store))
+    con.execute("SET wal_autocheckpoint='1TB'")
+    con.execute("PRAGMA disable_checkpoint_on_shutdown")
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('x', 'old')")
+    wal = store.with_name(store.name + ".wal")
+    log = wal.read_bytes()
+    con.close()
+    wal.write_bytes(log)
+    fake.calls = []
+    fake_demo(tmp_path, "simulate.filings=300")
+    assert fake.calls == ALL_STAGES and not wal.exists()
+    con = duckdb.connect(str(store), read_only=True)
+    assert "300" in con.execute("SELECT value FROM meta WHERE key = 'sim'").fetchone()[0]
+    con.close()
+
+
+def test_a_simulation_cut_short_leaves_no_temp_files_and_the_old_store(tmp_path, monkeypatch):
+    import filingcontrast.corpus.simulate as sim
+    from filingcontrast.corpus.store import Store
+
+    FakeStages(monkeypatch)
+    fake_demo(tmp_path)
+    store = tmp_path / "data" / "s.duckdb"
+    digest_before = store.read_bytes()
+
+    def half(cfg):
+        with Store(cfg.store) as s, s.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('sim', 'half')")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim, "simulate_to_store", half)
+    with pytest.raises(KeyboardInterrupt):
+        fake_demo(tmp_path, "simulate.filings=300")
+    assert sorted(p.name for p in store.parent.iterdir() if ".tmp-" in p.name) == []
+    assert store.read_bytes() == digest_before
+
+
+def test_a_run_dir_a_demo_left_before_its_first_stage_is_taken(tmp_path, monkeypatch):
+    fake = FakeStages(monkeypatch)
+    run = tmp_path / "runs" / "t"
+    run.mkdir(parents=True)
+    for name in ("config.toml", "log.txt", ".demo.lock"):
+        (run / name).write_text("")
+    fake_demo(tmp_path)
+    assert fake.calls == ALL_STAGES
+
+
+def test_a_store_that_is_a_directory_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    from filingcontrast.errors import ConfigError
+
+    fake = FakeStages(monkeypatch)
+    (tmp_path / "data" / "s.duckdb").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="store: must name a DuckDB file"):
+        fake_demo(tmp_path)
+    assert not (tmp_path / "runs").exists() and fake.calls == []
+
+
+def test_a_second_demo_waits_for_the_first_to_release_the_lock(tmp_path):
+    import threading
+
+    from filingcontrast.demo import _locked
+
+    lock = tmp_path / "runs" / "t" / ".demo.lock"
+    said: list[str] = []
+    order: list[str] = []
+
+    def second():
+        with _locked(lock, "runs/t", said.append):
+            order.append("second")
+
+    with _locked(lock, "runs/t", said.append):
+        t = threading.Thread(target=second)
+        t.start()
+        deadline = time.time() + 5
+        while not said and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        order.append("first")
+    t.join(5)
+    assert said == ["waiting for another demo that is using runs/t ..."]
+    assert order == ["first", "second"]
+
+
+def test_headline_without_ci_or_ceiling_and_at_exact_chance(tmp_path):
+    from filingcontrast.demo import headline
+
+    bare = headline({"split": "test", "n_pairs": 8, "accuracy": 0.625}, tmp_path)
+    assert "fine-tuned model   accuracy 0.625  95% CI [n/a, n/a]" in bare
+    assert "Bayes ceiling" not in bare and "closed" not in bare
+    assert bare.endswith(f"Report: {tmp_path / 'report.html'}")
+    chance = headline({"split": "test", "n_pairs": 8, "accuracy": 0.5, "ceiling": 0.8}, tmp_path)
+    assert "closed: none (at or below chance)" in chance  # not "0%"
+
+
+def test_quick_and_config_are_exclusive_and_quick_is_the_small_config(tmp_path):
+    from filingcontrast.config import load_config
+    from filingcontrast.demo import demo_config_path, run_demo
+    from filingcontrast.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="give --quick or --config, not both"):
+        run_demo(str(tmp_path / "mine.toml"), quick=True)
+    assert load_config(demo_config_path(True), []).name == "demo-quick"
+    assert load_config(demo_config_path(False), []).name == "demo"

@@ -53,9 +53,14 @@ def tree_digest(path: Path) -> str | None:
     temp files skipped); of a DuckDB store, its rows (`store.content_digest`); None when the
     path does not exist."""
     if path.is_file() and path.suffix == ".duckdb":
+        import duckdb
+
         from filingcontrast.corpus.store import content_digest
 
-        return content_digest(path)
+        try:
+            return content_digest(path)
+        except duckdb.Error:
+            pass  # damaged: its bytes' digest below matches no recorded one, so its stage reruns
     if path.is_file():
         files = [(".", path)]
     elif path.is_dir():
