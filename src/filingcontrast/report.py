@@ -93,7 +93,9 @@ def check_metrics(m: dict, path: Path) -> None:
                 "swap_consistency", "ceiling", "oracle_accuracy"):  # fmt: skip
         f.num(key, m.get(key))
     f.ci("accuracy_ci", m.get("accuracy_ci"))
-    f.obj("calibration", m.get("calibration"))
+    cal = f.obj("calibration", m.get("calibration"))
+    for key in ("n_pairs", "bias", "temperature", "log_loss_before", "log_loss_after"):
+        f.num(f"calibration.{key}", cal.get(key))
     blocks = {"uncalibrated": m["uncalibrated"]} if m.get("uncalibrated") is not None else {}
     blocks.update((f"baselines.{k}", v) for k, v in f.obj("baselines", m.get("baselines")).items())
     for name, b in list(blocks.items()):  # the model on a baseline's subset of the pairs
@@ -220,6 +222,15 @@ def item_name(code: str) -> str:
     return f"{code} {label}" if label else code
 
 
+def _xerr(acc: list[float], cis: list[list[float] | None]) -> list[list[float]]:
+    """Error-bar lengths below and above each accuracy from its [lo, hi] (None: no bar); an
+    accuracy outside its own interval (a hand-edited file) gets no bar on that side, since
+    matplotlib refuses negative lengths."""
+    cis = [ci or [a, a] for a, ci in zip(acc, cis, strict=True)]
+    return [[max(0.0, a - ci[0]) for a, ci in zip(acc, cis, strict=True)],
+            [max(0.0, ci[1] - a) for a, ci in zip(acc, cis, strict=True)]]  # fmt: skip
+
+
 def plot_by_item(by_item: dict, top: int = 15) -> str | None:
     rows = sorted(by_item.items(), key=lambda kv: -kv[1]["n"])[:top]
     if not rows:
@@ -227,12 +238,8 @@ def plot_by_item(by_item: dict, top: int = 15) -> str | None:
     fig, ax = _fig(7, 0.35 * len(rows) + 1)
     names = [f"{item_name(k)} (n={v['n']})" for k, v in rows]
     acc = [v["accuracy"] for _, v in rows]
-    cis = [
-        v.get("accuracy_ci") or [a, a] for a, (_, v) in zip(acc, rows, strict=True)
-    ]  # null: none
-    err = [[a - ci[0] for a, ci in zip(acc, cis, strict=True)],
-           [ci[1] - a for a, ci in zip(acc, cis, strict=True)]]  # fmt: skip
-    ax.barh(names, acc, xerr=err, color="C0", capsize=3)
+    ax.barh(names, acc, xerr=_xerr(acc, [v.get("accuracy_ci") for _, v in rows]), color="C0",
+            capsize=3)  # fmt: skip
     ax.axvline(0.5, color="grey", ls="--", lw=1)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
@@ -268,8 +275,7 @@ def plot_vs_baselines(m: dict) -> str | None:
     fig, ax = _fig(7, 0.42 * len(rows) + 1.2)
     names = [r[0] for r in rows]
     acc = [r[1] for r in rows]
-    lo = [a - (r[2][0] if r[2] else a) for a, r in zip(acc, rows, strict=True)]
-    hi = [(r[2][1] if r[2] else a) - a for a, r in zip(acc, rows, strict=True)]
+    lo, hi = _xerr(acc, [r[2] for r in rows])
     colors = ["C3" if n.startswith("fine-tuned") else "C2" if n == "oracle" else "C7"
               for n in names]  # fmt: skip
     ax.barh(names, acc, xerr=[lo, hi], color=colors, capsize=3)
@@ -524,8 +530,8 @@ def summary_box(m: dict, facts: dict) -> str:
             f"; {' and '.join(k for k, m in fits if m == n)} fitted all {n} training rows"
             for n in counts
         )
-        out.append(f"The model's optimizer steps went through {rows} training "
-                   f"{facts.get('row_unit', 'pairs')}{beside}.")  # fmt: skip
+        out.append(f"The model's optimizer steps went through {_fmt(rows)} training "
+                   f"{_fmt(facts.get('row_unit', 'pairs'))}{beside}.")  # fmt: skip
     return f"<div class='summary'>{' '.join(out)}</div>"
 
 
@@ -682,7 +688,7 @@ def calibration_note(m: dict) -> str:
     )
     return (
         f"<p>The plot shows calibrated probabilities. Calibration was fitted on "
-        f"{cal['n_pairs']} validation pairs (both orders): position bias "
+        f"{_fmt(cal['n_pairs'])} validation pairs (both orders): position bias "
         f"{_fmt(cal.get('bias'), 3)} (decision logit), temperature "
         f"{_fmt(cal.get('temperature'), 3)}; validation log-loss per order "
         f"{_fmt(cal.get('log_loss_before'))} &rarr; {_fmt(cal.get('log_loss_after'))}.{here} "
@@ -703,7 +709,7 @@ def ranking_note(m: dict, facts: dict) -> str:
 
         pval = f", p {_p(float(spearmanr(*zip(*pts, strict=True)).pvalue))}"
     spread = rk.get("long_short_spread")
-    window = facts.get("window")
+    window = html.escape(str(facts["window"])) if facts.get("window") else None
     return (
         f"<p>Each test filing scored by a Bradley–Terry fit to the model's pairwise verdicts "
         f"({_fmt(rk.get('n_filings'))} filings, {_fmt(rk.get('comparisons'))} comparisons). "
@@ -725,10 +731,12 @@ def examples(m: dict, run_dir: Path, k: int = 2) -> str:
     found = next((p for p in candidates if split and p.is_file()), None)
     if not preds or found is None:
         return "<p class='note'>No predictions.jsonl or pairs file to show examples from.</p>"
+    # Only for display: rows or predictions of the wrong shape are left out, not an error.
     rows = {r["meta"].get("pair_id"): r for _, r in iter_jsonl(found)
-            if isinstance(r.get("meta"), dict)}  # fmt: skip
-    scored = [(p, rows[p["pair_id"]]) for p in preds if p.get("pair_id") in rows
-              and _is_num(p.get("p_a")) and p.get("winner") in ("A", "B")]  # fmt: skip
+            if isinstance(r.get("meta"), dict) and isinstance(r["meta"].get("pair_id"), str)}  # fmt: skip
+    scored = [(p, rows[p["pair_id"]]) for p in preds if isinstance(p.get("pair_id"), str)
+              and p["pair_id"] in rows and _is_num(p.get("p_a"))
+              and p.get("winner") in ("A", "B")]  # fmt: skip
     decided = [(p, r) for p, r in scored if p["p_a"] != 0.5]  # a coin flip is neither
     right = [(p, r) for p, r in decided if (p["p_a"] > 0.5) == (p["winner"] == "A")]
     wrong = [(p, r) for p, r in decided if (p["p_a"] > 0.5) != (p["winner"] == "A")]
@@ -746,9 +754,12 @@ def examples(m: dict, run_dir: Path, k: int = 2) -> str:
 def _example(title: str, pred: dict, meta: dict) -> str:
     sides = []
     for side in ("a", "b"):
-        f = meta.get(side) or {}
+        f = meta.get(side) if isinstance(meta.get(side), dict) else {}
         ret = f.get("abnormal_ret")
-        items = ", ".join(item_name(str(i)) for i in f.get("items") or [])
+        codes = f.get("items") or []
+        items = ", ".join(
+            item_name(str(i)) for i in (codes if isinstance(codes, list) else [codes])
+        )
         sides.append(
             f"<details><summary>Filing {side.upper()}: {html.escape(items or '?')}; realized "
             f"abnormal return {'—' if not _is_num(ret) else f'{ret:+.2%}'}</summary>"
