@@ -387,3 +387,16 @@ def test_rows_longer_than_training_are_scored_fitted_as_validation_was(monkeypat
     seen.clear()
     score_rows(Scorer(None, None, fmt, meta={}), [long_row], batch_size=2)  # older adapters
     assert seen == [long_row]
+
+
+def test_no_ceiling_for_market_model_pairs():
+    """Regression: the ceiling of market-adjusted truth was reported for market-model pairs."""
+    from filingcontrast.evaluate import _ceiling
+    from filingcontrast.runtime import iter_jsonl
+
+    rows = [r for _, r in iter_jsonl(ASSETS / "test.jsonl")]
+    ceiling, oracle = _ceiling(rows)
+    assert ceiling is not None and oracle is not None
+    for r in rows:
+        r["meta"]["method"] = "market_model"
+    assert _ceiling(rows) == (None, oracle)

@@ -91,8 +91,8 @@ def _ceiling(rows: Sequence[dict]) -> tuple[float | None, float | None]:
         return None, None
     from filingcontrast.corpus.simulate import bayes_ceiling, oracle_accuracy
 
-    window = metas[0].get("window", "0_1")
-    ceiling = bayes_ceiling(metas, window=window)
+    window, method = metas[0].get("window", "0_1"), metas[0].get("method", "market_adjusted")
+    ceiling = bayes_ceiling(metas, window=window, method=method)
     ceiling = None if ceiling is None else float(ceiling)
     return ceiling, oracle_accuracy(metas)
 

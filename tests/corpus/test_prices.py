@@ -218,3 +218,67 @@ def test_csv_repeat_with_a_different_adj_close_is_an_error(tmp_path, rows) -> No
         match=r"p\.csv:3: A 2021-01-04 appears again with different prices \(first on line 2\)",
     ):
         prices.read_prices_csv(path)
+
+
+def test_csv_header_is_case_insensitive_and_cells_are_trimmed(tmp_path) -> None:
+    path = _csv(
+        tmp_path,
+        "Ticker,Date,Close,Adj_Close\n"
+        "abc, 2021-01-04 ,10,9.5\n"
+        "ABC,2021-01-05,NA,\n"  # NA / null / None / NaN: a missing value, not an error
+        "ABC,2021-01-06,null,\n"
+        "ABC,2021-01-07,11,None\n",  # empty adj_close -> close
+    )
+    frame, report = prices.read_prices_csv(path)
+    assert [d.isoformat() for d in frame["date"]] == ["2021-01-04", "2021-01-07"]
+    assert list(frame["adj_close"]) == [9.5, 11.0]
+    assert report["skipped_rows"] == {"missing_value": 2}
+    assert report["skipped_lines"]["missing_value"] == [3, 4]
+
+
+def test_csv_adj_close_errors_name_the_adj_close_field(tmp_path) -> None:
+    with pytest.raises(UserError, match=r"p\.csv:3: field adj_close: 'x' is not a number"):
+        prices.read_prices_csv(
+            _csv(tmp_path, "ticker,date,close,adj_close\nA,2021-01-04,1,1\nA,2021-01-05,1,x\n")
+        )
+
+
+def test_csv_path_that_is_not_a_file_is_a_one_line_error(tmp_path) -> None:
+    with pytest.raises(UserError, match=r"prices CSV not found"):
+        prices.read_prices_csv(tmp_path)  # a directory
+    with pytest.raises(UserError, match=r"nope\.csv: prices CSV not found"):
+        prices.read_prices_csv(tmp_path / "nope.csv")
+
+
+def test_index_symbol_is_matched_case_insensitively(tmp_path) -> None:
+    """CSV tickers are upper-cased, so `--index-symbol spy` must find the SPY rows."""
+    path = _csv(tmp_path, "ticker,date,close\nspy,2021-01-04,300\nSPY,2021-01-05,301\n")
+    summary = prices.ingest_prices(tmp_path / "s.duckdb", csv_path=path, index_symbol="spy")
+    assert summary["index_rows"] == 2
+
+
+def test_yfinance_index_symbol_comes_from_the_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(prices.INDEX_ENV, "^GSPC")
+    download, calls = _fake_download()
+    summary = prices.ingest_prices(
+        tmp_path / "s.duckdb", tickers="aaa", since="2021-01-01", until="2021-01-07",
+        source="yfinance", download=download,
+    )  # fmt: skip
+    assert calls[0]["tickers"] == ["AAA", "^GSPC"]
+    assert calls[0]["start"] == "2021-01-01" and calls[0]["end"] == "2021-01-07"
+    assert summary["index_symbol"] == "^GSPC" and summary["index_rows"] == 3
+
+
+def test_yfinance_drops_non_positive_closes_and_fills_a_missing_adj_close() -> None:
+    def download(tickers, start=None, end=None, auto_adjust=True, **kw):
+        days = pd.DatetimeIndex(
+            pd.to_datetime(["2021-01-04", "2021-01-05", "2021-01-06", "2021-01-07"]), name="Date"
+        )
+        return pd.DataFrame(
+            {"Close": [10.0, 0.0, -1.0, 12.0], "Adj Close": [9.0, 0.0, 5.0, np.nan]}, index=days
+        )
+
+    frame = prices.fetch_yfinance(["AAA"], "2021-01-01", download=download)
+    assert [d.isoformat() for d in frame["date"]] == ["2021-01-04", "2021-01-07"]
+    assert list(frame["close"]) == [10.0, 12.0]
+    assert list(frame["adj_close"]) == [9.0, 12.0]
