@@ -603,3 +603,270 @@ def test_xbrl_documents_of_a_submission_are_not_exhibits():
     p = parse_8k_file(path)
     assert [e.type for e in p.exhibits] == ["EX-99.1"]
     assert "<xbrli" not in p.text and "xbrl" not in p.text.lower()
+
+
+# --------------------------------------------------------------------------------------------
+# Second-pass audit: decoding, item numbers, section limits, boilerplate, exhibit lists
+
+
+def test_byte_order_mark_is_not_part_of_the_text() -> None:
+    # A UTF-8 BOM (str or bytes) before a heading on the first line must not hide the heading.
+    body = "Item 8.01 Other Events\n\nWe moved.\n"
+    for raw in ("\ufeff" + body, body.encode("utf-8-sig")):
+        p = parse_8k(raw, filename="bom.txt")
+        assert p.items == ["8.01"] and p.text.startswith("Item 8.01")
+        assert p.sections["8.01"] == "Item 8.01 Other Events\n\nWe moved."
+
+
+def test_no_cover_but_item_headings_is_accepted_with_a_warning() -> None:
+    p = parse_8k("Item 8.01 Other Events\n\nWe moved.\n", filename="x.txt")
+    assert p.form == "8-K" and p.items == ["8.01"]
+    assert p.warnings == ["no 'FORM 8-K' on the cover page; assumed 8-K from its item headings"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00",
+        b"PK\x03\x04\x14\x00\x06\x00\x08\x00word/document.xml",
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Length 5 >>\nstream\nx\x9c\x00\x01\x02",
+    ],
+)
+def test_binary_files_are_refused_with_one_line(raw: bytes) -> None:
+    # The NUL bytes of images, zip-based office files and PDFs sit a few bytes in, not first.
+    with pytest.raises(UserError, match=r"^logo\.png: binary file") as err:
+        parse_8k(raw, filename="logo.png")
+    assert "\n" not in str(err.value)
+
+
+def test_bytes_undefined_in_cp1252_fall_back_to_latin1() -> None:
+    raw = (COVER + "Item 8.01 Other Events\n\nCaf\xe9 \x81 opened.\n").encode("latin-1")
+    assert "Caf\xe9 \x81 opened." in parse_8k(raw).sections["8.01"]
+
+
+def test_numbers_that_are_not_item_codes_stay_in_the_section() -> None:
+    # A 1998 filing quoting an agreement's "Item 2.2": neither old item 2 nor an item "2.2".
+    raw = (
+        "FORM 8-K\n\nItem 5. Other Events\n\nThe merger agreement provides:\n\n"
+        "Item 2.2 Closing Conditions\n\nThe closing occurs in June.\n\n"
+        "Item 7. Financial Statements and Exhibits\n\n(c) Exhibits\n\n99 Press release\n"
+    )
+    p = parse_8k(raw, filename="old.txt")
+    assert p.items == ["5", "7"] and not p.warnings
+    assert "The closing occurs in June." in p.sections["5"]
+
+
+@pytest.mark.parametrize(
+    ("heading", "codes"),
+    [
+        ("Items 5.02/9.01 Departure of Directors; Exhibits", ["5.02", "9.01"]),
+        ("Item 5.02 Departure of Directors; Item 9.01 Exhibits", ["5.02", "9.01"]),
+        ("ITEM | 2.02 | RESULTS OF OPERATIONS AND FINANCIAL CONDITION", ["2.02"]),
+    ],
+)
+def test_more_heading_layouts(heading: str, codes: list[str]) -> None:
+    p = _parse_body(f"{heading}\n\nThe company did something.\n")
+    assert p.items == codes
+    assert all("did something" in p.sections[c] for c in codes)
+
+
+def test_heading_right_after_a_finished_sentence_line_is_a_heading() -> None:
+    # No blank line between a paragraph and the next heading (<br> layouts): the previous line
+    # ends its sentence, so "Item 8.01 Dividend Declaration" is not wrapped prose.
+    body = (
+        "Item 5.02 Departure of Directors\n\n"
+        "The board of directors approved the plan on May 1, 2020 by a vote.\n"
+        "Item 8.01 Dividend Declaration\nThe board declared a dividend.\n"
+    )
+    p = _parse_body(body)
+    assert p.items == ["5.02", "8.01"]
+    assert "dividend" not in p.sections["5.02"]
+    assert p.sections["8.01"].endswith("The board declared a dividend.")
+
+
+def test_section_stops_at_the_signature_even_when_a_heading_follows_it() -> None:
+    body = (
+        "Item 8.01 Other Events\n\nWe moved.\n\nSIGNATURES\n\nBy: /s/ Jane Roe\n\n"
+        "Item 9.01 Financial Statements and Exhibits\n\n99.1 Press release dated May 1\n"
+    )
+    p = _parse_body(body)
+    assert p.sections["8.01"] == "Item 8.01 Other Events\n\nWe moved."
+
+
+def test_item_9_01_placed_after_the_signature_keeps_its_exhibit_list() -> None:
+    body = (
+        "Item 8.01 Other Events\n\nWe moved.\n\nSIGNATURES\n\nBy: /s/ Jane Roe\n\n"
+        "Item 9.01 Financial Statements and Exhibits\n\n99.1 Press release dated May 1\n"
+    )
+    p = _parse_body(body)
+    assert "99.1 Press release" in p.sections["9.01"]
+    assert [e.type for e in p.exhibits] == ["EX-99.1"]
+
+
+def test_exhibit_index_line_in_a_table_of_contents_does_not_end_the_sections() -> None:
+    body = (
+        "Item 8.01 Other Events\nExhibit Index\n\n"
+        "Item 8.01 Other Events\n\nWe moved our headquarters to Ohio.\n\n"
+        "SIGNATURES\n\nBy: /s/ Jane Roe\n\nEXHIBIT INDEX\n\n99.1 | Press release dated May 1\n"
+    )
+    p = _parse_body(body)
+    assert p.sections["8.01"] == "Item 8.01 Other Events\n\nWe moved our headquarters to Ohio."
+    assert [(e.type, e.description) for e in p.exhibits] == [
+        ("EX-99.1", "Press release dated May 1")
+    ]
+
+
+@pytest.mark.parametrize("index", ["EXHIBIT INDEX", "Index to Exhibits", "Exhibit List:"])
+def test_exhibit_index_after_the_signature_lists_exhibits(index: str) -> None:
+    body = (
+        "Item 9.01 Financial Statements and Exhibits\n\nSee the Exhibit Index below.\n\n"
+        f"SIGNATURES\n\nBy: /s/ Jane Roe\n\n{index}\n\n99.1 | Press release dated May 1\n"
+    )
+    p = _parse_body(body)
+    assert [(e.type, e.description) for e in p.exhibits] == [
+        ("EX-99.1", "Press release dated May 1")
+    ]
+    (sig,) = [s for s in p.boilerplate if s.kind == "signature"]
+    assert "Press release" not in p.text[sig.start : sig.end]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Pursuant to the requirements of the Securities Exchange Act of 1934, the registrant "
+        "has duly caused this report to be signed.",
+        "Pursuant to the requirements of the Securities Exchange Act of 1934, as amended, the "
+        "registrant has duly caused this report to be signed.",
+    ],
+)
+def test_signature_without_a_signatures_heading(sentence: str) -> None:
+    p = _parse_body(f"Item 8.01 Other Events\n\nWe moved.\n\n{sentence}\n\nBy: /s/ Jane Roe\n")
+    assert p.sections["8.01"] == "Item 8.01 Other Events\n\nWe moved."
+    (sig,) = [s for s in p.boilerplate if s.kind == "signature"]
+    assert p.text[sig.start :].startswith("Pursuant to")
+
+
+def test_long_body_paragraphs_mentioning_forward_looking_statements_are_not_boilerplate() -> None:
+    # Over 4,000 chars is body text: neither a forward-looking paragraph nor its continuation.
+    long_fls = "The plan has no forward-looking statements. " + "Plant output grew. " * 230
+    long_risk = "Risks of the plant were reviewed by the board. " + "Output grew again. " * 230
+    fls = "This report contains forward-looking statements within the safe harbor."
+    p = _parse_body(f"Item 8.01 Other Events\n\n{long_fls}\n\n{fls}\n\n{long_risk}\n")
+    spans = [p.text[s.start : s.end] for s in p.boilerplate if s.kind == "forward_looking"]
+    assert spans == [fls]
+    info = p.informative_sections()["8.01"]
+    assert long_fls.strip() in info and long_risk.strip() in info
+
+
+def test_safe_harbor_paragraph_starts_and_extends_a_forward_looking_span() -> None:
+    fls = "This release contains forward-looking statements."
+    safe = "Safe Harbor Statement"
+    risk = "Actual results may differ materially because of risks and uncertainties."
+    p = _parse_body(f"Item 8.01 Other Events\n\n{fls}\n\n{safe}\n\n{risk}\n\nShipping starts.\n")
+    spans = [p.text[s.start : s.end] for s in p.boilerplate if s.kind == "forward_looking"]
+    assert spans == [f"{fls}\n\n{safe}\n\n{risk}"]
+    p = _parse_body(
+        f"Item 8.01 Other Events\n\nWe moved.\n\n{safe}\n\n{risk}\n\nShipping starts.\n"
+    )
+    info = p.informative_sections()["8.01"]
+    assert "We moved." in info and "Shipping starts." in info
+    assert safe not in info and "Actual results" not in info
+
+
+def test_cover_without_item_headings_runs_to_the_last_cover_line() -> None:
+    raw = (
+        "FORM 8-K\n\nACME CORP\n(Exact name of registrant as specified in its charter)\n"
+        "Commission File Number: 1-234\n"
+        "Registrant's telephone number, including area code: 555-0100\n"
+        "Emerging growth company [ ]\n\nThe company has nothing to report.\n"
+    )
+    p = parse_8k(raw, filename="x.txt")
+    (cover,) = [s for s in p.boilerplate if s.kind == "cover"]
+    assert p.text[cover.start : cover.end].endswith("Emerging growth company [ ]")
+    assert p.text[cover.end :].strip() == "The company has nothing to report."
+
+
+def test_page_numbers_and_toc_backlinks_are_removed_from_plain_text() -> None:
+    from filingcontrast.corpus.parse import document_text
+
+    body = "Line one\n\n- 2 -\n\nLine two\nPage 3\n  7  \nTable of Contents\nLine three\n"
+    lines = [line for line in document_text(body).split("\n") if line]
+    assert lines == ["Line one", "Line two", "Line three"]
+
+
+def test_old_item_7_exhibit_list_names_the_exhibits() -> None:
+    raw = (
+        "FORM 8-K\n\nItem 2. Acquisition or Disposition of Assets\n\nWe bought a building.\n\n"
+        "Item 7. Financial Statements and Exhibits\n\n(a) Financial statements of the property "
+        "at\n500 Main Street, Springfield, will be filed by amendment.\n\n(c) Exhibits\n\n"
+        "99 Press release dated May 1, 1998\n23 Consent of Ernst & Young LLP\n"
+    )
+    p = parse_8k(raw, filename="old.txt")
+    assert [(e.type, e.description, e.text) for e in p.exhibits] == [
+        ("EX-99", "Press release dated May 1, 1998", ""),
+        ("EX-23", "Consent of Ernst & Young LLP", ""),
+    ]
+
+
+def test_exhibit_letter_suffix_is_upper_case_like_edgar_types() -> None:
+    main = MAIN_8K.replace("99.1 Press release", "10.2a Side letter to the credit agreement")
+    raw = _sgml(("8-K", "acme-8k.htm", main), ("EX-10.2A", "ex102a.htm", RELEASE_99))
+    p = parse_8k(raw, "acme.txt")
+    assert [(e.type, bool(e.text)) for e in p.exhibits] == [("EX-10.2A", True)]
+
+
+def test_lower_case_sgml_types_are_normalised() -> None:
+    raw = _sgml(("8-k", "acme-8k.htm", MAIN_8K), ("ex-99.1", "ex991.htm", RELEASE_99))
+    p = parse_8k(raw, "acme.txt")
+    assert p.items == ["8.01", "9.01"]
+    assert [(e.type, e.text) for e in p.exhibits] == [("EX-99.1", "Acme opens its Ohio plant")]
+
+
+def test_exhibit_document_without_text_falls_back_to_its_listing() -> None:
+    # An exhibit <DOCUMENT> that is only an image has no text: the exhibit list names it.
+    main = MAIN_8K.replace("99.1 Press release", "99.2 Investor presentation slides")
+    image_only = "<html><body><img src='slide1.jpg'></body></html>"
+    raw = _sgml(("8-K", "acme-8k.htm", main), ("EX-99.2", "ex992.htm", image_only))
+    p = parse_8k(raw, "acme.txt")
+    assert [(e.type, e.description, e.text) for e in p.exhibits] == [
+        ("EX-99.2", "Investor presentation slides", "")
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "(Exact name of registrant as specified in its charter)",
+        "(Exact name of the registrant as specified in its charter)",
+        "(EXACT NAME OF REGISTRANT AS SPECIFIED IN CHARTER)",
+    ],
+)
+def test_company_from_the_cover_page(line: str) -> None:
+    p = parse_8k(f"FORM 8-K\n\nAcme Widgets, Inc.\n{line}\n\nItem 8.01 Other Events\n\nx\n")
+    assert p.company == "Acme Widgets, Inc."
+
+
+def test_exhibit_listed_twice_keeps_its_first_description() -> None:
+    # Item 9.01 and the exhibit index both list 99.1: the item's (first) wording is kept, as for
+    # pasted exhibits.
+    body = (
+        "Item 9.01 Financial Statements and Exhibits\n\n"
+        "99.1 Press release dated May 1, 2020 announcing the merger\n\n"
+        "SIGNATURES\n\nBy: /s/ Jane Roe\n\nEXHIBIT INDEX\n\n99.1 | Press release\n"
+    )
+    p = _parse_body(body)
+    assert [(e.type, e.description) for e in p.exhibits] == [
+        ("EX-99.1", "Press release dated May 1, 2020 announcing the merger")
+    ]
+
+
+@pytest.mark.parametrize("sep", [" ", " | ", " - ", " \u2013 ", ": ", " \u2014 "])
+def test_exhibit_list_separators(sep: str) -> None:
+    body = (
+        "Item 9.01 Financial Statements and Exhibits\n\n(d) Exhibits\n\n"
+        f"Exhibit 99.1{sep}Press release dated May 1, 2020\n"
+    )
+    p = _parse_body(body)
+    assert [(e.type, e.description) for e in p.exhibits] == [
+        ("EX-99.1", "Press release dated May 1, 2020")
+    ]

@@ -755,14 +755,19 @@ def parse_8k(raw: str | bytes, filename: str = "") -> Parsed8K:
         rest = main_text[cut_end:].strip("\n")
         main_text = main_text[:cut].rstrip() + (f"\n\n{rest}" if rest else "")
         sig = _signature_span(main_text, heads[0].end if heads else 0, len(main_text))
+    late = next((h for h in heads if sig and h.start > sig.start), None)
+    if sig and late:
+        # An item heading after the signature block (some filers put 9.01 there): the
+        # signature ends at it, and the items from it on run to the exhibit index or the end.
+        sig = Span("signature", sig.start, late.start)
     section_limit = sig.start if sig else len(main_text)
     idx = _EXHIBIT_INDEX_RE.search(main_text, heads[-1].end if heads else 0)
-    if idx and idx.start() < section_limit:
-        section_limit = idx.start()
+    late_limit = idx.start() if idx else len(main_text)
+    section_limit = min(section_limit, late_limit)
 
     items: list[str] = []
     spans: dict[str, tuple[int, int]] = {}
-    ends = [h.start for h in heads[1:]] + [section_limit]
+    ends = [h.start for h in heads[1:]] + [late_limit]
     for h, end in zip(heads, ends[: len(heads)], strict=True):
         end = max(min(end, section_limit), h.end) if h.start < section_limit else end
         for code in h.codes:
