@@ -88,6 +88,32 @@ def build_7b(layers: int, hidden: int = 4096, mlp: int = 11008, device: str = "c
     return model
 
 
+def decoder_linear_params(model) -> int:
+    """Weights of the decoder's frozen linear projections (what runs as a matmul at every
+    token): no embedding table (a lookup), no LM head (counted where it runs), no LoRA."""
+    return sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if p.dim() == 2 and "lora_" not in n and "embed_tokens" not in n and "lm_head" not in n
+    )
+
+
+def step_flops_per_token(
+    body: int, vocab: int, hidden: int, layers: int, seq: int, head_share: float,
+    checkpointing: bool,
+) -> tuple[float, float]:  # fmt: skip
+    """(useful, executed) FLOPs per token of a LoRA step on a frozen base.
+
+    Useful: the decoder weights forward and input gradients (2N + 2N: no weight gradients for
+    a frozen base), the LM head (4·V·H) only at the share of positions where it runs, causal
+    attention (scores and weighted values, 2·L·H·(seq+1) forward per token on average, twice that
+    backward). Executed adds what checkpointing recomputes (the forward of the decoder)."""
+    attn = 2 * layers * hidden * (seq + 1)
+    useful = 4 * body + 4 * vocab * hidden * head_share + 3 * attn
+    recompute = 2 * body + attn if checkpointing else 0
+    return float(useful), float(useful + recompute)
+
+
 def add_lora(model):
     from peft import LoraConfig, get_peft_model
 
@@ -237,16 +263,19 @@ def main() -> int:
             print(json.dumps(r), flush=True)
     result["train_rows"] = rows
     cfg = model.config
-    attn = 4 * cfg.num_hidden_layers * args.seq * cfg.hidden_size  # forward, per token
+    body = decoder_linear_params(model)
     for r in rows:
         if r.get("tokens_per_s"):
-            flops_per_token = (
-                4 * n_params + 3 * attn + (2 * n_params + attn if r["checkpointing"] else 0)
-            )
-            useful = (4 * n_params + 3 * attn) * r["tokens_per_s"]
-            r["achieved_tflops"] = flops_per_token * r["tokens_per_s"] / 1e12
-            r["mfu"] = useful / 1e12 / result["bf16_matmul_tflops"]
+            useful, executed = step_flops_per_token(
+                body, cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers, args.seq,
+                head_share=1.0 if r["logits"] == "full_logits" else args.answer / args.seq,
+                checkpointing=r["checkpointing"],
+            )  # fmt: skip
+            r["achieved_tflops"] = executed * r["tokens_per_s"] / 1e12
+            r["mfu"] = useful * r["tokens_per_s"] / 1e12 / result["bf16_matmul_tflops"]
     result["params"] = n_params
+    result["decoder_linear_params"] = body
+    result["answer_tokens"] = args.answer
     result["scoring"] = time_scoring(model, rows=8, seq=args.seq, reps=5)
 
     torchtune = {

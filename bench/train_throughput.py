@@ -98,7 +98,6 @@ def run_ours(base: str, setting: dict, steps: int, overrides: tuple[str, ...] = 
     """Our trainer's optimizer step (train.train_step) with its defaults: micro-batches of one
     row and gradient accumulation over the setting's batch (same effective batch and loss).
     `overrides`: extra dotted TrainConfig settings (bench/train_options.py)."""
-    import torch
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
@@ -109,12 +108,13 @@ def run_ours(base: str, setting: dict, steps: int, overrides: tuple[str, ...] = 
         build_model,
         checkpointing_mode,
         enable_checkpointing,
+        make_optimizer,
         prepare_process,
         train_step,
     )
 
     checkpointing = "on" if setting["checkpointing"] else "off"
-    cfg = load_config(None, [f'base="{base}"', "train.batch_size=1",
+    cfg = load_config(None, [f'base="{base}"', "train.batch_size=1", "train.lr=2e-4",
                              f"train.grad_accum={setting['batch']}",
                              f"train.grad_checkpointing={checkpointing}", *overrides])  # fmt: skip
     prepare_process(cfg.train, "cpu")
@@ -128,7 +128,7 @@ def run_ours(base: str, setting: dict, steps: int, overrides: tuple[str, ...] = 
     examples, _ = encode_rows(fmt, rows, setting["tokens"] + 64)
     acc = Accelerator(cpu=True)
     wrapped = acc.prepare_model(_module(model, 1.0))
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    opt = make_optimizer(model, cfg.train)
     sched = get_cosine_schedule_with_warmup(opt, 0, steps + 1)
     times, tokens = [], 0
     for s in range(steps + 1):
@@ -150,7 +150,7 @@ def run_trl(base: str, setting: dict, steps: int, checkpointing: bool | None = N
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from filingcontrast.dataset import PromptFormatter, encode_rows
+    from filingcontrast.dataset import PromptFormatter
     from filingcontrast.model import load_base
     from filingcontrast.runtime import set_threads
 
@@ -158,8 +158,6 @@ def run_trl(base: str, setting: dict, steps: int, checkpointing: bool | None = N
     model, tok = load_base(base, device="cpu")
     fmt = PromptFormatter(tok, "chat", "You compare SEC 8-K filings.")
     rows = make_rows(tok, setting["tokens"], setting["batch"] * (steps + 1))
-    examples, _ = encode_rows(fmt, rows, setting["tokens"] + 64)
-    lengths = [len(e) for e in examples]
     data = Dataset.from_list([
         {"prompt": [{"role": "system", "content": fmt.system_prompt},
                     {"role": "user", "content": r["instruction"]}],
@@ -168,14 +166,19 @@ def run_trl(base: str, setting: dict, steps: int, checkpointing: bool | None = N
     ])  # fmt: skip
 
     class Timer(TrainerCallback):
+        """Each step's time and the trainer's own count of the non-padding tokens it has fed
+        (whatever order its sampler chose)."""
+
         def __init__(self) -> None:
             self.times: list[float] = []
+            self.seen: list[int] = []
 
         def on_step_begin(self, args, state, control, **kw):
             self.t0 = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
             self.times.append(time.perf_counter() - self.t0)
+            self.seen.append(state.num_input_tokens_seen)
 
     timer = Timer()
     args = SFTConfig(
@@ -185,7 +188,7 @@ def run_trl(base: str, setting: dict, steps: int, checkpointing: bool | None = N
         gradient_checkpointing=setting["checkpointing"] if checkpointing is None else checkpointing,
         completion_only_loss=True,
         max_length=setting["tokens"] + 64, dataloader_num_workers=0, shuffle_dataset=False,
-        disable_tqdm=True,
+        disable_tqdm=True, include_num_input_tokens_seen="non_padding",
     )  # fmt: skip
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear",
                       task_type="CAUSAL_LM")  # fmt: skip
@@ -193,7 +196,7 @@ def run_trl(base: str, setting: dict, steps: int, checkpointing: bool | None = N
                          peft_config=lora, callbacks=[timer])  # fmt: skip
     trainer.train()
     timed = timer.times[1:]
-    tokens = sum(lengths[setting["batch"] : setting["batch"] * (steps + 1)])
+    tokens = timer.seen[-1] - timer.seen[0]  # after the warm-up step
     return {"tokens_per_s": tokens / sum(timed), "peak_rss_gb": _peak_rss_gb(),
             "step_s": sum(timed) / len(timed)}  # fmt: skip
 
@@ -272,7 +275,22 @@ def main() -> None:
         "allocator": first["allocator"], "trl_allocator": "system",
         "trl_same_allocator_tokens_per_s": first["trl_same_allocator_tokens_per_s"],
         "speedup_vs_trl_same_allocator": first["speedup_same_allocator"],
+        "versions": library_versions(),
     }))  # fmt: skip
+
+
+def library_versions() -> dict[str, str | None]:
+    """The libraries a ratio depends on (a newer TRL changed its default loss: the figures
+    hold for the versions recorded here)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in ("torch", "transformers", "peft", "accelerate", "trl"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _worker(who: str, allocator: str, setting: dict, args: argparse.Namespace) -> dict:

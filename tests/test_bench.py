@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,6 +65,18 @@ def test_compare_throughput_scores_real_pairs_in_both_orders():
     lengths = out.stdout.split("tokens per prompt (")[1].split(";")[0].split("-")
     assert int(lengths[0]) < result["tokens_per_prompt"] < int(lengths[1])
     assert 0 < result["ratio_to_flop_limit"] and result["ours_pairs_per_s"] > 0
+    # The shared prefix runs once: the executed share of the limit is the full one scaled by
+    # the executed FLOPs (2 x params x tokens + causal attention, prefix counted once).
+    shared, n = result["shared_prefix_tokens"], 6
+    assert shared >= 8  # the tiny model's attention is small: weights dominate the ratio
+    ours, noshare = result["rows"][0], result["rows"][1]
+    assert noshare["ratio_to_limit_executed"] == pytest.approx(noshare["ratio_to_limit"])
+    full_tokens = result["tokens_per_prompt"] * n
+    share = (full_tokens - (n - 1) * shared) / full_tokens
+    assert ours["ratio_to_limit_executed"] < ours["ratio_to_limit"]
+    assert ours["ratio_to_limit_executed"] == pytest.approx(
+        ours["ratio_to_limit"] * share, rel=0.05
+    )
 
 
 def test_label_noise_counts_every_pair_once_per_table():
@@ -188,3 +201,27 @@ def test_help_describes_instead_of_running():
     out = subprocess.run(["bash", str(REPO / "bench" / "render_report.sh"), "--help"],
                          capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 0 and out.stdout.startswith("usage:")
+
+
+def test_gpu_check_mfu_counts_the_matmuls_a_step_runs(tmp_path):
+    """Useful FLOPs per token: 4 x the decoder's linear weights, the LM head (4*V*H) only where
+    it runs (every position for full logits, the labelled ones for answer-only), causal
+    attention (2*L*h*(seq+1) forward on average, twice that backward); no embedding lookup."""
+    layers, seq, answer, vocab, hidden = 2, 32, 4, 32000, 64
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu_check.py"), "--smoke-cpu", "--skip-tests",
+         "--layers", str(layers), "--seq", str(seq), "--answer", str(answer), "--steps", "1",
+         "--batch", "1", "--out", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    head = vocab * hidden  # tie_word_embeddings=False: embed_tokens and lm_head, V x H each
+    body = result["params"] - 2 * head
+    attn = 2 * layers * hidden * (seq + 1)  # causal forward, per token
+    for r in result["train_rows"]:
+        share = 1.0 if r["logits"] == "full_logits" else answer / seq
+        useful = 4 * body + 4 * head * share + 3 * attn
+        expected = useful * r["tokens_per_s"] / 1e12 / result["bf16_matmul_tflops"]
+        assert r["mfu"] == pytest.approx(expected, rel=0.1), r
