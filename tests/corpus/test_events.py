@@ -427,3 +427,210 @@ def test_price_on_a_non_trading_day_never_stands_in_for_a_session() -> None:
     assert np.isnan(out.loc["gap", "ret"])
     assert out.loc["late", "skip_reason"] is None
     assert out.loc["late", "ret"] == pytest.approx(0.0)  # 100 -> 100, not 80 -> 100
+
+
+# -- second audit: exact boundaries, windows not starting at day 0, gaps ------------------------
+
+
+@pytest.mark.parametrize(
+    "utc, expected",
+    [
+        # Winter (EST, UTC-5): Wed 2021-01-27, close 16:00 EST = 21:00 UTC.
+        ("2021-01-27T20:59:59Z", dt.date(2021, 1, 27)),
+        ("2021-01-27T21:00:00Z", dt.date(2021, 1, 28)),
+        ("2021-01-27T14:30:00Z", dt.date(2021, 1, 27)),  # 09:30 sharp, the open: same day
+        ("2021-01-27T14:29:59Z", dt.date(2021, 1, 27)),  # just before the open: same day
+        # Monday after the spring change (Sun 2021-03-14): EDT, close = 20:00 UTC.
+        ("2021-03-15T19:59:59Z", dt.date(2021, 3, 15)),
+        ("2021-03-15T20:00:00Z", dt.date(2021, 3, 16)),
+        # Friday before the spring change: still EST, 20:30 UTC is 15:30 -> same day.
+        ("2021-03-12T20:30:00Z", dt.date(2021, 3, 12)),
+        # Monday after the autumn change (Sun 2021-11-07): EST again, close = 21:00 UTC.
+        ("2021-11-08T20:59:59Z", dt.date(2021, 11, 8)),
+        ("2021-11-08T21:00:00Z", dt.date(2021, 11, 9)),
+        # Friday before it: EDT, 20:30 UTC is 16:30 -> next session (Monday).
+        ("2021-11-05T20:30:00Z", dt.date(2021, 11, 8)),
+        # On the change day itself (a Sunday): the next session.
+        ("2021-03-14T07:30:00Z", dt.date(2021, 3, 15)),  # 03:30 EDT, just after the jump
+        ("2021-11-07T05:30:00Z", dt.date(2021, 11, 8)),  # 01:30 EDT, the repeated hour
+        # A weekday holiday (Good Friday 2021-04-02) before the open -> Monday.
+        ("2021-04-02T12:00:00Z", dt.date(2021, 4, 5)),
+        # The evening before a holiday (Thanksgiving 2021-11-25) -> Friday.
+        ("2021-11-24T22:00:00Z", dt.date(2021, 11, 26)),
+        # 22:00 ET is already the next day in UTC: still only the next session.
+        ("2021-01-28T03:00:00Z", dt.date(2021, 1, 28)),
+    ],
+)
+def test_day0_boundaries_in_utc_across_dst(utc: str, expected: dt.date) -> None:
+    """16:00 ET is 21:00 UTC in winter and 20:00 UTC in summer; day 0 follows the New York wall
+    clock on the exact second, whatever side of a DST change the filing is on."""
+    stamp = pd.Timestamp(utc)
+    assert ev.day0(stamp.to_pydatetime()) == expected
+    assert ev.day0_series(pd.Series([stamp]))[0] == expected
+
+
+def _exact_market_model(p0: int, seed: int = 11):
+    """Prices following r = alpha + beta * m exactly inside day 0's estimation window and another
+    model elsewhere (see test_market_model_estimates_only_on_the_window_before_the_event)."""
+    rng = np.random.default_rng(seed)
+    days = sessions("2019-01-02", "2021-06-30")
+    n = len(days)
+    alpha, beta = 0.0004, 1.7
+    m = rng.normal(0.0003, 0.01, n)
+    r = 0.003 - 0.8 * m + rng.normal(0, 0.01, n)
+    est = np.arange(p0 - (ev.EST_GAP + ev.EST_LEN - 1), p0 - ev.EST_GAP + 1)
+    r[est] = alpha + beta * m[est]
+    m[0] = r[0] = 0.0
+    return days, 100 * np.cumprod(1 + r), 1000 * np.cumprod(1 + m), alpha, beta
+
+
+def test_windows_that_start_after_day0() -> None:
+    """Window (s, e) with s > 0 runs from the close of day0+s-1 to the close of day0+e, and
+    the market model's expected return covers its e-s+1 days (not e+1)."""
+    p0 = 400
+    days, stock, index, alpha, beta = _exact_market_model(p0)
+    prices = pd.concat(
+        [_series("ABC", days, list(stock)), _series(INDEX_TICKER, days, list(index))]
+    )
+    at = dt.datetime.combine(days[p0], dt.time(11, 0), NY)
+    filings = pd.DataFrame([{"accession": "x", "ticker": "ABC", "accepted_at": at}])
+    out = ev.compute_events(filings, prices, windows=["1_3", (2, 5), (4, 4)])
+    assert out["skip_reason"].isna().all()
+    got = out.set_index(["window", "method"])
+    for s, e in ((1, 3), (2, 5), (4, 4)):
+        name = f"{s}_{e}"
+        ret = stock[p0 + e] / stock[p0 + s - 1] - 1
+        iret = index[p0 + e] / index[p0 + s - 1] - 1
+        assert got.loc[(name, "market_adjusted"), "ret"] == pytest.approx(ret, rel=1e-12)
+        assert got.loc[(name, "market_adjusted"), "abnormal_ret"] == pytest.approx(ret - iret)
+        expected = ret - ((e - s + 1) * alpha + beta * iret)
+        assert got.loc[(name, "market_model"), "abnormal_ret"] == pytest.approx(expected, abs=1e-7)
+        assert got.loc[(name, "market_model"), "day0"] == days[p0]
+
+
+def test_window_may_start_on_the_first_price_day() -> None:
+    """The close before the window being the ticker's first price is enough; one session earlier
+    is too_early (the mirror of test_window_may_end_on_the_last_price_day)."""
+    days = sessions("2021-06-01", "2021-06-30")  # Jun 1 (Tue) is the first price of both
+    prices = pd.concat(
+        [
+            _series("ABC", days, [50.0 + i for i in range(len(days))]),
+            _series(INDEX_TICKER, days, [100.0] * len(days)),
+        ]
+    )
+    filings = pd.DataFrame(
+        [
+            _filing("first", "ABC", "2021-06-02T12:00:00Z"),  # day 0 Jun 2: base = Jun 1
+            _filing("early", "ABC", "2021-06-01T12:00:00Z"),  # base = May 28: no price
+            _filing("later", "ABC", "2021-06-01T21:00:00Z"),  # 17:00 EDT: day 0 Jun 2
+        ]
+    )
+    out = ev.compute_events(filings, prices, windows=[(0, 1), (1, 1)], methods=["market_adjusted"])
+    got = {(r.accession, r.window): r for r in out.itertuples()}
+    assert got["first", "0_1"].skip_reason is None
+    assert got["first", "0_1"].abnormal_ret == pytest.approx(52.0 / 50.0 - 1)
+    assert got["later", "0_1"].skip_reason is None
+    assert got["early", "0_1"].skip_reason == "too_early"
+    assert np.isnan(got["early", "0_1"].abnormal_ret)
+    assert got["early", "1_1"].skip_reason is None  # base = day 0 = Jun 1 itself
+    assert got["early", "1_1"].abnormal_ret == pytest.approx(51.0 / 50.0 - 1)
+
+
+def test_gap_in_the_index_is_an_index_skip_not_a_silent_nan() -> None:
+    """An index price missing at the window's base or end: the stock's return is kept, the
+    abnormal return is NULL with reason index_missing_day (the index exists, it has a gap);
+    a gap strictly inside the window does not matter (only the two closes are used)."""
+    days = sessions("2021-06-01", "2021-06-30")
+    index = [100.0 + i for i in range(len(days))]
+    jun15 = days.index(dt.date(2021, 6, 15))
+    index[jun15] = np.nan
+    prices = pd.concat(
+        [_series("ABC", days, [50.0] * len(days)), _series(INDEX_TICKER, days, index)]
+    )
+    filings = pd.DataFrame(
+        [
+            _filing("end", "ABC", "2021-06-14T12:00:00Z"),  # day0+1 = Jun 15: index gap
+            _filing("base", "ABC", "2021-06-16T12:00:00Z"),  # base = Jun 15: index gap
+            _filing("inside", "ABC", "2021-06-14T12:00:00Z"),  # window 0_3 spans Jun 15
+        ]
+    )
+    out = ev.compute_events(filings, prices, windows=[(0, 1), (0, 3)], methods=["market_adjusted"])
+    got = {(r.accession, r.window): r for r in out.itertuples()}
+    for acc in ("end", "base"):
+        row = got[acc, "0_1"]
+        assert row.skip_reason == "index_missing_day", acc
+        assert row.ret == pytest.approx(0.0) and np.isnan(row.index_ret)
+        assert np.isnan(row.abnormal_ret)
+    inside = got["inside", "0_3"]
+    assert inside.skip_reason is None
+    assert inside.index_ret == pytest.approx(index[jun15 + 2] / index[jun15 - 2] - 1)
+    assert inside.abnormal_ret == pytest.approx(-inside.index_ret)
+
+
+def test_market_model_uses_only_days_where_both_returns_exist() -> None:
+    """Gaps in the stock or the index inside the estimation window drop those days (a price gap
+    drops two daily returns); alpha, beta are the OLS fit on the remaining pairs."""
+    p0 = 400
+    days, stock, index, _, _ = _exact_market_model(p0, seed=5)
+    # Now make the fit depend on which days are used: noisy returns everywhere.
+    rng = np.random.default_rng(9)
+    stock = stock * np.exp(np.cumsum(rng.normal(0, 0.02, len(days))))
+    stock = stock.copy()
+    index = index.copy()
+    stock[[p0 - 200, p0 - 150, p0 - 149]] = np.nan
+    index[[p0 - 100, p0 - 60, p0 - 31]] = np.nan
+    prices = pd.concat(
+        [_series("ABC", days, list(stock)), _series(INDEX_TICKER, days, list(index))]
+    )
+    y = stock[1:] / stock[:-1] - 1
+    x = index[1:] / index[:-1] - 1
+    est = np.arange(p0 - 279, p0 - 29) - 1  # daily return at position i is y[i - 1]
+    ok = np.isfinite(y[est]) & np.isfinite(x[est])
+    # stock: 2 + 3 daily returns lost; index: 2 + 2 + 2 (p0-31 and p0-30, the window's end)
+    assert ok.sum() == ev.EST_LEN - 11
+    b, a = np.polyfit(x[est][ok], y[est][ok], 1)
+    at = dt.datetime.combine(days[p0], dt.time(11, 0), NY)
+    filings = pd.DataFrame([{"accession": "x", "ticker": "ABC", "accepted_at": at}])
+    a_hat, b_hat, count = ev._market_model(
+        ev._daily_returns(ev._price_vector(prices[prices.ticker == "ABC"])),
+        ev._daily_returns(ev._price_vector(prices[prices.ticker == INDEX_TICKER])),
+        ev.day0_positions(filings["accepted_at"]),
+    )
+    assert count[0] == ok.sum()
+    assert a_hat[0] == pytest.approx(a, abs=1e-10) and b_hat[0] == pytest.approx(b, rel=1e-9)
+    row = ev.compute_events(filings, prices, windows=[(0, 1)], methods=["market_model"]).iloc[0]
+    assert row["skip_reason"] is None
+    assert row["abnormal_ret"] == pytest.approx(row["ret"] - (2 * a + b * row["index_ret"]))
+
+
+def test_market_model_keeps_the_price_skip_reason() -> None:
+    """A window with a missing price says missing_day under both methods, even when the
+    estimation window is also too short (the price gap is the first thing to fix)."""
+    days = sessions("2021-01-01", "2021-12-31")
+    values = list(np.linspace(10, 20, len(days)))
+    values[101] = np.nan  # day0+1 of the filing below
+    prices = pd.concat(
+        [
+            _series("ABC", days, values),
+            _series(INDEX_TICKER, days, list(np.linspace(100, 120, len(days)))),
+        ]
+    )
+    at = dt.datetime.combine(days[100], dt.time(11, 0), NY)  # ~70 estimation days
+    filings = pd.DataFrame([{"accession": "x", "ticker": "ABC", "accepted_at": at}])
+    out = ev.compute_events(filings, prices, windows=[(0, 1), (0, 0)])
+    reasons = {(r.window, r.method): r.skip_reason for r in out.itertuples()}
+    assert reasons == {
+        ("0_1", "market_adjusted"): "missing_day",
+        ("0_1", "market_model"): "missing_day",
+        ("0_0", "market_adjusted"): None,
+        ("0_0", "market_model"): "insufficient_estimation",
+    }
+
+
+@pytest.mark.parametrize("window", ["-1_1", (-1, 1), (-2, 0)])
+def test_windows_before_day0_are_refused(window) -> None:
+    f = pd.DataFrame([_filing("a", "X", "2021-06-10T12:00:00Z")])
+    days = sessions("2021-06-01", "2021-06-30")
+    p = _series("X", days, [1.0] * len(days))
+    with pytest.raises(ValueError, match=r"bad window \(-\d, \d\): need 0 <= start <= end"):
+        ev.compute_events(f, p, windows=[window])

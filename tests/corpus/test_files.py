@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -224,6 +225,11 @@ def test_manifest_with_provided_returns(tmp_path) -> None:
         ({"text": None, "path": "a\x00b.htm"}, r"m\.jsonl:3: field path: .* NUL character"),
         ({"exhibits": [{"type": "EX-99.1", "path": "x\x00"}]}, r"field exhibits\[0\]: .* NUL"),
         ({"returns": {"0_1": 10**400}}, r"m\.jsonl:3: field returns\.0_1: 1000.* not a finite"),
+        # second audit: a non-numeric cik was an int() traceback without the isdigit check
+        ({"cik": "12a4"}, r"m\.jsonl:3: field cik: '12a4' is not a number"),
+        ({"cik": "-5", "ticker": None}, r"m\.jsonl:3: field cik: '-5' is not a number"),
+        ({"sector": "Energy"}, r"m\.jsonl:3: field sector: needs cik"),  # found before writing
+        ({"text": None, "path": "absent.htm"}, r"m\.jsonl:3: field path: cannot read .*absent"),
     ],
 )
 def test_manifest_errors_name_line_and_store_nothing(tmp_path, bad, message) -> None:
@@ -709,3 +715,231 @@ def test_manifest_accepted_at_beats_the_sgml_header_time(tmp_path) -> None:
     day0s = {m: set(pd.to_datetime(g["day0"]).dt.date) for m, g in t["events"].groupby("method")}
     assert day0s.pop("provided") == {dt.date(2021, 3, 2)}
     assert day0s and all(days == {dt.date(2021, 3, 2)} for days in day0s.values())
+
+
+# -- second audit: normalised fields, CIK -> ticker lookup, empty returns, no-filing runs -------
+
+
+def _events(store: Path, method: str) -> list[dict]:
+    with Store(store, read_only=True) as s:
+        return s.query(
+            'SELECT accession, "window", abnormal_ret, skip_reason FROM events WHERE method = ? '
+            'ORDER BY accession, "window"',
+            [method],
+        )
+
+
+def test_manifest_fields_are_normalised(tmp_path) -> None:
+    """Lower-case tickers and forms, a JSON integer cik, repeated item codes: stored as the
+    prices, the form check and the pair builder spell them, so the returns are computed."""
+    manifest = _jsonl(
+        tmp_path / "m.jsonl",
+        [
+            _row(1, ticker=" abc ", form="8-k/a", items=["2.02", "9.01", "Item 2.02"]),
+            _row(2, ticker=None, cik=1234, items="9.01;2.02;9.01"),
+        ],
+    )
+    prices = write_prices(tmp_path / "prices.csv", ["ABC"])
+    summary = files.ingest_files(tmp_path / "s.duckdb", manifest, prices_csv=prices)
+    assert summary["filings"] == 2 and summary["skipped"] == {}
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        got = s.query("SELECT cik, ticker, form, items FROM filings ORDER BY accession")
+    assert got == [
+        {"cik": None, "ticker": "ABC", "form": "8-K/A", "items": ["2.02", "9.01"]},
+        {"cik": "1234", "ticker": None, "form": "8-K", "items": ["9.01", "2.02"]},
+    ]
+    adjusted = {(r["accession"], r["window"]): r for r in _events(tmp_path / "s.duckdb",
+                                                                  "market_adjusted")}  # fmt: skip
+    first = _row(1)["id"]
+    assert all(adjusted[first, w]["skip_reason"] is None for w in ("0_1", "0_3", "0_5"))
+
+
+def test_ticker_is_looked_up_by_cik_in_companies(tmp_path) -> None:
+    """A filing with a CIK but no ticker (a crawler file name, a manifest record with only a
+    cik) gets the ticker of the company already stored under that CIK."""
+    store = tmp_path / "s.duckdb"
+    files.ingest_files(store, _jsonl(tmp_path / "a.jsonl", [_row(1, cik="777", ticker="XYZ")]))
+    d = tmp_path / "crawler"
+    d.mkdir()
+    acc = "0000000002-21-000002"
+    (d / f"777_8K_2021_{acc}.htm").write_text(_row(2)["text"])
+    (d / "888_8K_2021_0000000002-21-000003.htm").write_text(_row(3)["text"])  # unknown CIK
+    files.ingest_files(store, d)
+    files.ingest_files(store, _jsonl(tmp_path / "b.jsonl", [_row(4, cik="777", ticker=None)]))
+    with Store(store, read_only=True) as s:
+        got = s.query("SELECT accession, cik, ticker FROM filings ORDER BY accession")
+    assert [(r["cik"], r["ticker"]) for r in got] == [
+        ("777", "XYZ"),
+        ("777", "XYZ"),  # from the folder: CIK in the name, ticker from companies
+        ("888", None),
+        ("777", "XYZ"),  # from the manifest: the record's cik
+    ]
+
+
+def test_zero_padded_crawler_cik_is_the_same_company() -> None:
+    ids = files.ids_from_filename("0000320193_8K_2021_0000320193-21-000010.htm")
+    assert ids == {"accession": "0000320193-21-000010", "cik": "320193", "ticker": None}
+
+
+def test_return_windows_of_one_day_and_empty_csv_cells(tmp_path) -> None:
+    """Windows with START == END are valid ("1_1": the day after day 0); an empty CSV cell is a
+    window the record leaves empty (not_provided), not an error."""
+    store = tmp_path / "s.duckdb"
+    files.ingest_files(
+        store, _jsonl(tmp_path / "m.jsonl", [_row(1, returns={"0_0": 0.004, "1_1": -0.002})])
+    )
+    assert _events(store, "provided") == [
+        {"accession": _row(1)["id"], "window": "0_0", "abnormal_ret": 0.004, "skip_reason": None},
+        {"accession": _row(1)["id"], "window": "1_1", "abnormal_ret": -0.002, "skip_reason": None},
+    ]
+    path = tmp_path / "m.csv"
+    text = "FORM 8-K Item 8.01 News."
+    path.write_text(
+        "id,ticker,accepted_at,form,text,abnormal_ret_0_1,abnormal_ret_0_3\n"
+        f"0000000003-21-000001,XYZ,2021-03-01T21:05:00Z,8-K,{text},0.01,\n"
+        f"0000000003-21-000002,XYZ,2021-03-02T21:05:00Z,8-K,{text},,-0.02\n"
+    )
+    assert files.ingest_files(tmp_path / "c.duckdb", path)["filings"] == 2
+    got = {(r["accession"][-1], r["window"]): r for r in _events(tmp_path / "c.duckdb", "provided")}
+    assert got["1", "0_1"]["abnormal_ret"] == 0.01 and got["2", "0_3"]["abnormal_ret"] == -0.02
+    for key in (("1", "0_3"), ("2", "0_1")):
+        assert got[key]["abnormal_ret"] is None and got[key]["skip_reason"] == "not_provided"
+
+
+def test_return_window_names_are_normalised_and_ascii(tmp_path) -> None:
+    """ "00_01" is stored as 0_1 (it never matched pairs.window before); a window named twice
+    that way, or with non-ASCII digits, is a line error naming the field."""
+    store = tmp_path / "s.duckdb"
+    files.ingest_files(store, _jsonl(tmp_path / "m.jsonl", [_row(1, returns={"00_01": 0.01})]))
+    assert [r["window"] for r in _events(store, "provided")] == ["0_1"]
+    for returns, needle in (({"0_1": 0.01, "00_01": 0.02}, "given twice (as 0_1)"),
+                            ({"\u0660_1": 0.01}, "must look like 0_1")):  # fmt: skip
+        with pytest.raises(UserError, match=re.escape(needle)) as err:
+            files.ingest_files(tmp_path / "x.duckdb", _jsonl(tmp_path / "x.jsonl",
+                                                            [_row(1, returns=returns)]))  # fmt: skip
+        assert ":1: field returns" in str(err.value)
+
+
+def test_prices_of_a_run_that_stores_nothing_reach_the_earlier_filings(tmp_path) -> None:
+    """`ingest files M --prices P` that stores no filing still stored P: the filings already in
+    the store get their returns from it (the error message says the prices were stored)."""
+    store = tmp_path / "s.duckdb"
+    files.ingest_files(store, _jsonl(tmp_path / "a.jsonl", [_row(1)]))
+    assert {r["skip_reason"] for r in _events(store, "market_adjusted")} == {"no_prices"}
+    prices = write_prices(tmp_path / "prices.csv", ["ABC"])
+    with pytest.raises(UserError, match=r"no filing stored.*price rows were stored"):
+        files.ingest_files(store, _jsonl(tmp_path / "b.jsonl", [_row(2, form="10-K")]), prices)
+    got = _events(store, "market_adjusted")
+    assert len(got) == 3 and all(r["skip_reason"] is None for r in got)
+    assert all(r["abnormal_ret"] is not None for r in got)
+
+
+def test_upper_case_suffixes_are_8k_files(tmp_path) -> None:
+    d = tmp_path / "filings"
+    d.mkdir()
+    (d / "ABC_0000000001-21-000001.HTM").write_text(_row(1)["text"])
+    (d / "ABC_0000000001-21-000002.TXT").write_text(
+        sgml_8k("0000000001-21-000002", 5, "20210301080000")
+    )
+    summary = files.ingest_files(tmp_path / "s.duckdb", d)
+    assert summary["filings"] == 2 and summary["skipped"] == {}
+
+
+def test_manifest_items_silence_the_parsers_item_warning(tmp_path) -> None:
+    """A cover page without item headings warns in the summary, unless the record names the
+    items (then the parser's doubt about headings does not matter)."""
+    truncated = HTML_8K.format(item="8.01", title="Other Events.", body="x")[:90]
+    manifest = _jsonl(
+        tmp_path / "m.jsonl", [_row(1, text=truncated, items=["8.01"]), _row(2, text=truncated)]
+    )
+    summary = files.ingest_files(tmp_path / "s.duckdb", manifest)
+    assert summary["filings"] == 2
+    assert summary["warnings"] == {"m.jsonl:2": "no item headings found"}
+
+
+def test_manifest_binary_exhibit_is_a_line_error(tmp_path) -> None:
+    (tmp_path / "ex.pdf").write_bytes(b"%PDF\x00\x00\x01binary")
+    manifest = _jsonl(
+        tmp_path / "m.jsonl", [_row(1), _row(2, exhibits=[{"type": "EX-99.1", "path": "ex.pdf"}])]
+    )
+    with pytest.raises(UserError, match=r"m\.jsonl:2: field exhibits\[0\]\.path: ex\.pdf is a bin"):
+        files.ingest_files(tmp_path / "s.duckdb", manifest)
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_csv_manifest_without_form_column_is_a_header_error(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("id,ticker,accepted_at,text\n0000000003-21-000001,XYZ,2021-03-01T21:05:00Z,x\n")
+    with pytest.raises(UserError, match=r"m\.csv:1: header: missing column\(s\) form"):
+        files.ingest_files(tmp_path / "s.duckdb", path)
+
+
+def test_cik_lookup_sees_a_company_stored_earlier_in_the_same_manifest(tmp_path) -> None:
+    rows = [_row(1, cik="777", ticker="XYZ"), _row(2, cik="777", ticker=None)]
+    manifest = _jsonl(tmp_path / "m.jsonl", rows)
+    once, twice = tmp_path / "once.duckdb", tmp_path / "twice.duckdb"
+    summary = files.ingest_files(once, manifest)
+    files.ingest_files(twice, manifest)
+    files.ingest_files(twice, manifest)
+    query = "SELECT accession, cik, ticker FROM filings ORDER BY accession"
+    with Store(once, read_only=True) as a, Store(twice, read_only=True) as b:
+        assert a.query(query) == b.query(query)  # one run = the same run repeated
+        assert [r["ticker"] for r in a.query(query)] == ["XYZ", "XYZ"]
+    assert "note" not in summary
+
+
+def test_manifest_record_fields_replace_the_documents(tmp_path) -> None:
+    """The record's cik and ticker win over the document's (file name, SGML header, the ticker
+    stored for the document's CIK); the header's filing date is kept (EDGAR dates a filing
+    accepted after 17:30 the next business day), not replaced by the acceptance date."""
+    store = tmp_path / "s.duckdb"
+    files.ingest_files(store, _jsonl(tmp_path / "a.jsonl", [_row(1, cik="777", ticker="XYZ")]))
+    acc = "0000000002-21-000002"
+    sgml = sgml_8k(acc, 777, "20210301180000").replace(
+        "FILED AS OF DATE:\t\t20210301", "FILED AS OF DATE:\t\t20210302"
+    )
+    (tmp_path / f"777_8K_2021_{acc}.txt").write_text(sgml)
+    row = _row(2, text=None, path=f"777_8K_2021_{acc}.txt", cik="123", ticker="abc")
+    row["accepted_at"] = "2021-03-01T18:00:00-05:00"
+    files.ingest_files(store, _jsonl(tmp_path / "b.jsonl", [row]))
+    with Store(store, read_only=True) as s:
+        (got,) = s.query("SELECT * FROM filings WHERE accession = ?", [acc])
+    assert (got["cik"], got["ticker"]) == ("123", "ABC")
+    assert pd.Timestamp(got["filing_date"]).date() == dt.date(2021, 3, 2)
+    assert pd.Timestamp(got["accepted_at"]) == pd.Timestamp("2021-03-01T23:00:00Z")
+
+
+def test_provided_return_outside_the_calendar_is_kept(tmp_path) -> None:
+    manifest = _jsonl(
+        tmp_path / "m.jsonl", [_row(1, accepted_at="1990-05-01T12:00:00Z", returns={"0_1": 0.01})]
+    )
+    files.ingest_files(tmp_path / "s.duckdb", manifest)
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        got = s.query(
+            'SELECT method, "window", day0, abnormal_ret, skip_reason FROM events '
+            "WHERE \"window\" = '0_1' ORDER BY method"
+        )
+    assert got == [
+        {"method": m, "window": "0_1", "day0": None, "abnormal_ret": None, "skip_reason": r}
+        for m, r in (("market_adjusted", "outside_calendar"), ("market_model", "outside_calendar"))
+    ] + [{"method": "provided", "window": "0_1", "day0": None, "abnormal_ret": 0.01,
+          "skip_reason": None}]  # fmt: skip
+
+
+def test_company_without_a_ticker_is_still_stored(tmp_path) -> None:
+    """A crawler folder gives CIKs but no tickers: the companies (named from the SGML header)
+    are stored anyway, so a later manifest's ticker completes them."""
+    d = tmp_path / "crawler"
+    d.mkdir()
+    acc = "0000000001-21-000003"
+    (d / f"1234_8K_2021_{acc}.txt").write_text(sgml_8k(acc, 1234, "20210301080000"))
+    files.ingest_files(tmp_path / "s.duckdb", d)
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        assert s.query("SELECT cik, ticker, name FROM companies") == [
+            {"cik": "1234", "ticker": None, "name": "CO 1234"}
+        ]
+    files.ingest_files(tmp_path / "s.duckdb", _jsonl(tmp_path / "m.jsonl", [_row(9, cik="1234")]))
+    with Store(tmp_path / "s.duckdb", read_only=True) as s:
+        assert s.query("SELECT cik, ticker, name FROM companies") == [
+            {"cik": "1234", "ticker": "ABC", "name": "CO 1234"}
+        ]

@@ -142,12 +142,16 @@ def parse_returns(value: Any, where: str) -> dict[str, float | None]:
         return out
     if not isinstance(value, dict):
         raise UserError(f'{where}: field returns: expected an object like {{"0_1": 0.012}}')
-    for window, ret in value.items():
-        m = re.fullmatch(r"(\d+)_(\d+)", str(window))
+    for given, ret in value.items():
+        m = re.fullmatch(r"([0-9]+)_([0-9]+)", str(given))
         if not m or int(m.group(1)) > int(m.group(2)):
-            raise UserError(f"{where}: field returns: window {window!r} must look like 0_1")
+            raise UserError(f"{where}: field returns: window {given!r} must look like 0_1")
+        # "00_01" is the window 0_1 (the name the event study and pairs.window use)
+        window = f"{int(m.group(1))}_{int(m.group(2))}"
+        if window in out:
+            raise UserError(f"{where}: field returns: window {given!r} given twice (as {window})")
         if ret is None or ret == "":
-            out[str(window)] = None
+            out[window] = None
             continue
         try:
             number = float(ret) if not isinstance(ret, bool) else math.nan
@@ -155,8 +159,8 @@ def parse_returns(value: Any, where: str) -> dict[str, float | None]:
             number = math.nan
         if not math.isfinite(number):
             shown = repr(ret) if len(repr(ret)) <= 40 else repr(ret)[:37] + "..."
-            raise UserError(f"{where}: field returns.{window}: {shown} is not a finite number")
-        out[str(window)] = number
+            raise UserError(f"{where}: field returns.{given}: {shown} is not a finite number")
+        out[window] = number
     return out
 
 
@@ -627,6 +631,15 @@ def _ingest_dir(store: Store, path: Path, tally: _Tally, sleep: float) -> None:
             else:
                 first[acc] = file.name
         tally.add(store, file.name, result, sleep)
+        _learn_ticker(cik_tickers, result)
+
+
+def _learn_ticker(cik_tickers: dict[str, str], result: FilingRows | str) -> None:
+    """A company stored by this run lends its ticker to its later filings that lack one, as a
+    rerun (which reads it from `companies`) would: a killed-and-rerun ingest ends with the rows
+    of an uninterrupted one. The first known ticker stays, as in `Store.merge_companies`."""
+    if isinstance(result, FilingRows) and result.filing.get("cik") and result.filing.get("ticker"):
+        cik_tickers.setdefault(result.filing["cik"], result.filing["ticker"])
 
 
 def _cik_tickers(store: Store) -> dict[str, str]:
@@ -663,6 +676,7 @@ def _ingest_manifest(store: Store, path: Path, tally: _Tally, sleep: float) -> N
         if rows is None:
             rows = _manifest_filing(record, f"{path}:{line_no}", path.parent, cik_tickers)
         tally.add(store, f"{path.name}:{line_no}", rows, sleep)
+        _learn_ticker(cik_tickers, rows)
 
 
 def _test_pause(seconds: float, written: int) -> None:
