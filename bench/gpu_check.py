@@ -158,9 +158,12 @@ def _max_memory_gib() -> float | None:
 
 
 def time_training(model, batch, loss_fn, checkpointing: bool, steps: int, warmup: int) -> dict:
+    from filingcontrast.train import enable_checkpointing
+
     if checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+        enable_checkpointing(model)  # the trainer's: non-reentrant, input-grad hook
+    elif hasattr(model, "activation_checkpointing_disable"):  # transformers >= 5 name
+        model.activation_checkpointing_disable()
     else:
         model.gradient_checkpointing_disable()
     model.train()

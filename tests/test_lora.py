@@ -10,6 +10,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from filingcontrast.lora import FusedLoraLinear, effective_p, fast_dropout, register_fast_lora
+from filingcontrast.train import enable_checkpointing
 
 
 def _peft(base, fused: bool, dropout: float = 0.0, seed: int = 1):
@@ -78,10 +79,7 @@ def test_dropout_masks_reproduce_under_checkpointing(tiny_model_and_tokenizer):
     def run(checkpointing: bool):
         model = _peft(base, True, dropout=0.3)
         if checkpointing:
-            model.get_base_model().gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
-            model.enable_input_require_grads()
+            enable_checkpointing(model)
         model.train()
         torch.manual_seed(123)
         return _loss_and_grads(model, ids)
