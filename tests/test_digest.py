@@ -170,3 +170,184 @@ def test_acceptance_phrase_reads_naive_times_as_utc() -> None:
         "Friday 09:29 ET (before the open)"
     )
     assert acceptance_phrase(None) == "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring weights, what is never read, the labels, and the budget arithmetic (docs/pairs.md).
+
+
+class WordTokenizer:
+    """One token per whitespace-separated word; joins cost nothing, so the selection's sum
+    (+1 per unit) is an overcount and never needs a trim."""
+
+    def __call__(self, texts, add_special_tokens: bool = False) -> dict:
+        if isinstance(texts, str):
+            return {"input_ids": [1] * len(texts.split())}
+        return {"input_ids": [[1] * len(t.split()) for t in texts]}
+
+    def decode(self, ids: list[int]) -> str:
+        raise AssertionError("no budget here is below the header")
+
+
+def test_score_weights_follow_the_documented_rules() -> None:
+    from filingcontrast.digest import _score
+
+    plain = "The board met on Tuesday."  # no number, keyword or fact
+    later = _score(plain, 9)
+    assert _score(plain, 0) - later == pytest.approx(3.0)  # first sentence of a section
+    assert _score(plain, 1) - later == pytest.approx(2.0)  # second
+    assert _score(plain, 2) - later == pytest.approx(0.5)
+    assert later == pytest.approx(-len(plain) / 2000)
+    # event words: +2 each, at most +4 (three of them here, no number, no fact)
+    words = "Revenue growth drew analyst interest."
+    assert _score(words, 9) == pytest.approx(4.0 - len(words) / 2000)
+    # a stated fact: the dividend is an event (+4) and a keyword (+2)
+    fact = "The board declared a quarterly dividend."
+    assert _score(fact, 9) == pytest.approx(6.0 - len(fact) / 2000)
+    # a number: +2
+    num = "Shipments reached 1,250 units."
+    assert _score(num, 9) == pytest.approx(2.0 - len(num) / 2000)
+    # equal features: the shorter sentence scores higher
+    assert _score("The board met.", 9) > _score("The board met in the large hall downtown.", 9)
+
+
+def test_press_release_sentences_score_one_more_than_the_item_text() -> None:
+    same = "Shipments reached 1,250 units in the quarter."
+    doc = FilingDoc(
+        accession="x",
+        items=["8.01"],
+        main_text=f"FORM 8-K\n\nItem 8.01 Other Events.\n\n{OPENING}\n\n{same}\n",
+        exhibits=[("EX-99.1", f"{RELEASE}\n\n{same}")],
+    )
+    scores = [u.score for u in _units(doc, anonymize=False) if u.text == same]
+    assert len(scores) == 2  # item section first, then the release (same rank 1 in both)
+    assert scores[1] - scores[0] == pytest.approx(1.0)
+
+
+def test_boilerplate_and_low_value_sentences_are_never_read(tokenizer) -> None:
+    release = (
+        "Acme reported record revenue of $12.5 million for the quarter. "
+        "This release contains forward-looking statements about future revenue growth. "
+        "Non-GAAP measures are explained in the attached reconciliation tables. "
+        "Non-GAAP results were $1.20 per share."
+    )
+    doc = make_doc(exhibits=[("EX-99.1", release)])
+    digest = filing_digest(doc, 1000, tokenizer, anonymize=False)
+    assert "record revenue of $12.5 million" in digest
+    assert "Non-GAAP results were $1.20 per share." in digest  # low-value words + amount stay
+    assert "forward-looking" not in digest
+    assert "reconciliation tables" not in digest
+
+
+def test_item_labels_only_with_several_informative_items(tokenizer) -> None:
+    one = filing_digest(make_doc(exhibits=[]), 1000, tokenizer)
+    assert "Item 8.01:" not in one  # the Items: line already names the only item
+    two = FilingDoc(
+        accession="y",
+        items=["2.02", "8.01", "9.01"],
+        main_text=(
+            "FORM 8-K\n\nItem 2.02 Results of Operations and Financial Condition.\n\n"
+            f"{EPS}\n\nItem 8.01 Other Events.\n\n{BOARD}\n\n"
+            "Item 9.01 Financial Statements and Exhibits.\n\n99.1 Press release\n"
+        ),
+    )
+    digest = filing_digest(two, 1000, tokenizer)
+    assert f"Item 2.02:\n{EPS}" in digest and f"Item 8.01:\n{BOARD}" in digest
+    assert "Item 9.01:" not in digest and "Press release" not in digest
+
+
+def test_exhibit_labels_without_a_sentence_are_dropped() -> None:
+    """Budget for the mandatory lines and the EPS sentence only: neither release's label is
+    left dangling (the labels of both exhibits go, not only the last one)."""
+    tok = WordTokenizer()
+    ex1, ex2 = "Training schedules were posted.", "Parking rules were posted."
+    doc = make_doc(exhibits=[("EX-99.1", ex1), ("EX-99.2", ex2)])
+    full = filing_digest(doc, 1000, tok)
+    assert f"EX-99.1:\n{ex1}" in full and f"EX-99.2:\n{ex2}" in full
+    units = _units(doc, anonymize=True)
+    budget = sum(len(u.text.split()) + 1 for u in units if u.mandatory or u.text == EPS)
+    digest = filing_digest(doc, budget, tok)
+    assert EPS in digest and ex1 not in digest and ex2 not in digest
+    assert "EX-99" not in digest, digest
+
+
+def test_selection_budget_is_inclusive_and_counts_every_join() -> None:
+    """Each unit costs its tokens + 1 (its join), mandatory header lines included; a digest
+    whose sum equals the budget exactly is kept whole, one token less drops a sentence."""
+    tok = WordTokenizer()
+    doc = make_doc(exhibits=[])
+    full = filing_digest(doc, 1000, tok)
+    estimate = sum(len(u.split()) + 1 for u in full.split("\n"))
+    assert all(s in filing_digest(doc, estimate, tok) for s in SENTENCES)
+    tighter = filing_digest(doc, estimate - 1, tok)
+    assert sum(s in tighter for s in SENTENCES) == len(SENTENCES) - 1
+    assert TRAINING not in tighter  # the lowest-scored one
+
+
+def test_key_facts_line_is_anonymized(tokenizer) -> None:
+    doc = make_doc(exhibits=[])
+    digest = filing_digest(doc, 400, tokenizer, facts=["Acme Robotics raised guidance"])
+    assert "Key facts: the Company raised guidance." in digest or (
+        "Key facts: The Company raised guidance." in digest
+    ), digest
+    assert "Acme" not in digest
+
+
+def test_trimming_never_leaves_a_bare_exhibit_label() -> None:
+    """The release's filler sentence is the lowest-scored unit: when the exact count is over,
+    the trim drops it, and its label (now heading nothing) must go with it."""
+    tok = LineBreaksCostTwo()
+    main = [
+        "Revenue grew 5% to $100 million.",
+        "Quarterly EPS of $1.50 beat the consensus estimate of $1.20.",
+        "Net income rose 8% to $20 million.",
+    ]
+    doc = FilingDoc(
+        accession="x",
+        items=["8.01"],
+        main_text="FORM 8-K\n\nItem 8.01 Other Events.\n\n" + "\n\n".join(main) + "\n",
+        exhibits=[("EX-99.1", "Training schedules were posted.")],
+    )
+    full = filing_digest(doc, 1000, tok)
+    estimate = sum(stub_count(u) + 1 for u in full.split("\n"))
+    assert stub_count(full) > estimate  # all selected, exact count over: the trim runs
+    trimmed = filing_digest(doc, estimate, tok)
+    assert all(s in trimmed for s in main)
+    assert "Training schedules" not in trimmed
+    assert not trimmed.rstrip().endswith("EX-99.1:"), trimmed
+
+
+def test_a_header_over_the_budget_is_cut_to_the_budget(tokenizer) -> None:
+    """Seven items make the header alone longer than 16 tokens: it is cut by tokens, and the
+    digest (and its reported count) stays within the budget."""
+    doc = FilingDoc(
+        accession="x",
+        items=["1.01", "2.03", "3.02", "5.02", "7.01", "8.01", "9.01"],
+        accepted_at=dt.datetime(2021, 5, 4, 13, 0, tzinfo=dt.UTC),
+        main_text="FORM 8-K\n\nItem 8.01 Other Events.\n\nThe board met.\n",
+    )
+    for budget in (16, 20, 30):
+        (digest,), (count,) = digests_with_counts([doc], budget, tokenizer)
+        assert digest.startswith("Form: 8-K\nItems: 1.01 material agreement")
+        assert count == n_tokens(tokenizer, digest) <= budget, (budget, digest)
+        assert count >= budget - 2  # cut at the budget, not far below it
+
+
+def test_item_labels_go_first_when_the_mandatory_lines_are_over(tokenizer) -> None:
+    """Header + two item labels over the budget: the labels are dropped whole (the header stays
+    intact), never a label cut by tokens into "Item 2"."""
+    doc = FilingDoc(
+        accession="y",
+        items=["2.02", "8.01"],
+        accepted_at=dt.datetime(2021, 5, 4, 13, 0, tzinfo=dt.UTC),
+        main_text=(
+            "FORM 8-K\n\nItem 2.02 Results of Operations and Financial Condition.\n\n"
+            f"{EPS}\n\nItem 8.01 Other Events.\n\n{BOARD}\n"
+        ),
+    )
+    full = filing_digest(doc, 1000, tokenizer)
+    assert "Item 2.02:" in full and "Item 8.01:" in full
+    header = "\n".join(full.split("\n")[:3])
+    for extra in (0, 2, 3):
+        digest = filing_digest(doc, n_tokens(tokenizer, header) + extra, tokenizer)
+        assert digest == header, (extra, digest)

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -347,6 +348,23 @@ def test_budget_respected_and_answer_intact(built: tuple[Path, dict], tokenizer)
             assert r["output"].count("Filing") >= 3  # decision + both filings' facts, uncut
 
 
+def test_digest_budget_follows_the_documented_formula(built: tuple[Path, dict], tokenizer) -> None:
+    """docs: each digest gets (max_tokens - longest question - longest answer - 40 - 4) // 2,
+    the question being the instruction without its two digests."""
+    out, summary = built
+    rows = [r for split in all_rows(out).values() for r in split]
+    questions = {
+        r["instruction"]
+        .replace(r["meta"]["a"]["digest"], "", 1)
+        .replace(r["meta"]["b"]["digest"], "", 1)
+        for r in rows
+    }
+    q_max = max(len(tokenizer(q, add_special_tokens=False)["input_ids"]) for q in questions)
+    a_max = max(len(tokenizer(r["output"], add_special_tokens=False)["input_ids"]) for r in rows)
+    assert summary["digest_tokens"] == (512 - q_max - a_max - 40 - 4) // 2
+    assert summary["max_row_tokens"] <= 512
+
+
 def test_digest_keeps_informative_sentences(built: tuple[Path, dict]) -> None:
     rows = load_pairs(built[0], "train")
     digests = [r["meta"][s]["digest"] for r in rows for s in "ab"]
@@ -375,6 +393,16 @@ def test_analysis_never_contradicts_decision() -> None:
             assert text.endswith(f"The signals favour Filing {winner}.")
         out = render_output(winner, "low", text)
         assert out.startswith(f"Filing {winner} resulted in better performance.")
+
+
+def test_analysis_on_equal_scores_says_neither_dominates() -> None:
+    """Equal signal scores favour nobody (docs: "Neither filing's signals clearly dominate.")."""
+    for winner in "AB":
+        for score in (-1.0, 0.0, 0.5):
+            text = render_analysis(winner, ["fact a"], ["fact b"], score, score)
+            assert text == (
+                "Filing A: fact a. Filing B: fact b. Neither filing's signals clearly dominate."
+            )
 
 
 def test_analysis_short(tokenizer) -> None:
@@ -873,3 +901,251 @@ def test_mad_sigma_comes_from_train_split_only(
             if min(abs(z - 1.0), abs(z - 0.5)) < 1e-4:
                 continue
             assert stated_confidence(r) == hand_confidence(r["meta"]["gap"], sigma), r["output"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast rules (no store, no tokenizer): the split boundaries and embargo, holdouts, the pairing
+# rules, position balance, confidence scale and event loading, on hand-made events.
+
+
+def _ev(i: int, idx: int, ar: float, company: str | None = None, **kw: object):
+    from filingcontrast.pairs import Event
+
+    days = sessions("2021-01-04", "2022-12-30")
+    base = {
+        "accession": f"acc-{i:04d}",
+        "day0": days[idx],
+        "idx": idx,
+        "ar": ar,
+        "ticker": company if company is not None else f"T{i}",
+        "cik": None,
+        "sector": "tech",
+        "items": ["2.02", "9.01"],
+        "truth": None,
+    }
+    base.update(kw)
+    return Event(**base)
+
+
+class TestSplitAndPairRules:
+    def _plan(self, events, **pc: object):
+        from filingcontrast.pairs import plan_splits
+
+        base = {"valid_frac": 0.2, "test_frac": 0.2, "embargo_days": 5, "window": "0_1"}
+        base.update(pc)
+        return plan_splits(events, PairsConfig(**base), seed=7)
+
+    def test_split_boundaries_and_embargo_are_exact(self) -> None:
+        """One filing a session: test starts at the 80th, valid at the 60th; E = 5 + 1 sessions
+        before each start are embargoed (docs: valid = s(v) <= s < s(t) - E, train < s(v) - E)."""
+        import random
+
+        events = [_ev(i, i, 0.01 * (i % 7)) for i in range(100)]
+        shuffled = events[:]
+        random.Random(3).shuffle(shuffled)  # splits go by day 0, not by input order
+        plan = self._plan(shuffled)
+        idx = {s: [e.idx for e in plan.events[s]] for s in SPLITS}
+        assert idx["test"] == list(range(80, 100))
+        assert idx["valid"] == list(range(60, 74))
+        assert idx["train"] == list(range(0, 54))
+        assert plan.dropped["embargo"] == 12
+        assert plan.boundaries["embargo_sessions"] == 6
+        # exactly E sessions strictly between the last day 0 of one split and the next's first
+        assert 60 - 53 - 1 == 6 and 80 - 73 - 1 == 6
+        # a longer window widens the embargo by its end (E = 5 + 3)
+        plan3 = self._plan(events, window="0_3")
+        assert [e.idx for e in plan3.events["valid"]] == list(range(60, 72))
+        assert [e.idx for e in plan3.events["train"]] == list(range(0, 52))
+        assert plan3.dropped["embargo"] == 16
+
+    def test_filings_of_one_day_never_straddle_a_split(self) -> None:
+        """Three filings a day: the boundary filing's day mates all go to the later split."""
+        events = [_ev(i, i // 3, 0.001 * i) for i in range(150)]  # days 0..49
+        plan = self._plan(events, embargo_days=0, window="0_0")
+        days = {s: {e.idx for e in plan.events[s]} for s in SPLITS}
+        assert not days["train"] & days["valid"] and not days["valid"] & days["test"]
+        assert max(days["train"]) < min(days["valid"]) <= max(days["valid"]) < min(days["test"])
+        assert sum(len(v) for v in plan.events.values()) == 150  # E = 0: nothing dropped
+
+    def test_holdout_companies_leave_train_only(self) -> None:
+        events = [_ev(i, i, 0.01, company=f"C{i % 10}") for i in range(100)]
+        plan = self._plan(events, holdout_companies=0.3)
+        held = set(plan.holdout)
+        assert len(held) == 3
+        assert not held & {e.company for e in plan.events["train"]}
+        for s in ("valid", "test"):  # kept where the model is evaluated
+            assert held & {e.company for e in plan.events[s]}
+        n_train_held = sum(1 for e in events if e.idx < 54 and e.company in held)
+        assert plan.dropped["holdout_company"] == n_train_held > 0
+
+    def _pairs(self, events, seed: int = 0, **pc: object):
+        from filingcontrast.pairs import pair_split
+
+        base = {"max_days_apart": 5, "min_gap": 0.01}
+        base.update(pc)
+        return pair_split(events, PairsConfig(**base), np.random.default_rng(seed))
+
+    def test_max_days_apart_is_inclusive(self) -> None:
+        pairs, _ = self._pairs([_ev(0, 10, 0.0), _ev(1, 15, 0.05)])
+        assert len(pairs) == 1  # 5 sessions apart: allowed
+        pairs, _ = self._pairs([_ev(0, 10, 0.0), _ev(1, 16, 0.05)])
+        assert pairs == []
+
+    def test_ties_are_never_pairs_and_min_gap_is_inclusive(self) -> None:
+        pairs, dropped = self._pairs([_ev(0, 1, 0.02), _ev(1, 2, 0.02)], min_gap=0.0)
+        assert pairs == [] and dropped["near_tie"] == 1  # no winner on equal returns
+        pairs, dropped = self._pairs([_ev(0, 1, 0.5), _ev(1, 2, 0.25)], min_gap=0.25)
+        assert len(pairs) == 1 and not dropped  # |gap| == min_gap is kept (only < drops)
+        assert pairs[0].winner.accession == "acc-0000" and pairs[0].loser.accession == "acc-0001"
+        pairs, dropped = self._pairs([_ev(0, 1, 0.5), _ev(1, 2, 0.26)], min_gap=0.25)
+        assert pairs == [] and dropped["near_tie"] == 1
+
+    def test_winner_is_the_higher_return_in_either_order(self) -> None:
+        from filingcontrast.pairs import Pair
+
+        lo, hi = _ev(0, 1, -0.03), _ev(1, 1, 0.01)
+        for p in (Pair(lo, hi), Pair(hi, lo)):
+            assert p.winner is hi and p.loser is lo and p.gap == pytest.approx(0.04)
+
+    @pytest.mark.parametrize("k", [1, 2])
+    def test_max_pairs_per_filing_caps_both_sides(self, k: int) -> None:
+        events = [_ev(i, 3, 0.1 * i) for i in range(8)]  # 28 candidates, all pairable
+        for seed in range(6):
+            pairs, dropped = self._pairs(events, seed=seed, max_pairs_per_filing=k)
+            used = Counter(e.accession for p in pairs for e in (p.x, p.y))
+            assert max(used.values()) <= k, (seed, used)
+            assert 8 * k // 2 - 1 <= len(pairs) <= 8 * k // 2
+            assert dropped["filing_cap"] == 28 - len(pairs)
+
+    def test_filings_without_ticker_or_cik_are_each_their_own_company(self) -> None:
+        a = _ev(0, 1, 0.0, ticker=None, cik=None)
+        b = _ev(1, 1, 0.05, ticker=None, cik=None)
+        pairs, dropped = self._pairs([a, b])
+        assert len(pairs) == 1 and not dropped["same_company"]
+        same = [_ev(0, 1, 0.0, company="ACME"), _ev(1, 2, 0.05, company="ACME")]
+        pairs, dropped = self._pairs(same)
+        assert pairs == [] and dropped["same_company"] == 1
+
+    def test_same_sector_needs_a_known_sector(self) -> None:
+        events = [_ev(0, 1, 0.0, sector=None), _ev(1, 1, 0.05, sector=None)]
+        pairs, dropped = self._pairs(events, same_sector=True)
+        assert pairs == [] and dropped["different_sector"] == 1
+        events = [_ev(0, 1, 0.0, sector="tech"), _ev(1, 1, 0.05, sector="tech")]
+        assert len(self._pairs(events, same_sector=True)[0]) == 1
+
+    def test_max_pairs_caps_each_split(self) -> None:
+        events = [_ev(i, 3, 0.1 * i) for i in range(8)]
+        uncapped, _ = self._pairs(events, max_pairs_per_filing=3)
+        pairs, dropped = self._pairs(events, max_pairs=3, max_pairs_per_filing=3)
+        assert len(pairs) == 3 and dropped["max_pairs"] == len(uncapped) - 3 > 0
+        ids = {(p.x.accession, p.y.accession) for p in uncapped}
+        assert {(p.x.accession, p.y.accession) for p in pairs} <= ids
+
+    def test_balance_positions_gives_a_exactly_half_rounded_down(self) -> None:
+        from filingcontrast.pairs import balance_positions
+
+        for n in range(0, 12):
+            flags = balance_positions(n, np.random.default_rng(n))
+            assert len(flags) == n and sum(flags) == n // 2
+
+    def test_confidence_thresholds_are_inclusive(self) -> None:
+        """z exactly 1.0 is high and exactly 0.5 medium (docs: high for z >= 1.0, ...)."""
+        from filingcontrast.pairs import confidence_label
+
+        one = math.sqrt(2.0) * 0.02  # z = one / (sqrt(2) * 0.02) == 1.0 exactly
+        assert confidence_label(one, 0.02) == "high"
+        assert confidence_label(one * 0.5, 0.02) == "medium"
+        assert confidence_label(math.nextafter(one * 0.5, 0.0), 0.02) == "low"
+
+    def test_mad_sigma_is_the_scaled_median_absolute_deviation(self) -> None:
+        from filingcontrast.pairs import mad_sigma
+
+        returns = [0.0, 0.01, -0.01, 0.03, 0.02, 0.5]  # median 0.015; deviations' median 0.015
+        assert mad_sigma(returns) == pytest.approx(1.4826 * 0.015)
+        assert mad_sigma([]) == 0.0
+
+    def test_pair_sigma_is_the_rms_of_the_two_truth_scales(self) -> None:
+        from filingcontrast.pairs import Pair, _pair_sigma
+
+        t = {"expected": 0.0, "df": 4.0}
+        a = _ev(0, 1, 0.0, truth={**t, "scale": 0.01})
+        b = _ev(1, 1, 0.05, truth={**t, "scale": 0.03})
+        assert _pair_sigma(Pair(a, b), 0.5) == pytest.approx(math.sqrt(0.0005))
+        assert _pair_sigma(Pair(a, _ev(2, 1, 0.0)), 0.5) == 0.5  # one unknown: the MAD fallback
+
+    def test_load_events_drops_nan_returns_and_truth_outside_window_0_1(self) -> None:
+        from filingcontrast.pairs import load_events
+
+        days = sessions("2021-03-01", "2021-03-10")
+
+        class FakeStore:
+            path = "fake.duckdb"
+
+            def __init__(self, window: str) -> None:
+                self.window = window
+
+            def count(self, table: str) -> int:
+                return 3
+
+            def query(self, sql: str, params=None):
+                rows = []
+                for i, ar in enumerate([0.01, float("nan"), -0.02]):
+                    rows.append(
+                        {"accession": f"a{i}", "day0": days[i], "abnormal_ret": ar,
+                         "skip_reason": None, "ticker": f"T{i}", "cik": str(i),
+                         "items": ["8.01"], "sector": None, "expected_abnormal_ret": 0.0,
+                         "noise_scale": 0.02, "noise_df": 4.0}
+                    )  # fmt: skip
+                return rows
+
+        events, dropped, n = load_events(FakeStore("0_1"), PairsConfig(window="0_1"))
+        assert [e.accession for e in events] == ["a0", "a2"] and n == 3
+        assert dropped == Counter({"no_abnormal_ret": 1})
+        assert all(e.truth and e.truth["scale"] == 0.02 for e in events)
+        events, _, _ = load_events(FakeStore("0_3"), PairsConfig(window="0_3"))
+        assert all(e.truth is None for e in events)  # truth is the simulator's 0_1 noise only
+
+
+class TestLoadPairsRows:
+    """Row checks of load_pairs on the asset rows (no build needed)."""
+
+    def _row(self) -> dict:
+        return json.loads((ASSETS / "test.jsonl").read_text().splitlines()[0])
+
+    def _load(self, tmp_path: Path, rows: list[dict]) -> list[dict]:
+        (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return load_pairs(tmp_path, "test")
+
+    def test_both_orders_of_a_swapped_pair_load(self, tmp_path: Path) -> None:
+        row = self._row()
+        row["meta"]["swapped"] = False
+        other = json.loads(json.dumps(row))
+        other["meta"]["swapped"] = True
+        assert len(self._load(tmp_path, [row, other])) == 2
+        with pytest.raises(UserError, match=r"test\.jsonl:2: field meta\.pair_id: .* repeats"):
+            self._load(tmp_path, [row, row])
+
+    def test_truth_df_must_exceed_two_and_gap_may_be_zero(self, tmp_path: Path) -> None:
+        row = self._row()
+        row["meta"]["a"]["truth"] = {"expected": 0.0, "scale": 0.02, "df": 2}
+        with pytest.raises(UserError, match=r"field meta\.a\.truth\.df: must be a number > 2"):
+            self._load(tmp_path, [row])
+        row["meta"]["a"]["truth"]["df"] = math.inf  # normal noise
+        row["meta"]["gap"] = 0.0  # returns within rounding of each other (pairs.min_gap = 0)
+        assert len(self._load(tmp_path, [row])) == 1
+
+    def test_swapped_instruction_shows_filing_b_first(self) -> None:
+        rows = [json.loads(x) for x in (ASSETS / "train.jsonl").read_text().splitlines()]
+        row = next(r for r in rows if r["meta"]["a"]["items"] != r["meta"]["b"]["items"])
+        da, db = row["meta"]["a"]["digest"], row["meta"]["b"]["digest"]
+        assert row["instruction"].endswith(f"Filing A:\n{da}\n\nFiling B:\n{db}")
+        text = swapped_instruction(row)
+        assert text.endswith(f"Filing A:\n{db}\n\nFiling B:\n{da}")
+        question = row["instruction"].split("\n")[0]
+        pa, pb = re.match(
+            r"Compare Filing A \((.*)\) and Filing B \((.*)\)\. Which", question
+        ).groups()
+        assert pa != pb  # the question's parentheticals swap with the digests
+        assert (
+            text.split("\n")[0] == f"Compare Filing A ({pb}) and Filing B ({pa}). Which is better?"
+        )

@@ -767,6 +767,7 @@ def _trim(chosen: list[_Unit], budget: int, tokenizer: Any) -> str:
         if not optional:
             return _shrink_mandatory(chosen, budget, tokenizer)
         chosen.remove(min(optional, key=lambda u: (u.score, -u.order)))
+        chosen = _drop_empty_exhibit_headers(chosen)  # its last sentence may have gone
         digest = _join(chosen)
     return digest
 
