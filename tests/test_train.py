@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -770,3 +771,146 @@ def test_hand_edited_adapter_meta_is_checked(tmp_path, field, value, expected):
         (tmp_path / "summary.json").write_text(json.dumps({field: value}))
         with pytest.raises(UserError, match=rf"summary\.json: field {field}: expected {expected}"):
             pairs_digest_meta(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast unit checks of the step's loss normalisation, validation loss and step plan (tiny model,
+# no run directory).
+
+
+@pytest.fixture(scope="module")
+def tiny_parts():
+    from filingcontrast.dataset import PromptFormatter, encode_rows
+    from filingcontrast.model import load_base, load_tokenizer
+
+    tok = load_tokenizer("tiny-llama")
+    model, _ = load_base("tiny-llama", device="cpu")
+    fmt = PromptFormatter(tok, "chat", "sys")
+    rows = toy_rows(4, 5)
+    for row, extra in zip(rows, (0, 40, 3, 70)):  # very different answer lengths per row
+        row["output"] += " word" * extra
+    examples, _ = encode_rows(fmt, rows, 1024)
+    assert len(examples) == 4
+    return model, fmt, rows, examples
+
+
+def _step_loss_and_grads(model, examples, step, batch_size, grad_accum, weight, pad_id):
+    """train_step on a plain model with a one-process stand-in for accelerate: its loss and the
+    gradients it would apply."""
+    from types import SimpleNamespace
+
+    from filingcontrast.config import TrainConfig
+    from filingcontrast.train import _module, train_step
+
+    tc = TrainConfig(batch_size=batch_size, grad_accum=grad_accum, decision_weight=weight)
+    acc = SimpleNamespace(num_processes=1, process_index=0, device="cpu",
+                          backward=lambda loss: loss.backward())  # fmt: skip
+    import torch
+
+    grads = {}
+
+    def capture():
+        grads.update({n: p.grad.detach().clone() for n, p in model.named_parameters()
+                      if p.grad is not None})  # fmt: skip
+
+    optimizer = SimpleNamespace(step=lambda: None,
+                                zero_grad=lambda set_to_none=True: model.zero_grad(set_to_none=True))  # fmt: skip
+    scheduler = SimpleNamespace(step=lambda: None)
+    model.zero_grad(set_to_none=True)
+    wrapped = _module(model, weight)
+    loss, tokens, padded = train_step(wrapped, acc, examples, step, tc, pad_id,
+                                      optimizer, scheduler, before_update=capture)  # fmt: skip
+    assert grads, "the update saw no gradients"
+    first, grads = grads, {}
+    # the same step again: nothing left over from the first (gradients cleared after the update)
+    again, _, _ = train_step(wrapped, acc, examples, step, tc, pad_id, optimizer, scheduler,
+                             before_update=capture)  # fmt: skip
+    assert again == pytest.approx(loss, rel=1e-6)
+    for name, g in first.items():
+        torch.testing.assert_close(grads[name], g, rtol=1e-4, atol=1e-7, msg=name)
+    return loss, first, tokens, padded
+
+
+def test_accumulated_step_is_the_token_mean_of_the_whole_step_not_of_each_micro_batch(
+    tiny_parts,
+):
+    """Regression class: loss normalised per micro-batch (mean of means) weighs a short answer's
+    tokens like a long one's. With grad_accum the step's loss and gradients must equal one
+    loss_step over all its rows (decision-weighted mean over every answer token of the step)."""
+    import math
+
+    import torch
+
+    from filingcontrast.dataset import collate, loss_step
+
+    model, fmt, _, examples = tiny_parts
+    pad = fmt.tokenizer.pad_token_id
+    weight = 3.0
+    model.zero_grad(set_to_none=True)
+    ref, _ = loss_step(model, collate(examples, pad), weight)
+    ref.backward()
+    ref = ref.detach()
+    ref_grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
+                 if p.grad is not None}  # fmt: skip
+    model.zero_grad(set_to_none=True)
+    # micro-batches with very different label counts: [short, long], [short, longest]
+    accum, grads, tokens, padded = _step_loss_and_grads(model, examples, [[0, 1], [2, 3]], 2, 2,
+                                                        weight, pad)  # fmt: skip
+    one, grads1, _, _ = _step_loss_and_grads(model, examples, [[0, 1, 2, 3]], 4, 1, weight, pad)
+    for got in (accum, one):
+        assert math.isclose(got, float(ref), rel_tol=1e-4), (got, float(ref))
+    for got in (grads, grads1):
+        assert got.keys() == ref_grads.keys()
+        for name, g in ref_grads.items():
+            torch.testing.assert_close(got[name], g, rtol=1e-3, atol=1e-6, msg=name)
+    assert tokens == sum(len(e) for e in examples)
+    assert padded == 2 * max(len(examples[0]), len(examples[1])) + 2 * max(
+        len(examples[2]), len(examples[3])
+    )
+
+
+def test_validation_loss_is_the_token_mean_over_all_rows_whatever_the_chunking(tiny_parts):
+    """valid_loss (which picks the kept adapter on ties) is the decision-weighted token mean over
+    every validation row: the same whatever batch_size * grad_accum chunks the rows."""
+    import math
+
+    from filingcontrast.config import TrainConfig
+    from filingcontrast.dataset import collate, loss_step
+    from filingcontrast.train import evaluate_valid
+
+    model, fmt, rows, examples = tiny_parts
+    import torch
+
+    with torch.no_grad():
+        ref, _ = loss_step(model, collate(examples, fmt.tokenizer.pad_token_id), 2.0)
+    for bs, ga in ((1, 1), (1, 3), (4, 1)):
+        tc = TrainConfig(batch_size=bs, grad_accum=ga, decision_weight=2.0, max_seq_len=1024)
+        model.train()
+        got = evaluate_valid(model, fmt, rows, examples, tc)
+        assert model.training  # back in training mode (LoRA dropout) for the next steps
+        assert math.isclose(got["valid_loss"], float(ref), rel_tol=1e-4), (bs, ga)
+        assert got["n_pairs"] == 4 and len(got["p_ab"]) == 4
+
+
+def test_step_plan_covers_every_row_once_per_epoch_in_a_new_order():
+    from filingcontrast.config import TrainConfig
+    from filingcontrast.train import checkpointing_mode, step_plan
+
+    lengths = [50 + (i * 37) % 200 for i in range(40)]
+    tc = TrainConfig(batch_size=2, grad_accum=3)
+    plans = [step_plan(lengths, tc, 1, 7, epoch) for epoch in range(2)]
+    for plan in plans:
+        assert sorted(i for step in plan for mb in step for i in mb) == list(range(40))
+        assert all(len(step) <= 3 and all(len(mb) <= 2 for mb in step) for step in plan)
+        assert len(plan) == math.ceil(20 / 3)
+    assert plans[0] != plans[1]  # each epoch reshuffles
+    assert plans[0] == step_plan(lengths, tc, 1, 7, 0)  # and is reproducible (resume)
+    # two processes: global micro-batches of batch_size * world rows
+    two = step_plan(lengths, tc, 2, 7, 0)
+    assert [len(mb) for step in two for mb in step] == [4] * 10
+    assert sorted(i for step in two for mb in step for i in mb) == list(range(40))
+    on = TrainConfig(grad_checkpointing="auto", checkpointing_threshold=100)
+    assert checkpointing_mode(on, 101) == "full" and checkpointing_mode(on, 100) is None
+    assert checkpointing_mode(TrainConfig(grad_checkpointing="selective"), 1) == "selective"
+    assert checkpointing_mode(TrainConfig(grad_checkpointing="on"), 1) == "full"
+    assert checkpointing_mode(TrainConfig(grad_checkpointing="off"), 10**9) is None
