@@ -41,12 +41,7 @@ import torch
 from benchargs import nonneg_int, positive_int, run
 
 from filingcontrast.config import TrainConfig
-from filingcontrast.dataset import (
-    MIN_SHARED_PREFIX,
-    PromptFormatter,
-    common_prefix_len,
-    score_decisions,
-)
+from filingcontrast.dataset import PromptFormatter, score_decisions, shared_prefix_len
 from filingcontrast.errors import UserError
 from filingcontrast.model import EMBEDDED_SPEC, load_base
 from filingcontrast.runtime import set_threads
@@ -151,8 +146,7 @@ def main() -> None:
     attn_flops = sum(attention_flops(model.config, n) for n in lengths)
     # What prefix sharing does not compute: the shared prefix of all but one prompt (its
     # weights and its own attention; the rest still attends to its cached keys).
-    shared = common_prefix_len(prompt_ids)
-    shared = shared if shared >= MIN_SHARED_PREFIX else 0
+    shared = shared_prefix_len(prompt_ids)
     skipped_tokens = (len(both) - 1) * shared
     skipped_attn = (len(both) - 1) * attention_flops(model.config, shared)
     params_all = sum(p.numel() for p in model.parameters())

@@ -355,3 +355,8 @@ def test_window_with_a_non_ascii_digit_is_a_config_error():
     """Regression: str.isdigit accepts '²', which int() then rejected with a traceback."""
     with pytest.raises(ConfigError, match=r"^pairs\.window: must look like 0_1"):
         load_config(None, ['pairs.window="²_3"'])
+
+
+def test_window_is_stored_under_its_event_name():
+    """ "00_01" is the window 0_1; kept as given it matched no stored event."""
+    assert load_config(None, ['pairs.window="00_01"']).pairs.window == "0_1"

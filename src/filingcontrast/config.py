@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import datetime
 import math
+import re
 import tomllib
 import types
 import typing
@@ -25,6 +26,21 @@ from typing import Any, Literal
 import tomli_w
 
 from filingcontrast.errors import ConfigError
+
+
+def parse_window(name: str) -> tuple[int, int]:
+    """ "0_3" -> (0, 3): a return window START_END in trading days from day 0 (ASCII digits,
+    START <= END); ValueError otherwise. The one parser of window names (config, manifests,
+    the event study)."""
+    m = re.fullmatch(r"([0-9]+)_([0-9]+)", name)
+    if not m or int(m[1]) > int(m[2]):
+        raise ValueError(f"must look like 0_1 (start_end trading days), got {name!r}")
+    return int(m[1]), int(m[2])
+
+
+def window_name(window: tuple[int, int]) -> str:
+    """(0, 3) -> "0_3", the name events are stored under ("00_03" is the same window)."""
+    return f"{window[0]}_{window[1]}"
 
 
 def _check(cond: bool, key: str, message: str) -> None:
@@ -132,14 +148,11 @@ class PairsConfig:
 
     def __post_init__(self) -> None:
         _check(self.seed >= -1, "seed", f"must be >= 0, or -1 for the run's seed, got {self.seed}")
-        parts = self.window.split("_")
-        _check(
-            len(parts) == 2
-            and all(p.isascii() and p.isdigit() for p in parts)
-            and int(parts[0]) <= int(parts[1]),
-            "window",
-            f"must look like 0_1 (start_end trading days), got {self.window!r}",
-        )
+        try:
+            start, end = parse_window(self.window)
+        except ValueError as exc:
+            raise ConfigError(f"window: {exc}") from None
+        self.window = window_name((start, end))  # the stored name: "00_01" is 0_1
         _check(self.max_days_apart >= 0, "max_days_apart", "must be >= 0")
         _check(self.min_gap >= 0, "min_gap", f"must be >= 0, got {self.min_gap}")
         _check(self.max_pairs_per_filing >= 1, "max_pairs_per_filing", "must be >= 1")
@@ -149,9 +162,9 @@ class PairsConfig:
             self.valid_frac + self.test_frac < 1, "test_frac", "valid_frac + test_frac must be < 1"
         )
         _check(
-            self.embargo_days >= int(parts[1]),
+            self.embargo_days >= end,
             "embargo_days",
-            f"must be >= the window's end ({parts[1]}) so returns cannot overlap across splits",
+            f"must be >= the window's end ({end}) so returns cannot overlap across splits",
         )
         _check(0 <= self.holdout_companies < 1, "holdout_companies", "must be in [0, 1)")
         _check(self.max_tokens >= 256, "max_tokens", f"must be >= 256, got {self.max_tokens}")

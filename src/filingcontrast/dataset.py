@@ -433,6 +433,12 @@ MIN_SHARED_PREFIX = 8
 """Shorter shared prefixes are recomputed per prompt: the cache copy would cost more."""
 
 
+def shared_prefix_len(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens `score_decisions` runs once for all prompts (0: none shared worth caching)."""
+    n = common_prefix_len(prompts)
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
 def _prefix_cache(body: Any, prefix: Sequence[int], device: Any) -> Any:
     """The decoder's KV cache for `prefix` (batch 1), computed once per scoring call."""
     import torch
@@ -474,8 +480,7 @@ def score_decisions(
     device = next(body.parameters()).device
     pad = formatter.tokenizer.pad_token_id or 0
     id_a, id_b = formatter.decision_token_ids
-    shared = common_prefix_len(prompts) if share_prefix else 0
-    shared = shared if shared >= MIN_SHARED_PREFIX else 0
+    shared = shared_prefix_len(prompts) if share_prefix else 0
     bar = tqdm(total=len(prompts), desc=progress, unit="prompt", disable=progress is None)
     with torch.no_grad(), bar:
         cache = _prefix_cache(body, prompts[0][:shared], device) if shared else None

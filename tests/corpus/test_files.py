@@ -228,6 +228,7 @@ def test_manifest_with_provided_returns(tmp_path) -> None:
         # second audit: a non-numeric cik was an int() traceback without the isdigit check
         ({"cik": "12a4"}, r"m\.jsonl:3: field cik: '12a4' is not a number"),
         ({"cik": "-5", "ticker": None}, r"m\.jsonl:3: field cik: '-5' is not a number"),
+        ({"cik": "\u00b2"}, r"m\.jsonl:3: field cik: '\u00b2' is not a number"),  # isdigit's
         ({"sector": "Energy"}, r"m\.jsonl:3: field sector: needs cik"),  # found before writing
         ({"text": None, "path": "absent.htm"}, r"m\.jsonl:3: field path: cannot read .*absent"),
     ],

@@ -89,7 +89,7 @@ def parse_sgml(text: str) -> SgmlSubmission:
     out.accession = _header_value(header, "ACCESSION NUMBER")
     out.form = _header_value(header, "CONFORMED SUBMISSION TYPE")
     cik = _header_value(header, "CENTRAL INDEX KEY")
-    out.cik = str(int(cik)) if cik and cik.isdigit() else None
+    out.cik = str(int(cik)) if cik and cik.isascii() and cik.isdigit() else None
     out.company = _header_value(header, "COMPANY CONFORMED NAME")
     filed = _header_value(header, "FILED AS OF DATE")
     if filed and re.fullmatch(r"\d{8}", filed):

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from filingcontrast.config import window_name
 from filingcontrast.corpus.calendar import xnys
 from filingcontrast.corpus.store import INDEX_TICKER, Store
 
@@ -69,12 +70,9 @@ EVENT_COLUMNS = [
 ]
 
 
-def window_name(window: tuple[int, int]) -> str:
-    return f"{window[0]}_{window[1]}"
-
-
 def parse_window(name: str) -> tuple[int, int]:
-    """ "0_3" -> (0, 3)."""
+    """ "0_3" -> (0, 3); the range is checked by the caller, so that "-1_1" is refused as the
+    window (-1, 1) (config.parse_window refuses such names outright)."""
     start, end = name.split("_")
     return int(start), int(end)
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filingcontrast.config import parse_window, window_name
 from filingcontrast.corpus.edgar import EASTERN, FORMS, parse_sgml
 from filingcontrast.corpus.parse import NO_8K_MARKS, decode_bytes, document_text, is_binary
 from filingcontrast.corpus.store import Store, document_row, remove_if_empty
@@ -143,11 +144,12 @@ def parse_returns(value: Any, where: str) -> dict[str, float | None]:
     if not isinstance(value, dict):
         raise UserError(f'{where}: field returns: expected an object like {{"0_1": 0.012}}')
     for given, ret in value.items():
-        m = re.fullmatch(r"([0-9]+)_([0-9]+)", str(given))
-        if not m or int(m.group(1)) > int(m.group(2)):
-            raise UserError(f"{where}: field returns: window {given!r} must look like 0_1")
-        # "00_01" is the window 0_1 (the name the event study and pairs.window use)
-        window = f"{int(m.group(1))}_{int(m.group(2))}"
+        try:  # "00_01" is the window 0_1 (the name the event study and pairs.window use)
+            window = window_name(parse_window(str(given)))
+        except ValueError:
+            raise UserError(
+                f"{where}: field returns: window {given!r} must look like 0_1"
+            ) from None
         if window in out:
             raise UserError(f"{where}: field returns: window {given!r} given twice (as {window})")
         if ret is None or ret == "":
@@ -291,7 +293,7 @@ def _record(rec: dict[str, Any], where: str, base: Path) -> _Record:
     ticker = (_string(rec.get("ticker"), where, "ticker") or "").strip().upper() or None
     cik = (_string(rec.get("cik"), where, "cik", numbers=True) or "").strip() or None
     if cik is not None:
-        if not cik.isdigit():
+        if not (cik.isascii() and cik.isdigit()):  # "²" is a digit to isdigit, not to int
             raise UserError(f"{where}: field cik: {cik!r} is not a number")
         cik = str(int(cik))
     if not ticker and not cik:
@@ -445,7 +447,7 @@ def ids_from_filename(name: str) -> dict[str, str | None]:
     }
     head = stem[: acc.start()].strip("_-") if acc else ""
     first = head.split("_")[0] if head else ""
-    if first.isdigit():
+    if first.isascii() and first.isdigit():
         out["cik"] = str(int(first))
     elif re.fullmatch(r"[A-Za-z][A-Za-z0-9.\-]{0,9}", first or ""):
         out["ticker"] = first.upper()

@@ -372,17 +372,18 @@ class Store:
         """Add new companies; a known one only gets the ticker, name, sector or size it lacked,
         never a different one (a user's sector from `ingest files` outlives EDGAR's SIC text,
         and a rerun never renames a company). One transaction."""
+        if not rows:
+            return
+        cols = [c.split()[0] for c in TABLES["companies"][1]]
+        fill = ", ".join(
+            f"{c} = coalesce({c}, excluded.{c})" for c in cols if c not in ("cik", "source")
+        )
         with self.transaction() as con:
-            for row in rows:
-                known = con.execute("SELECT 1 FROM companies WHERE cik = ?", [row["cik"]])
-                if not known.fetchall():
-                    self.upsert("companies", [row])
-                    continue
-                con.execute(
-                    "UPDATE companies SET ticker = coalesce(ticker, ?), name = coalesce(name, ?), "
-                    "sector = coalesce(sector, ?), size = coalesce(size, ?) WHERE cik = ?",
-                    [*(row.get(c) for c in ("ticker", "name", "sector", "size")), row["cik"]],
-                )
+            con.executemany(
+                f"INSERT INTO companies ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+                f"ON CONFLICT (cik) DO UPDATE SET {fill}",
+                [[row.get(c) for c in cols] for row in rows],
+            )
 
     def upsert_frame(self, table: str, frame: Any) -> int:
         """Bulk upsert from a pandas DataFrame whose columns are a subset of the table's."""
